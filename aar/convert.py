@@ -1,0 +1,312 @@
+"""Conversion of the official checkpoints (``qiuk6/AAR``) to aar's native layout.
+
+The official files are ``torch.save`` pickles: SAT weights under ``generator_state_dict``, AAR weights
+under ``model_state_dict``, keys possibly prefixed with ``module.``, weight norm stored as
+``weight_g``/``weight_v`` or ``parametrizations.weight.original0/1``. They are read with
+``weights_only=True`` only, so a file carrying a pickled object is refused instead of run.
+
+Conversion is data: every official key must match exactly one rule of a table, which names the native
+key, or be a known training-only or rebuildable buffer. Anything else is an error naming the key.
+Hyperparameters the file does not store are inferred from tensor shapes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import DEFAULT_SCALES, AARConfig, SATConfig
+
+# (official pattern, native replacement), applied after the `module.` prefix is stripped and weight
+# norm is folded (`X.weight_g` + `X.weight_v` -> `X.weight`).
+SAT_KEY_RULES: tuple[tuple[str, str], ...] = (
+    (r"^(encoder|decoder)\.model\.(\d+)\.conv\.conv\.(weight|bias)$", r"\1.model.\2.\3"),
+    (r"^decoder\.model\.(\d+)\.convtr\.convtr\.(weight|bias)$", r"decoder.model.\1.\2"),
+    (
+        r"^(encoder|decoder)\.model\.(\d+)\.block\.(\d+)\.conv\.conv\.(weight|bias)$",
+        r"\1.model.\2.block.\3.\4",
+    ),
+    (
+        r"^(encoder|decoder)\.model\.(\d+)\.shortcut\.conv\.conv\.(weight|bias)$",
+        r"\1.model.\2.shortcut.\3",
+    ),
+    (
+        r"^(encoder|decoder)\.model\.(\d+)\.lstm\.((?:weight|bias)_(?:ih|hh)_l\d+)$",
+        r"\1.model.\2.lstm.\3",
+    ),
+    (r"^quantizer\.vq\.project_(in|out)\.(weight|bias)$", r"quantizer.project_\1.\2"),
+    (r"^quantizer\.vq\.quant_resi\.qresi_ls\.(\d+)\.(weight|bias)$", r"quantizer.phi.\1.\2"),
+    (r"^quantizer\.vq\.layers\.(\d+)\._codebook\.embed$", r"quantizer.codebooks.\1.weight"),
+)
+#: Buffers that only training uses (k-means state, EMA statistics).
+SAT_IGNORED = re.compile(r"^quantizer\.vq\.layers\.\d+\._codebook\.(inited|cluster_size|embed_avg)$")
+
+AAR_KEY_RULES: tuple[tuple[str, str], ...] = (
+    (r"^(pos_start|pos_1LC|uncond_embedding)$", r"\1"),
+    (r"^(word_embed|head)\.(weight|bias)$", r"\1.\2"),
+    (r"^class_emb\.(fc1|fc2)\.weight$", r"class_emb.\1.weight"),
+    (r"^lvl_embed\.weight$", r"lvl_embed.weight"),
+    (r"^blocks\.(\d+)\.attn\.(scale_mul_1H11|q_bias|v_bias)$", r"blocks.\1.attn.\2"),
+    (r"^blocks\.(\d+)\.attn\.mat_qkv\.weight$", r"blocks.\1.attn.mat_qkv.weight"),
+    (r"^blocks\.(\d+)\.(attn\.proj|ffn\.fc1|ffn\.fc2)\.(weight|bias)$", r"blocks.\1.\2.\3"),
+    (r"^blocks\.(\d+)\.ada_lin\.1\.(weight|bias)$", r"blocks.\1.ada_lin.1.\2"),
+    (r"^head_nm\.ada_lin\.1\.(weight|bias)$", r"head_nm.ada_lin.1.\1"),
+)
+#: Buffers that the model rebuilds from its config (level ids, the causal mask, the zero key bias).
+AAR_IGNORED = re.compile(r"^(lvl_1L|attn_bias_for_masking|blocks\.\d+\.attn\.zero_k_bias)$")
+
+_SECTIONS = {"sat": "generator_state_dict", "aar": "model_state_dict"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, or whose keys or shapes do not fit the model."""
+
+
+def read_checkpoint(
+    path: str | os.PathLike, kind: str | None = None
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """Read the state dict of an official ``.pth`` safely (``weights_only=True``).
+
+    Args:
+        path: The ``.pth`` file.
+        kind: ``"sat"`` (``generator_state_dict``), ``"aar"`` (``model_state_dict``), or None to
+            accept either.
+
+    Returns:
+        The kind found, and the tensors with any ``module.`` prefix removed.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is corrupt, carries pickled objects, or has another layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
+            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
+            "them could run code"
+        ) from None
+    wanted = [kind] if kind else list(_SECTIONS)
+    for candidate in wanted:
+        state = payload.get(_SECTIONS[candidate]) if isinstance(payload, Mapping) else None
+        if isinstance(state, Mapping):
+            break
+    else:
+        found = sorted(map(str, payload))[:8] if isinstance(payload, Mapping) else type(payload).__name__
+        expected = " or ".join(repr(_SECTIONS[k]) for k in wanted)
+        raise CheckpointError(
+            f"{path} is not an official checkpoint of the expected kind: expected a dict with "
+            f"{expected}, found {found}"
+        )
+    tensors = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
+        tensors[key.removeprefix("module.")] = value
+    return candidate, tensors
+
+
+def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Replace each weight-norm pair (either key style) by the weight it stands for.
+
+    ``weight = g * v / ||v||``, the norm taken over every axis but 0, computed by the same kernel that
+    ``torch.nn.utils.weight_norm`` runs in the forward pass.
+    """
+    styles = (("weight_g", "weight_v"), ("parametrizations.weight.original0", "parametrizations.weight.original1"))
+    out: dict[str, torch.Tensor] = {}
+    pending: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        for g_name, v_name in styles:
+            for part, name in (("g", g_name), ("v", v_name)):
+                if key.endswith("." + name):
+                    pending.setdefault(key[: -len(name)] + "weight", {})[part] = value
+                    break
+            else:
+                continue
+            break
+        else:
+            out[key] = value
+    for key, pair in pending.items():
+        if set(pair) != {"g", "v"}:
+            raise CheckpointError(f"weight-norm pair for {key!r} is incomplete: only {sorted(pair)}")
+        out[key] = torch._weight_norm(pair["v"], pair["g"], 0)
+    return out
+
+
+def rename(
+    state: Mapping[str, torch.Tensor], rules: tuple[tuple[str, str], ...], ignored: re.Pattern
+) -> dict[str, torch.Tensor]:
+    """Map official keys to native keys through ``rules``; unmatched keys are an error."""
+    compiled = [(re.compile(p), r) for p, r in rules]
+    out, unknown = {}, []
+    for key, value in state.items():
+        if ignored.match(key):
+            continue
+        for pattern, replacement in compiled:
+            if pattern.match(key):
+                out[pattern.sub(replacement, key)] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(f"unexpected key(s) in official checkpoint: {unknown[:10]}")
+    return out
+
+
+def convert_sat_state_dict(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official SAT tensors (prefix already stripped) -> native ``SATTokenizer`` state dict."""
+    return rename(fold_weight_norm(official), SAT_KEY_RULES, SAT_IGNORED)
+
+
+def convert_aar_state_dict(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official AAR tensors (prefix already stripped) -> native transformer state dict."""
+    return rename(official, AAR_KEY_RULES, AAR_IGNORED)
+
+
+def _indexed(state: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in state if (m := regex.match(k))})
+
+
+def infer_sat_config(state: Mapping[str, torch.Tensor]) -> SATConfig:
+    """Infer a ``SATConfig`` from a native SAT state dict's shapes.
+
+    Widths, latent size, LSTM and residual depth, ratios (downsampling kernels are ``2 * ratio``), the
+    number of scales, codebook size and phi settings come from the tensors; the scale list, sample rate
+    and window are those every release shares.
+    """
+    def need(key: str) -> torch.Tensor:
+        if key not in state:
+            raise CheckpointError(f"cannot infer the SAT configuration: missing key {key!r}")
+        return state[key]
+
+    layers = _indexed(state, r"^encoder\.model\.(\d+)\.")
+    if len(layers) < 3:
+        raise CheckpointError(f"cannot infer the SAT configuration: encoder layers {layers}")
+    kinds = []
+    for n in layers:
+        if f"encoder.model.{n}.weight" in state:
+            kinds.append(("conv", n))
+        elif f"encoder.model.{n}.shortcut.weight" in state:
+            kinds.append(("res", n))
+        elif f"encoder.model.{n}.lstm.weight_ih_l0" in state:
+            kinds.append(("lstm", n))
+    convs = [n for kind, n in kinds if kind == "conv"]
+    down = convs[1:-1]
+    ratios = tuple(need(f"encoder.model.{n}.weight").shape[-1] // 2 for n in reversed(down))
+    residuals = sum(kind == "res" for kind, _ in kinds)
+    if not down or residuals % len(down):
+        raise CheckpointError(f"cannot infer the SEANet stages from encoder layers {kinds}")
+    lstm = [n for kind, n in kinds if kind == "lstm"]
+    lstm_layers = len(_indexed(state, rf"^encoder\.model\.{lstm[0]}\.lstm\.weight_ih_l(\d+)$")) if lstm else 0
+    first_res = next(n for kind, n in kinds if kind == "res")
+    num_scales = len(_indexed(state, r"^quantizer\.codebooks\.(\d+)\.weight$"))
+    num_phi = len(_indexed(state, r"^quantizer\.phi\.(\d+)\.weight$"))
+    codebook = need("quantizer.codebooks.0.weight")
+    if num_scales != len(DEFAULT_SCALES):
+        raise CheckpointError(
+            f"checkpoint has {num_scales} codebooks; only the released {len(DEFAULT_SCALES)}-scale "
+            "layout can be inferred from an official file (use a native folder for others)"
+        )
+    return SATConfig(
+        n_filters=need(f"encoder.model.{convs[0]}.weight").shape[0],
+        dimension=need(f"encoder.model.{convs[-1]}.weight").shape[0],
+        latent_dim=codebook.shape[1],
+        ratios=ratios,
+        n_residual_layers=residuals // len(down),
+        lstm_layers=lstm_layers,
+        kernel_size=need(f"encoder.model.{convs[0]}.weight").shape[-1],
+        last_kernel_size=need(f"encoder.model.{convs[-1]}.weight").shape[-1],
+        residual_kernel_size=need(f"encoder.model.{first_res}.block.1.weight").shape[-1],
+        codebook_size=codebook.shape[0],
+        num_phi=num_phi,
+        phi_kernel=need("quantizer.phi.0.weight").shape[-1],
+    )
+
+
+def infer_aar_config(state: Mapping[str, torch.Tensor], tokenizer: SATConfig) -> AARConfig:
+    """Infer an ``AARConfig`` from a native AAR state dict's shapes and its tokenizer's config."""
+    for key in ("word_embed.weight", "class_emb.fc1.weight", "head.weight", "blocks.0.attn.scale_mul_1H11"):
+        if key not in state:
+            raise CheckpointError(f"cannot infer the AAR configuration: missing key {key!r}")
+    embed_dim, latent_dim = state["word_embed.weight"].shape
+    if latent_dim != tokenizer.latent_dim or state["head.weight"].shape[0] != tokenizer.codebook_size:
+        raise CheckpointError(
+            f"generator expects latent_dim={latent_dim}, codebook_size={state['head.weight'].shape[0]}; "
+            f"the tokenizer has latent_dim={tokenizer.latent_dim}, "
+            f"codebook_size={tokenizer.codebook_size}"
+        )
+    return AARConfig(
+        depth=len(_indexed(state, r"^blocks\.(\d+)\.")),
+        embed_dim=embed_dim,
+        num_heads=state["blocks.0.attn.scale_mul_1H11"].shape[1],
+        cond_dim=state["class_emb.fc1.weight"].shape[1],
+        mlp_ratio=state["blocks.0.ffn.fc1.weight"].shape[0] / embed_dim,
+        latent_dim=latent_dim,
+        codebook_size=tokenizer.codebook_size,
+        scales=tokenizer.scales,
+    )
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``module``, refusing missing, unexpected or mis-shaped keys by name."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing[:10]}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected[:10]}")
+    if shapes:
+        problems.append(f"mis-shaped keys {shapes[:10]}")
+    if problems:
+        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
+    module.load_state_dict(dict(state), strict=True)
+
+
+def convert_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, *, tokenizer: object | None = None
+) -> Path:
+    """Convert an official ``SAT_*.pth`` or ``AAR_*.pth`` into a native folder.
+
+    Args:
+        src: The official checkpoint. Its kind is read from its layout, not its name.
+        dst: Output folder (``config.json`` + ``model.safetensors``; a generator adds ``tokenizer/``).
+        tokenizer: For an AAR file, the paired tokenizer: a ``SATTokenizer`` or anything
+            ``SATTokenizer.from_pretrained`` accepts. Defaults to nothing, which is an error for AAR.
+
+    Returns:
+        The output folder.
+
+    Example:
+        >>> from aar.convert import convert_checkpoint
+        >>> convert_checkpoint("SAT_d128_lat128.pth", "sat-d128")  # doctest: +SKIP
+    """
+    from .generator import AARGenerator
+    from .tokenizer import SATTokenizer
+
+    kind, _ = read_checkpoint(src)
+    if kind == "sat":
+        model = SATTokenizer.from_pretrained(src)
+    else:
+        if tokenizer is None:
+            raise ValueError(f"{src} is a generator checkpoint: pass tokenizer= (its paired SAT)")
+        model = AARGenerator.from_pretrained(src, tokenizer=tokenizer)
+    model.save_pretrained(dst)
+    return Path(dst)

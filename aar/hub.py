@@ -1,0 +1,179 @@
+"""Where weights come from: a local file, a local folder, or a Hugging Face Hub repository.
+
+Every ``from_pretrained`` resolves its argument here into a :class:`Source`, then builds, loads
+strictly and calls ``.eval()``. Downloads go through ``huggingface_hub``, so its cache, revisions,
+tokens and offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) apply.
+
+Two layouts are understood:
+
+* official: a ``torch.save`` pickle such as ``SAT_d128_lat128.pth`` (read with ``weights_only=True``);
+* native: ``config.json`` + ``model.safetensors``, as ``save_pretrained`` writes. A generator folder
+  holds its tokenizer in ``tokenizer/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_SUBFOLDER = "tokenizer"
+
+#: Repositories published in the official layout, and which file each model class loads by default.
+OFFICIAL_REPOS: dict[str, dict[str, str]] = {
+    "qiuk6/AAR": {"sat": "SAT_d128_lat128.pth", "aar": "AAR_d16_bs2048.pth"},
+}
+_OFFICIAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved model location.
+
+    Attributes:
+        layout: ``"official"`` (a ``.pth`` pickle) or ``"native"`` (config + safetensors).
+        path: The ``.pth`` file, or the native folder.
+        repo_id: The Hub repository it came from, if any (used to find a paired tokenizer).
+        hub_kwargs: The download options, to resolve companion files the same way.
+    """
+
+    layout: str
+    path: Path
+    repo_id: str | None = None
+    hub_kwargs: dict[str, Any] | None = None
+
+    def read_config(self) -> dict[str, Any]:
+        """The parsed ``config.json`` of a native folder."""
+        file = self.path / CONFIG_NAME
+        try:
+            return json.loads(file.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path} has no {CONFIG_NAME}") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{file} is not valid JSON: {err}") from None
+
+
+def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, **hub_kwargs))
+    except LocalEntryNotFoundError:
+        raise FileNotFoundError(
+            f"{filename!r} of Hub repo {repo_id!r} is not in the local cache and cannot be "
+            "downloaded (offline mode or no connection); download it once online, or pass a "
+            "local path"
+        ) from None
+    except EntryNotFoundError:
+        raise FileNotFoundError(f"Hub repo {repo_id!r} has no file {filename!r}") from None
+    except RevisionNotFoundError:
+        raise FileNotFoundError(
+            f"Hub repo {repo_id!r} has no revision {hub_kwargs.get('revision')!r}"
+        ) from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(
+            f"{repo_id!r} is neither a local path nor an accessible Hub repository"
+        ) from None
+
+
+def resolve(
+    name_or_path: str | os.PathLike,
+    kind: str,
+    *,
+    filename: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Source:
+    """Resolve what ``from_pretrained`` was given.
+
+    Args:
+        name_or_path: A ``.pth`` path, a native folder, or a Hub repo id.
+        kind: ``"sat"`` or ``"aar"``: which model is wanted (picks a release's default file).
+        filename: A file inside the folder or repository to load instead of the default.
+        revision: Hub branch, tag or commit.
+        cache_dir: Hub cache folder.
+        local_files_only: Never touch the network.
+        token: Hub token.
+
+    Returns:
+        The resolved :class:`Source`.
+
+    Raises:
+        TypeError: ``name_or_path`` is not a string or path.
+        FileNotFoundError: nothing usable exists at that name.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
+        )
+    local = Path(name_or_path).expanduser()
+    if local.is_file():
+        return _local_file(local)
+    if local.is_dir():
+        if filename is not None:
+            return _local_file(local / filename)
+        if (local / CONFIG_NAME).is_file():
+            return Source("native", local)
+        default = OFFICIAL_REPOS["qiuk6/AAR"][kind]
+        if (local / default).is_file():
+            return Source("official", local / default)
+        raise FileNotFoundError(
+            f"{local} holds neither {CONFIG_NAME} + {WEIGHTS_NAME} (native layout) nor {default!r} "
+            "(official layout); pass filename= to pick a checkpoint"
+        )
+    name = str(name_or_path)
+    if name.count("/") != 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
+        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
+    hub_kwargs = {
+        "revision": revision,
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "local_files_only": local_files_only,
+        "token": token,
+    }
+    if filename is None and name in OFFICIAL_REPOS:
+        filename = OFFICIAL_REPOS[name][kind]
+    if filename is not None:
+        path = _download(name, filename, hub_kwargs)
+        layout = "official" if path.suffix in _OFFICIAL_SUFFIXES else "native"
+        return Source(layout, path if layout == "official" else path.parent, name, hub_kwargs)
+    config = _download(name, CONFIG_NAME, hub_kwargs)
+    _download(name, WEIGHTS_NAME, hub_kwargs)
+    if json.loads(config.read_text()).get("model_type") == "aar":
+        for file in (CONFIG_NAME, WEIGHTS_NAME):
+            _download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
+    return Source("native", config.parent, name, hub_kwargs)
+
+
+def _local_file(path: Path) -> Source:
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.name in (CONFIG_NAME, WEIGHTS_NAME):
+        return Source("native", path.parent)
+    return Source("official", path)
+
+
+def paired_tokenizer(source: Source) -> str | Path:
+    """The tokenizer that goes with a generator source when the caller passed none."""
+    if source.layout == "native":
+        return source.path / TOKENIZER_SUBFOLDER
+    if source.repo_id in OFFICIAL_REPOS:
+        return source.repo_id
+    sibling = source.path.parent / OFFICIAL_REPOS["qiuk6/AAR"]["sat"]
+    if sibling.is_file():
+        return sibling
+    raise ValueError(
+        f"{source.path} is an official generator checkpoint: pass tokenizer= (a SATTokenizer or "
+        "anything SATTokenizer.from_pretrained accepts)"
+    )
