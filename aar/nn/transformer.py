@@ -1,0 +1,345 @@
+"""The AAR next-scale transformer: a VAR-style decoder over the tokenizer's scales.
+
+Legend: B batch, S scales, L tokens of a window (sum of the scales, 455), l tokens of one scale,
+C embed_dim, H heads, c head dim (C // H), D CLAP condition dim (512), Lat latent_dim,
+V codebook size.
+
+Teacher forcing (``AARTransformer.forward``) runs all L tokens at once under a block-causal mask:
+a token of scale i sees every token of scales <= i. Generation runs one whole scale per
+``AARTransformer.step`` against an explicit ``KVCache``, S steps in all, and gets the same logits.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import accumulate
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aar.config import AARConfig
+
+KV = tuple[Tensor, Tensor]  # keys and values of one block, each (B, H, L_seen, c)
+
+
+class KVCache:
+    """Keys and values of the scales already run, one entry per block.
+
+    The cache is a plain object handed to ``AARTransformer.step``; the model keeps no state of its
+    own. Use it as a context manager so it is emptied even when generation stops on an exception:
+
+    Example:
+        >>> model = AARTransformer(AARConfig(depth=1, embed_dim=64, num_heads=1, scales=(1, 2)))
+        >>> cond_BC = model.condition(torch.randn(2, 512))
+        >>> with model.kv_cache() as cache:
+        ...     logits_BlV = model.step(cache, cond_BC, 0)
+        ...     print(cache.num_scales, cache.num_tokens)
+        1 1
+        >>> cache.num_scales
+        0
+
+    Attributes:
+        depth: Number of blocks whose keys and values are kept.
+        num_scales: Scales appended so far; ``step`` expects this scale index next.
+    """
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self._layers: list[KV] | None = None
+        self.num_scales = 0
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens held per block (0 when empty)."""
+        return 0 if self._layers is None else self._layers[0][0].shape[2]
+
+    @property
+    def batch_size(self) -> int | None:
+        """Batch size of the cached keys, or None when empty."""
+        return None if self._layers is None else self._layers[0][0].shape[0]
+
+    def layers(self) -> list[KV | None]:
+        """The cached ``(keys, values)`` of every block, or ``None`` for each when empty."""
+        return [None] * self.depth if self._layers is None else list(self._layers)
+
+    def commit(self, layers: list[KV]) -> None:
+        """Replace every block's keys and values with ``layers`` and count one more scale.
+
+        ``step`` calls this only once all blocks have run, so a step that fails part-way leaves the
+        cache as it was.
+        """
+        assert len(layers) == self.depth, (len(layers), self.depth)
+        self._layers = list(layers)
+        self.num_scales += 1
+
+    def reset(self) -> None:
+        """Drop every cached tensor and start again at scale 0."""
+        self._layers = None
+        self.num_scales = 0
+
+    def __enter__(self) -> KVCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.reset()
+
+
+def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
+    """Affine-free LayerNorm followed by the AdaLN scale and shift."""
+    return F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps) * (1 + scale_B1C) + shift_B1C
+
+
+class CosineSelfAttention(nn.Module):
+    """Multi-head self-attention on L2-normalised queries and keys with a learned temperature.
+
+    Args:
+        embed_dim: Width C.
+        num_heads: Heads H; the head dim is ``C // H``.
+        max_scale_mul: Upper bound on the log of the per-head temperature.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, max_scale_mul: float = math.log(100.0)):
+        super().__init__()
+        self.num_heads = num_heads
+        self.max_scale_mul = max_scale_mul
+        self.scale_mul_1H11 = nn.Parameter(torch.full((1, num_heads, 1, 1), math.log(4.0)))
+        self.q_bias = nn.Parameter(torch.zeros(embed_dim))
+        self.v_bias = nn.Parameter(torch.zeros(embed_dim))
+        self.mat_qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=False)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(
+        self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None
+    ) -> tuple[Tensor, KV]:
+        """Attend from ``x_BlC`` to the cached tokens ``past`` followed by ``x_BlC`` itself.
+
+        Args:
+            x_BlC: Normalised input, (B, l, C).
+            mask_lL: Boolean mask (l, L_seen), True where a query may attend; None attends to all.
+            past: Keys and values of earlier tokens, each (B, H, L_past, c), or None.
+
+        Returns:
+            The output (B, l, C) and the keys and values of all tokens seen, each (B, H, L_seen, c).
+        """
+        B, l, C = x_BlC.shape
+        zero_k_bias = torch.zeros_like(self.q_bias)
+        bias = torch.cat((self.q_bias, zero_k_bias, self.v_bias))
+        qkv = F.linear(x_BlC, self.mat_qkv.weight, bias).view(B, l, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, l, c)
+        temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
+        q = F.normalize(q, dim=-1) * temperature_1H11
+        k = F.normalize(k, dim=-1)
+        if past is not None:
+            k = torch.cat((past[0], k), dim=2)  # (B, H, L_seen, c)
+            v = torch.cat((past[1], v), dim=2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
+        out = out.transpose(1, 2).reshape(B, l, C)  # (B, H, l, c) -> (B, l, C)
+        return self.proj(out), (k, v)
+
+
+class FeedForward(nn.Module):
+    """Linear -> GELU(tanh) -> Linear."""
+
+    def __init__(self, embed_dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class AdaLNBlock(nn.Module):
+    """Pre-norm transformer block whose LayerNorm scales, shifts and gates come from the condition.
+
+    Args:
+        embed_dim: Width C.
+        num_heads: Attention heads H.
+        mlp_dim: Hidden width of the FFN.
+        norm_eps: Epsilon of the affine-free LayerNorms.
+        max_scale_mul: Upper bound on the log of the attention temperature.
+    """
+
+    def __init__(
+        self, embed_dim: int, num_heads: int, mlp_dim: int, norm_eps: float, max_scale_mul: float
+    ):
+        super().__init__()
+        self.norm_eps = norm_eps
+        self.attn = CosineSelfAttention(embed_dim, num_heads, max_scale_mul)
+        self.ffn = FeedForward(embed_dim, mlp_dim)
+        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 6 * embed_dim))
+
+    def forward(
+        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None
+    ) -> tuple[Tensor, KV]:
+        """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C)."""
+        g1, g2, s1, s2, b1, b2 = self.ada_lin(cond_BC).unsqueeze(1).chunk(6, dim=-1)  # (B, 1, C)
+        h_BlC, kv = self.attn(_modulate(x_BlC, s1, b1, self.norm_eps), mask_lL, past)
+        x_BlC = x_BlC + h_BlC * g1
+        x_BlC = x_BlC + self.ffn(_modulate(x_BlC, s2, b2, self.norm_eps)) * g2
+        return x_BlC, kv
+
+
+class AdaLNHead(nn.Module):
+    """Affine-free LayerNorm with a scale and shift from the condition, before the output head."""
+
+    def __init__(self, embed_dim: int, norm_eps: float):
+        super().__init__()
+        self.norm_eps = norm_eps
+        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 2 * embed_dim))
+
+    def forward(self, x_BlC: Tensor, cond_BC: Tensor) -> Tensor:
+        scale, shift = self.ada_lin(cond_BC).unsqueeze(1).chunk(2, dim=-1)  # (B, 1, C)
+        return _modulate(x_BlC, scale, shift, self.norm_eps)
+
+
+class ConditionMLP(nn.Module):
+    """Maps a CLAP vector (B, D) to the condition (B, C): Linear -> GELU(tanh) -> Linear."""
+
+    def __init__(self, cond_dim: int, embed_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(cond_dim, embed_dim, bias=False)
+        self.fc2 = nn.Linear(embed_dim, embed_dim, bias=False)
+
+    def forward(self, clap_BD: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(clap_BD), approximate="tanh"))
+
+
+class AARTransformer(nn.Module):
+    """Next-scale transformer predicting every token of scale i from the scales before it.
+
+    The condition ``cond_BC = condition(clap_BD)`` is both the start token (scale 0, with
+    ``pos_start``) and the AdaLN condition of every block. Scale i >= 1 reads ``word_embed`` of its
+    next-scale input (the coarser scales' latent, area-resampled to ``scales[i]`` tokens). Every
+    position adds ``lvl_embed(scale index) + pos_1LC``.
+
+    Args:
+        config: Hyperparameters; parameter names match the official checkpoints.
+
+    Example:
+        >>> config = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, scales=(1, 2, 3))
+        >>> model = AARTransformer(config).eval()
+        >>> cond_BC = model.condition(torch.randn(2, 512))
+        >>> model(cond_BC, torch.randn(2, 5, 8)).shape  # teacher forcing: 1 + 2 + 3 tokens
+        torch.Size([2, 6, 1024])
+    """
+
+    def __init__(self, config: AARConfig):
+        super().__init__()
+        self.config = config
+        C, L, S = config.embed_dim, config.tokens_per_window, config.num_scales
+        starts = [0, *accumulate(config.scales)]
+        #: (start, end) of each scale's tokens in the L positions.
+        self.scale_bounds: tuple[tuple[int, int], ...] = tuple(zip(starts[:-1], starts[1:]))
+
+        std = math.sqrt(1 / C / 3)
+        self.pos_start = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, config.scales[0], C), std=std))
+        self.pos_1LC = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, L, C), std=std))
+        uncond = torch.randn(1, config.cond_dim)
+        self.register_buffer("uncond_embedding", uncond / uncond.norm())  # (1, D), CLAP is unit-norm
+        self.word_embed = nn.Linear(config.latent_dim, C)
+        self.class_emb = ConditionMLP(config.cond_dim, C)
+        self.lvl_embed = nn.Embedding(S, C)
+        nn.init.trunc_normal_(self.lvl_embed.weight, std=std)
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(C, config.num_heads, config.mlp_dim, config.norm_eps, config.max_scale_mul)
+            for _ in range(config.depth)
+        )
+        self.head_nm = AdaLNHead(C, config.norm_eps)
+        self.head = nn.Linear(C, config.codebook_size)
+
+        level_L = torch.repeat_interleave(torch.arange(S), torch.tensor(config.scales))
+        self.register_buffer("level_L", level_L, persistent=False)  # scale index of each position
+
+    def condition(self, clap_BD: Tensor) -> Tensor:
+        """The condition (B, C) of CLAP vectors ``clap_BD`` (B, D)."""
+        if clap_BD.ndim != 2 or clap_BD.shape[1] != self.config.cond_dim:
+            raise ValueError(
+                f"clap embedding must have shape (B, {self.config.cond_dim}), "
+                f"got {tuple(clap_BD.shape)}"
+            )
+        return self.class_emb(clap_BD)
+
+    def uncond_clap(self, batch_size: int) -> Tensor:
+        """The stored unconditional CLAP vector repeated ``batch_size`` times, (B, D)."""
+        return self.uncond_embedding.expand(batch_size, -1)
+
+    def kv_cache(self) -> KVCache:
+        """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
+        return KVCache(self.config.depth)
+
+    def _embed(self, cond_BC: Tensor, x_BlLat: Tensor | None, start: int, end: int) -> Tensor:
+        """Input embeddings of positions ``start:end``: start token and/or word embeddings."""
+        parts = []
+        if start == 0:
+            parts.append(cond_BC.unsqueeze(1) + self.pos_start)  # (B, s_0, C)
+        if x_BlLat is not None:
+            parts.append(self.word_embed(x_BlLat))
+        x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return x_BlC + self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
+
+    def _logits(self, x_BlC: Tensor, cond_BC: Tensor) -> Tensor:
+        return self.head(self.head_nm(x_BlC, cond_BC))
+
+    def _check_input(self, x: Tensor, batch: int, tokens: int, name: str) -> None:
+        want = (batch, tokens, self.config.latent_dim)
+        if tuple(x.shape) != want:
+            raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+
+    def forward(self, cond_BC: Tensor, x_BLLat: Tensor) -> Tensor:
+        """Teacher-forced logits of every token of a window.
+
+        Args:
+            cond_BC: Condition from ``condition``, (B, C).
+            x_BLLat: Next-scale inputs of scales 1..S-1 concatenated, (B, L - s_0, Lat).
+
+        Returns:
+            logits_BLV: (B, L, V); position j is predicted from the scales before its own.
+        """
+        B, L = cond_BC.shape[0], self.config.tokens_per_window
+        self._check_input(x_BLLat, B, L - self.config.scales[0], "x_BLLat")
+        x_BLC = self._embed(cond_BC, x_BLLat, 0, L)
+        mask_LL = self.level_L.unsqueeze(1) >= self.level_L.unsqueeze(0)  # block-causal
+        for block in self.blocks:
+            x_BLC, _ = block(x_BLC, cond_BC, mask_LL)
+        return self._logits(x_BLC, cond_BC)
+
+    def step(
+        self, cache: KVCache, cond_BC: Tensor, si: int, x_BlLat: Tensor | None = None
+    ) -> Tensor:
+        """Run one whole scale against ``cache`` and append its keys and values.
+
+        Args:
+            cache: Holds scales ``0..si-1``; ``cache.num_scales`` must equal ``si``.
+            cond_BC: Condition from ``condition``, (B, C).
+            si: Scale index, 0..S-1.
+            x_BlLat: Next-scale input of scale ``si``, (B, scales[si], Lat); None for ``si == 0``,
+                which runs the start token.
+
+        Returns:
+            logits_BlV: (B, scales[si], V), equal to ``forward``'s logits of that scale.
+        """
+        S = self.config.num_scales
+        if not 0 <= si < S:
+            raise ValueError(f"scale index si must lie in [0, {S - 1}], got {si}")
+        if cache.num_scales != si:
+            raise ValueError(f"cache holds {cache.num_scales} scale(s); the next step is si="
+                             f"{cache.num_scales}, got si={si}")
+        B = cond_BC.shape[0]
+        if cache.batch_size not in (None, B):
+            raise ValueError(f"cache holds batch size {cache.batch_size}, got cond of batch {B}")
+        if si == 0 and x_BlLat is not None:
+            raise ValueError("scale 0 runs the start token: pass x_BlLat=None")
+        start, end = self.scale_bounds[si]
+        if si > 0:
+            if x_BlLat is None:
+                raise ValueError(f"scale {si} needs its next-scale input x_BlLat, got None")
+            self._check_input(x_BlLat, B, end - start, "x_BlLat")
+        x_BlC = self._embed(cond_BC, x_BlLat, start, end)
+        layers = []
+        for block, past in zip(self.blocks, cache.layers()):
+            x_BlC, kv = block(x_BlC, cond_BC, past=past)  # a scale sees all of itself and the past
+            layers.append(kv)
+        cache.commit(layers)
+        return self._logits(x_BlC, cond_BC)
