@@ -298,13 +298,14 @@ def convert_checkpoint(
         >>> from aar.convert import convert_checkpoint
         >>> convert_checkpoint("SAT_d128_lat128.pth", "sat-d128")  # doctest: +SKIP
     """
-    from .generator import AARGenerator
-    from .tokenizer import SATTokenizer
-
     kind, _ = read_checkpoint(src)
     if kind == "sat":
+        from .tokenizer import SATTokenizer
+
         model = SATTokenizer.from_pretrained(src)
     else:
+        from .generator import AARGenerator
+
         if tokenizer is None:
             raise ValueError(f"{src} is a generator checkpoint: pass tokenizer= (its paired SAT)")
         model = AARGenerator.from_pretrained(src, tokenizer=tokenizer)

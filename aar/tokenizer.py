@@ -186,20 +186,20 @@ class SATTokenizer(nn.Module):
         return self._fingerprint
 
     # ------------------------------------------------------------------ one batch of windows
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_windows(self, wav_N1T: torch.Tensor) -> list[torch.Tensor]:
         """Tokens of N one-second windows: (N, 1, window) -> S LongTensors (N, s_i)."""
         e_NDF = self.encoder(wav_N1T.to(self.device, self.dtype))
         return self.quantizer.encode(e_NDF)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode_windows(self, codes: Sequence[torch.Tensor]) -> torch.Tensor:
         """Audio of N windows from their first k scales: k tensors (N, s_i) -> (N, 1, window)."""
         f_NEF = self.quantizer.decode_latent([c.to(self.device) for c in codes])
         return self.decoder(self.quantizer.to_decoder(f_NEF)).float()
 
     # ------------------------------------------------------------------ public API
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(
         self,
         wav,
@@ -228,13 +228,14 @@ class SATTokenizer(nn.Module):
         B = wav_B1T.shape[0]
         windows_N1T = split_windows(wav_B1T, self.config.window)
         per_scale = [[] for _ in self.config.scales]
-        for chunk in _batches(windows_N1T, batch_size or self.window_batch_size, progress, "encode"):
+        size = self.window_batch_size if batch_size is None else batch_size
+        for chunk in _batches(windows_N1T, size, progress, "encode"):
             for si, idx in enumerate(self.encode_windows(chunk)):
                 per_scale[si].append(idx)
         codes = tuple(torch.cat(c).view(B, -1, c[0].shape[-1]) for c in per_scale)
         return AudioCodes(codes, length=length, sample_rate=rate)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(
         self,
         codes: AudioCodes | Sequence[torch.Tensor],
@@ -269,7 +270,7 @@ class SATTokenizer(nn.Module):
                 f"length must be an integer in [1, {W * self.config.window}] for {W} window(s), got {length!r}"
             )
         flat = [c.reshape(B * W, -1) for c in levels[:k]]
-        step = _check_batch_size(batch_size or self.window_batch_size)
+        step = _check_batch_size(self.window_batch_size if batch_size is None else batch_size)
         pieces = [
             self.decode_windows([c[i : i + step] for c in flat])
             for i in _progress(range(0, B * W, step), progress, "decode")

@@ -1,0 +1,39 @@
+"""Shared fixtures. The whole suite runs offline: the Hub is never contacted."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # read by huggingface_hub at import time
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from aar import SATConfig, SATTokenizer  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
+SAT_PTH = FIXTURES / "sat_official.pth"
+AAR_PTH = FIXTURES / "aar_official.pth"
+
+#: A tokenizer small enough to build and run in milliseconds; dimension == latent_dim, so its
+#: projections are identities (the layout of the released SAT_d128_lat128).
+TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64)
+
+
+@pytest.fixture(scope="session")
+def reference() -> dict[str, torch.Tensor]:
+    """Inputs and outputs of the official implementation on the fixture checkpoints."""
+    return load_file(str(FIXTURES / "reference.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def official_tokenizer() -> SATTokenizer:
+    return SATTokenizer.from_pretrained(SAT_PTH)
+
+
+@pytest.fixture
+def tiny_tokenizer() -> SATTokenizer:
+    torch.manual_seed(0)
+    return SATTokenizer(TINY_SAT).eval()
