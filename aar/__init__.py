@@ -2,8 +2,9 @@
 
 from .codes import AudioCodes
 from .config import AARConfig, SATConfig
+from .generator import AARGenerator
 from .tokenizer import SATTokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["AARConfig", "AudioCodes", "SATConfig", "SATTokenizer", "__version__"]
+__all__ = ["AARConfig", "AARGenerator", "AudioCodes", "SATConfig", "SATTokenizer", "__version__"]

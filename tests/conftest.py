@@ -19,7 +19,7 @@ AAR_PTH = FIXTURES / "aar_official.pth"
 
 #: A tokenizer small enough to build and run in milliseconds; dimension == latent_dim, so its
 #: projections are identities (the layout of the released SAT_d128_lat128).
-TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64)
+TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=256)
 
 
 @pytest.fixture(scope="session")

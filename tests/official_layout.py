@@ -75,3 +75,21 @@ def populate_hub_cache(cache_dir, repo_id: str, files: dict, revision: str = "ma
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / revision).write_text(commit)
     return snapshot
+
+
+def aar_official_state(generator, *, prefix: str = "") -> dict:
+    """The transformer's weights as the official training script saves them, buffers included."""
+    state = {k: v.detach().clone() for k, v in generator.transformer.state_dict().items()}
+    config = generator.config
+    L = config.tokens_per_window
+    level = torch.repeat_interleave(torch.arange(config.num_scales), torch.tensor(config.scales))
+    state["lvl_1L"] = level.view(1, L)
+    allowed = level.view(L, 1) >= level.view(1, L)
+    state["attn_bias_for_masking"] = torch.where(allowed, 0.0, -torch.inf).view(1, 1, L, L)
+    for i in range(config.depth):
+        state[f"blocks.{i}.attn.zero_k_bias"] = torch.zeros(config.embed_dim)
+    return {prefix + k: v for k, v in state.items()}
+
+
+def save_aar_official(generator, path, **kwargs) -> None:
+    torch.save({"model_state_dict": aar_official_state(generator, **kwargs), "epoch": 1}, path)

@@ -1,0 +1,353 @@
+"""``AARGenerator``: CLAP-conditioned next-scale generation of one-second windows of audio.
+
+Legend: B batch, D CLAP dim (512), S scales (16), s_i tokens of scale i, L tokens per window (455),
+V codebook size, E codebook vector width (latent_dim), F frames per window (75).
+
+Generation takes S steps, one whole scale per step, over an explicit KV cache. The conditional and
+unconditional branches run as one batch of 2B; their logits are mixed with the guidance ramp
+``t = cfg * si / (S - 1)``: ``(1 + t) * cond - t * uncond``. The tokens of step si are embedded by
+the tokenizer's codebook and phi convolution, added to the running latent ``f``, and ``f`` averaged
+down to the next scale is the next step's input.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Real
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import hub
+from .codes import AudioCodes
+from .config import AARConfig
+from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, load_state_strict, read_checkpoint
+from .nn.transformer import AARTransformer
+from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
+from .tokenizer import SATTokenizer, read_native_weights, write_native
+
+#: Sampling defaults: what the official inference script runs.
+DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P = 4.0, 200, 0.95
+
+
+class AARGenerator(nn.Module):
+    """The AAR next-scale transformer together with its paired tokenizer.
+
+    Args:
+        config: Transformer hyperparameters; ``AARConfig()`` is the released ``AAR_d16_bs2048``.
+        tokenizer: The SAT whose codebooks embed the tokens and whose decoder makes the audio.
+
+    Attributes:
+        transformer: The ``AARTransformer``.
+        tokenizer: The paired ``SATTokenizer``.
+        clap_encoder: The ``ClapEncoder`` used for ``prompt=`` and ``audio=``; loaded on first use
+            (laion-clap backend) unless you assign one.
+
+    Example:
+        >>> import torch
+        >>> from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
+        >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64))
+        >>> gen = AARGenerator(AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8,
+        ...                              codebook_size=64), tok).eval()
+        >>> gen.generate(torch.randn(2, 512), seed=0).shape
+        torch.Size([2, 1, 24000])
+    """
+
+    def __init__(self, config: AARConfig, tokenizer: SATTokenizer) -> None:
+        super().__init__()
+        _check_pair(config, tokenizer)
+        self.config = config
+        self.transformer = AARTransformer(config)
+        self.tokenizer = tokenizer
+        self.clap_encoder = None
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        tokenizer: SATTokenizer | str | os.PathLike | None = None,
+        filename: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> AARGenerator:
+        """Load a generator and its tokenizer.
+
+        Args:
+            name_or_path: ``"qiuk6/AAR"`` (``AAR_d16_bs2048.pth`` with ``SAT_d128_lat128.pth``), a
+                folder written by ``save_pretrained``, a native Hub repo, or an official ``.pth``.
+            tokenizer: The paired tokenizer: a ``SATTokenizer`` or anything
+                ``SATTokenizer.from_pretrained`` accepts. Needed for an official ``.pth`` unless
+                ``SAT_d128_lat128.pth`` lies beside it; a native folder brings its own.
+            filename: A file of the folder or repo to load instead of the default.
+            revision: Hub branch, tag or commit (also used for the paired tokenizer).
+            cache_dir: Hub cache folder.
+            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
+            token: Hub token.
+            device: Where to put both models.
+            dtype: Parameter dtype (float32 by default).
+
+        Returns:
+            The generator, in eval mode.
+
+        Raises:
+            FileNotFoundError: nothing at ``name_or_path``.
+            CheckpointError: unreadable file, mismatched tokenizer, or missing/unexpected/mis-shaped
+                keys (named).
+        """
+        hub_kwargs = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                          token=token)
+        source = hub.resolve(name_or_path, "aar", filename=filename, **hub_kwargs)
+        if source.layout == "native":
+            config_dict = source.read_config()
+            if config_dict.get("model_type") != "aar":
+                raise CheckpointError(
+                    f"{source.path} holds a {config_dict.get('model_type')!r} model, not a generator "
+                    "(model_type 'aar')"
+                )
+            config = AARConfig.from_dict(config_dict)
+            state = read_native_weights(source.path)
+        else:
+            _, official = read_checkpoint(source.path, "aar")
+            state = convert_aar_state_dict(official)
+        if not isinstance(tokenizer, SATTokenizer):
+            tokenizer = SATTokenizer.from_pretrained(
+                tokenizer if tokenizer is not None else hub.paired_tokenizer(source), **hub_kwargs
+            )
+        if source.layout == "official":
+            config = infer_aar_config(state, tokenizer.config)
+        model = cls(config, tokenizer)
+        load_state_strict(model.transformer, state, str(source.path))
+        return model.to(device=device, dtype=dtype).eval()
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors``, and the tokenizer into ``tokenizer/``."""
+        folder = Path(folder)
+        self.tokenizer.save_pretrained(folder / hub.TOKENIZER_SUBFOLDER)
+        return write_native(folder, self.config.to_dict(), self.transformer.state_dict())
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the generated audio (24 kHz)."""
+        return self.tokenizer.sample_rate
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.transformer.parameters()).dtype
+
+    # ------------------------------------------------------------------ conditions
+    def clap_vectors(self, clap_emb=None, *, prompt=None, audio=None, sample_rate=None) -> torch.Tensor:
+        """The (B, D) condition from exactly one of a CLAP vector, a text prompt or audio.
+
+        Args:
+            clap_emb: Tensor or array shaped (D,) or (B, D) (unit-norm CLAP embeddings).
+            prompt: A string or a list of strings, embedded by ``clap_encoder.embed_text``.
+            audio: Audio (T,), (C, T) or (B, C, T), embedded by ``clap_encoder.embed_audio``.
+            sample_rate: Rate of ``audio`` (required with it).
+
+        Returns:
+            (B, D) float tensor on the model's device.
+        """
+        given = [n for n, v in (("clap_emb", clap_emb), ("prompt", prompt), ("audio", audio)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"pass exactly one of clap_emb, prompt or audio, got {given or 'none'}"
+            )
+        if prompt is not None:
+            clap_emb = self._clap().embed_text(prompt)
+        elif audio is not None:
+            if sample_rate is None:
+                raise ValueError("audio= needs sample_rate= (its rate in Hz)")
+            clap_emb = self._clap().embed_audio(audio, sample_rate)
+        return self._check_clap(clap_emb)
+
+    def _clap(self):
+        if self.clap_encoder is None:
+            from .clap import ClapEncoder
+
+            self.clap_encoder = ClapEncoder.from_pretrained(device=self.device)
+        return self.clap_encoder
+
+    def _check_clap(self, clap_emb) -> torch.Tensor:
+        D = self.config.cond_dim
+        if isinstance(clap_emb, np.ndarray):
+            clap_emb = torch.from_numpy(clap_emb)
+        if not isinstance(clap_emb, torch.Tensor):
+            raise TypeError(f"clap_emb must be a tensor or numpy array, got {type(clap_emb).__name__}")
+        if not clap_emb.is_floating_point():
+            raise TypeError(f"clap_emb must be floating point, got dtype {clap_emb.dtype}")
+        if clap_emb.ndim == 1:
+            clap_emb = clap_emb.unsqueeze(0)
+        if clap_emb.ndim != 2 or clap_emb.shape[1] != D or clap_emb.shape[0] == 0:
+            raise ValueError(f"clap_emb must be shaped ({D},) or (B, {D}), got {tuple(clap_emb.shape)}")
+        if not torch.isfinite(clap_emb).all():
+            raise ValueError("clap_emb contains NaN or Inf values")
+        return clap_emb.to(self.device, self.dtype)
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_codes(
+        self,
+        clap_emb=None,
+        *,
+        prompt: str | list[str] | None = None,
+        audio=None,
+        sample_rate: int | None = None,
+        cfg: float = DEFAULT_CFG,
+        top_k: int | None = DEFAULT_TOP_K,
+        top_p: float | None = DEFAULT_TOP_P,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> AudioCodes:
+        """Sample the S scales of one window per condition.
+
+        Args:
+            clap_emb: CLAP vector(s), (D,) or (B, D). Or give ``prompt`` or ``audio`` instead.
+            prompt: Text prompt(s), embedded with the CLAP text tower.
+            audio: Reference audio, embedded with the CLAP audio tower.
+            sample_rate: Rate of ``audio``.
+            cfg: Guidance strength; step si uses ``t = cfg * si / (S - 1)`` and samples from
+                ``(1 + t) * cond - t * uncond``. 0 samples from the conditional logits alone;
+                negative values push away from the condition (anti-guidance). Default 4.0.
+            top_k: Keep the k most likely tokens (ties at the k-th survive); None or 0 keep all.
+                Default 200.
+            top_p: Keep the smallest set of tokens whose probability exceeds ``top_p``; None or 1.0
+                keep all. Default 0.95.
+            temperature: Divides the guided logits. Default 1.0.
+            seed: Seeds a ``torch.Generator`` on the model's device; the same seed gives the tokens
+                of the official code with ``g_seed=seed`` on that device. None is random.
+            generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``.
+            progress: Show a progress bar over the S steps.
+
+        Returns:
+            ``AudioCodes`` with W = 1: ``codes[i]`` is (B, 1, s_i).
+        """
+        clap_BD = self.clap_vectors(clap_emb, prompt=prompt, audio=audio, sample_rate=sample_rate)
+        if not isinstance(cfg, Real) or isinstance(cfg, bool) or not math.isfinite(cfg):
+            raise ValueError(f"cfg must be a finite number, got {cfg!r}")
+        validate_sampling(top_k, top_p, temperature, self.config.codebook_size)
+        rng = make_generator(seed, generator, device=self.device)
+        levels = self._sample_scales(clap_BD, float(cfg), top_k, top_p, temperature, rng, progress)
+        window = self.tokenizer.config.window
+        return AudioCodes(tuple(c.unsqueeze(1) for c in levels), length=window, sample_rate=self.sample_rate)
+
+    @torch.no_grad()
+    def generate(self, clap_emb=None, **kwargs) -> torch.Tensor:
+        """Generate one second of audio per condition.
+
+        Takes the arguments of :meth:`generate_codes`.
+
+        Returns:
+            Float32 audio (B, 1, 24000) at 24 kHz.
+        """
+        return self.tokenizer.decode(self.generate_codes(clap_emb, **kwargs))
+
+    def _sample_scales(self, clap_BD, cfg, top_k, top_p, temperature, rng, progress) -> list[torch.Tensor]:
+        model, quantizer, S = self.transformer, self.tokenizer.quantizer, self.config.num_scales
+        B = clap_BD.shape[0]
+        cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]))
+        f_BEF = clap_BD.new_zeros(B, self.config.latent_dim, quantizer.frames)
+        x_BlE, levels = None, []
+        steps = range(S)
+        if progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="generate", unit="scale")
+        with model.kv_cache() as cache:
+            for si in steps:
+                x_2BlE = None if x_BlE is None else torch.cat([x_BlE, x_BlE])
+                logits_2BlV = model.step(cache, cond_2BC, si, x_2BlE).float()
+                logits_BlV = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
+                idx_Bl = sample(logits_BlV, top_k=top_k, top_p=top_p, temperature=temperature,
+                                generator=rng)
+                levels.append(idx_Bl)
+                f_BEF = f_BEF + quantizer.scale_residual(si, idx_Bl)
+                if si + 1 < S:
+                    x_BlE = quantizer.next_scale_input(f_BEF, si + 1)
+        return levels
+
+    # ------------------------------------------------------------------ scoring
+    def next_scale_inputs(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Teacher-forcing input from one window's codes: S tensors (B, s_i) -> (B, L - s_0, E)."""
+        quantizer = self.tokenizer.quantizer
+        f_BEF, inputs = None, []
+        for si in range(self.config.num_scales - 1):
+            h_BEF = quantizer.scale_residual(si, levels[si])
+            f_BEF = h_BEF if f_BEF is None else f_BEF + h_BEF
+            inputs.append(quantizer.next_scale_input(f_BEF, si + 1))
+        return torch.cat(inputs, dim=1)
+
+    @torch.no_grad()
+    def logits(self, codes, clap_emb=None) -> torch.Tensor:
+        """Teacher-forced logits of every token of one window.
+
+        Args:
+            codes: ``AudioCodes`` with W = 1, or S tensors shaped (B, s_i) or (B, 1, s_i).
+            clap_emb: Condition (D,) or (B, D); None uses the stored unconditional embedding.
+
+        Returns:
+            Float32 logits (B, L, V); position j is predicted from the scales before its own.
+        """
+        levels = self._window_codes(codes)
+        B = levels[0].shape[0]
+        model = self.transformer
+        if clap_emb is None:
+            clap_BD = model.uncond_clap(B)
+        else:
+            clap_BD = self._check_clap(clap_emb)
+            if clap_BD.shape[0] != B:
+                raise ValueError(f"clap_emb has batch {clap_BD.shape[0]}, codes have batch {B}")
+        return model(model.condition(clap_BD), self.next_scale_inputs(levels)).float()
+
+    @torch.no_grad()
+    def log_likelihood(self, codes, clap_emb=None) -> torch.Tensor:
+        """Log-probability of a window's codes, in nats, summed over its L tokens.
+
+        Teacher-forced and without guidance: ``sum_j log softmax(logits)[j, code_j]``.
+
+        Args:
+            codes: As for :meth:`logits`.
+            clap_emb: Condition (D,) or (B, D); None scores under the unconditional branch.
+
+        Returns:
+            (B,) float32 tensor.
+        """
+        logits_BLV = self.logits(codes, clap_emb)
+        idx_BL = torch.cat(self._window_codes(codes), dim=1).to(logits_BLV.device)
+        log_probs = logits_BLV.log_softmax(dim=-1).gather(-1, idx_BL.unsqueeze(-1))
+        return log_probs.squeeze(-1).sum(dim=1)
+
+    def _window_codes(self, codes) -> list[torch.Tensor]:
+        levels = self.tokenizer.check_codes(codes)
+        if levels[0].shape[1] != 1:
+            raise ValueError(
+                f"the generator scores one window at a time: codes have W={levels[0].shape[1]}; "
+                "pass codes[i][:, w] for window w"
+            )
+        return [c[:, 0].to(self.device) for c in levels]
+
+
+def _check_pair(config: AARConfig, tokenizer: SATTokenizer) -> None:
+    tc = tokenizer.config
+    if (config.latent_dim, config.codebook_size, tuple(config.scales)) != (
+        tc.latent_dim, tc.codebook_size, tuple(tc.scales)
+    ):
+        raise CheckpointError(
+            f"generator (latent_dim={config.latent_dim}, codebook_size={config.codebook_size}, "
+            f"scales={config.scales}) does not fit the tokenizer (latent_dim={tc.latent_dim}, "
+            f"codebook_size={tc.codebook_size}, scales={tc.scales})"
+        )
