@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import hub
+from . import editing, hub
 from .codes import AudioCodes
 from .config import AARConfig
 from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, load_state_strict, read_checkpoint
@@ -212,8 +212,11 @@ class AARGenerator(nn.Module):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        prefix=None,
+        keep_scales: int | None = None,
+        forced: editing.ForcedTokens | None = None,
     ) -> AudioCodes:
-        """Sample the S scales of one window per condition.
+        """Sample the S scales of one window per condition, optionally keeping some tokens fixed.
 
         Args:
             clap_emb: CLAP vector(s), (D,) or (B, D). Or give ``prompt`` or ``audio`` instead.
@@ -232,6 +235,14 @@ class AARGenerator(nn.Module):
                 of the official code with ``g_seed=seed`` on that device. None is random.
             generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``.
             progress: Show a progress bar over the S steps.
+            prefix: One window of codes (``AudioCodes`` with W = 1, or S tensors (B, s_i)) whose
+                first ``keep_scales`` scales are kept: a variation. Batch 1 or B.
+            keep_scales: Scales of ``prefix`` to keep, in [0, S]; 0 is ordinary generation, S returns
+                ``prefix``.
+            forced: Any ``aar.editing.ForcedTokens`` plan (what ``inpaint`` uses).
+
+        Kept tokens are sampled as usual and then overwritten, so the random stream is that of
+        ordinary generation, and guidance only shapes the sampled tokens (see ``aar/editing.py``).
 
         Returns:
             ``AudioCodes`` with W = 1: ``codes[i]`` is (B, 1, s_i).
@@ -241,22 +252,82 @@ class AARGenerator(nn.Module):
             raise ValueError(f"cfg must be a finite number, got {cfg!r}")
         validate_sampling(top_k, top_p, temperature, self.config.codebook_size)
         rng = make_generator(seed, generator, device=self.device)
-        levels = self._sample_scales(clap_BD, float(cfg), top_k, top_p, temperature, rng, progress)
+        clap_BD, plan = editing.resolve_forced(self.tokenizer, clap_BD, prefix, keep_scales, forced)
+        levels = self._sample_scales(clap_BD, float(cfg), top_k, top_p, temperature, rng, progress, plan)
         window = self.tokenizer.config.window
         return AudioCodes(tuple(c.unsqueeze(1) for c in levels), length=window, sample_rate=self.sample_rate)
 
     @torch.no_grad()
-    def generate(self, clap_emb=None, **kwargs) -> torch.Tensor:
-        """Generate one second of audio per condition.
+    def generate(self, clap_emb=None, *, seconds: float | None = None, overlap: float | None = None,
+                 callback=None, **kwargs) -> torch.Tensor:
+        """Generate one second of audio per condition, or ``seconds`` of it.
 
-        Takes the arguments of :meth:`generate_codes`.
+        Takes the arguments of :meth:`generate_codes`, and:
+
+        Args:
+            seconds: Output length in seconds, made of windows chained by inpainting their overlap
+                (``aar.long_generation``); the same seed gives the same audio. None: one window.
+            overlap: Seconds each window shares with the previous one, in [0, 1); default 0.25.
+                Each seam is crossfaded over it.
+            callback: Called as ``callback(done, total)`` after each window when ``seconds`` is set.
 
         Returns:
-            Float32 audio (B, 1, 24000) at 24 kHz.
+            Float32 audio (B, 1, T) at 24 kHz: T = 24000, or ``round(seconds * 24000)``.
         """
-        return self.tokenizer.decode(self.generate_codes(clap_emb, **kwargs))
+        if seconds is None:
+            if overlap is not None or callback is not None:
+                raise ValueError("overlap= and callback= belong to long generation: pass seconds= too")
+            return self.tokenizer.decode(self.generate_codes(clap_emb, **kwargs))
+        from .long_generation import generate_long
 
-    def _sample_scales(self, clap_BD, cfg, top_k, top_p, temperature, rng, progress) -> list[torch.Tensor]:
+        return generate_long(self, clap_emb, seconds=seconds, overlap=overlap, callback=callback,
+                             **kwargs).audio
+
+    @torch.no_grad()
+    def vary(self, audio, sample_rate: int, *, keep_scales: int, clap_emb=None, prompt=None,
+             **kwargs) -> torch.Tensor:
+        """A variation of audio: keep the first ``keep_scales`` scales of each window, resample the rest.
+
+        Args:
+            audio: (T,), (C, T) or (B, C, T) at ``sample_rate``; every one-second window is varied.
+            sample_rate: Rate of ``audio`` in Hz.
+            keep_scales: Scales kept, in [0, S]; more keeps more detail.
+            clap_emb: Condition (D,) or (B, D). With neither it nor ``prompt``, the CLAP embedding of
+                ``audio`` (through ``clap_encoder``).
+            prompt: Text condition instead.
+            **kwargs: Sampling arguments of :meth:`generate_codes` (``seed``, ``cfg``, ...).
+
+        Returns:
+            Float32 audio (B, 1, T') at 24 kHz, as long as ``audio`` resampled.
+        """
+        return editing.vary(self, audio, sample_rate, keep_scales=keep_scales, clap_emb=clap_emb,
+                            prompt=prompt, **kwargs)
+
+    @torch.no_grad()
+    def inpaint(self, codes_or_audio, known, clap_emb=None, *, sample_rate: int | None = None,
+                prompt=None, **kwargs):
+        """Regenerate the unknown part of one window, keeping the tokens that lie inside ``known``.
+
+        A token is forced when its whole span lies inside the known region; the others, including
+        those straddling its edge, are sampled (``aar/editing.py`` says why).
+
+        Args:
+            codes_or_audio: One window of codes, or audio of at most one window at ``sample_rate``.
+            known: Bool mask (N,) or (B, N) over the window's N = 24000 samples, or seconds: a
+                ``(start, end)`` pair or a list of pairs.
+            clap_emb: Condition (D,) or (B, D). Without it or ``prompt``, audio input is embedded with
+                CLAP; codes input needs one.
+            sample_rate: Rate of audio input.
+            prompt: Text condition instead.
+            **kwargs: Sampling arguments of :meth:`generate_codes`.
+
+        Returns:
+            ``AudioCodes`` (B, 1, s_i) for codes input; float32 audio (B, 1, T) for audio input.
+        """
+        return editing.inpaint(self, codes_or_audio, known, clap_emb, sample_rate=sample_rate,
+                               prompt=prompt, **kwargs)
+
+    def _sample_scales(self, clap_BD, cfg, top_k, top_p, temperature, rng, progress, forced=None):
         model, quantizer, S = self.transformer, self.tokenizer.quantizer, self.config.num_scales
         B = clap_BD.shape[0]
         cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]))
@@ -274,6 +345,8 @@ class AARGenerator(nn.Module):
                 logits_BlV = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
                 idx_Bl = sample(logits_BlV, top_k=top_k, top_p=top_p, temperature=temperature,
                                 generator=rng)
+                if forced is not None:  # known tokens replace the draw before they update f
+                    idx_Bl = forced.apply(si, idx_Bl)
                 levels.append(idx_Bl)
                 f_BEF = f_BEF + quantizer.scale_residual(si, idx_Bl)
                 if si + 1 < S:
