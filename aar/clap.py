@@ -1,0 +1,274 @@
+"""``ClapEncoder``: audio and text to the 512-d CLAP embeddings that condition the AAR generator.
+
+Two backends give embeddings in the same space: laion-clap with its
+``music_speech_audioset_epoch_15_esc_89.98.pt`` checkpoint (the default), and transformers with
+``laion/larger_clap_general``, which is the conversion of that checkpoint and what the official
+scripts ran. Both packages are optional (``pip install "aar-audio[clap]"``) and imported only when a
+backend is loaded.
+
+Legend: B batch, C channels, T samples (at 48 kHz after resampling), W windows per clip,
+N clips or texts in one backend call, D embedding size (512).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from . import hub
+from ._clap_backends import (
+    LAION_FILENAME,
+    LAION_REPO,
+    TRANSFORMERS_REPO,
+    LaionClapBackend,
+    TransformersClapBackend,
+)
+from .audio import as_audio_batch, check_sample_rate, resample, to_mono
+
+logger = logging.getLogger(__name__)
+
+#: Rate CLAP reads audio at.
+CLAP_SAMPLE_RATE = 48_000
+#: Size of every embedding.
+EMBEDDING_DIM = 512
+#: A trailing window shorter than this (1 s) is left out when the clip has a full window.
+MIN_TAIL_SAMPLES = 48_000
+BACKENDS = ("laion-clap", "transformers")
+
+
+class ClapBackend(Protocol):
+    """What :class:`ClapEncoder` needs from a backend; results need not be normalised."""
+
+    name: str
+    device: torch.device
+    max_samples: int  # the longest clip embedded as a whole, without cropping
+
+    def embed_clips(self, clips_NT: torch.Tensor) -> torch.Tensor: ...  # (N, T) -> (N, D)
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor: ...  # N texts -> (N, D)
+
+
+class ClapEncoder:
+    """CLAP audio and text embeddings: (B, 512) float32 unit vectors, deterministic.
+
+    Audio of any rate and channel count is averaged to mono and resampled to 48 kHz with
+    torchaudio's sinc resampler. CLAP itself embeds at most 10 s (480000 samples) and, given more,
+    would crop at a random offset. To use the whole clip and stay deterministic, a clip longer than
+    10 s is cut into consecutive 10-s windows starting at sample 0; the last window is shorter, and
+    is embedded as the backend embeds any short clip (repeated, then zero-padded to 10 s), unless it
+    is under 1 s, in which case it is left out. Each window gives a unit vector; the clip's
+    embedding is their mean, renormalised to unit length. Windows count equally. A clip of 10 s or
+    less is one window, however short.
+
+    With laion-clap, audio goes in with ``use_tensor=True``, so it is not rounded through int16.
+    With transformers, the ``is_longer`` flag is always false (no window exceeds 10 s), so the
+    feature extractor's random choice never matters.
+
+    Args:
+        backend: A loaded backend; use :meth:`from_pretrained` rather than building one.
+
+    Example:
+        >>> clap = ClapEncoder.from_pretrained(device="cuda")  # doctest: +SKIP
+        >>> stereo = torch.randn(2, 44_100 * 30)  # (C, T): one 30-s clip, three windows
+        >>> clap.embed_audio(stereo, sample_rate=44_100).shape  # doctest: +SKIP
+        torch.Size([1, 512])
+        >>> clap.embed_text(["warm analog synth pad", "drum break"]).shape  # doctest: +SKIP
+        torch.Size([2, 512])
+    """
+
+    sample_rate = CLAP_SAMPLE_RATE
+    embedding_dim = EMBEDDING_DIM
+
+    def __init__(self, backend: ClapBackend):
+        self._backend = backend
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        backend: str = "laion-clap",
+        filename: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        device: torch.device | str | None = None,
+    ) -> ClapEncoder:
+        """Load a CLAP model from the Hugging Face Hub or from local files.
+
+        Args:
+            name_or_path: What to load; None picks the backend's release. With ``"laion-clap"``:
+                a local ``.pt`` file, a folder holding ``filename``, or a Hub repo id (default
+                ``"lukewys/laion_clap"``). With ``"transformers"``: a Hub repo id or a folder
+                written by ``save_pretrained`` (default ``"laion/larger_clap_general"``).
+            backend: ``"laion-clap"`` or ``"transformers"``.
+            filename: laion-clap only: the checkpoint inside the folder or repo (default
+                ``"music_speech_audioset_epoch_15_esc_89.98.pt"``).
+            revision: Hub branch, tag or commit.
+            cache_dir: Hub cache folder.
+            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
+            token: Hub token for private repositories.
+            device: Where the model runs and embeddings are returned (default CPU).
+
+        Returns:
+            The encoder, in eval mode.
+
+        Raises:
+            ValueError: unknown ``backend``, or ``filename`` given for transformers.
+            ImportError: the backend's package is missing (``pip install "aar-audio[clap]"``).
+            FileNotFoundError: no checkpoint at ``name_or_path``, or not cached when offline.
+            CheckpointError: the laion-clap file is unreadable or carries pickled objects.
+
+        Example:
+            >>> clap = ClapEncoder.from_pretrained()  # doctest: +SKIP
+            >>> clap = ClapEncoder.from_pretrained("ckpt/clap.pt", device="cuda")  # doctest: +SKIP
+            >>> clap = ClapEncoder.from_pretrained(backend="transformers")  # doctest: +SKIP
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        device = torch.device("cpu" if device is None else device)
+        hub_kwargs = {
+            "revision": revision,
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+            "local_files_only": local_files_only,
+            "token": token,
+        }
+        if backend == "transformers":
+            if filename is not None:
+                raise ValueError(
+                    f"filename={filename!r} applies to backend='laion-clap' only; the transformers "
+                    "backend loads a folder or Hub repo"
+                )
+            source = TRANSFORMERS_REPO if name_or_path is None else name_or_path
+            return cls(TransformersClapBackend.load(source, device, hub_kwargs))
+        checkpoint = _laion_checkpoint(name_or_path, filename, hub_kwargs)
+        return cls(LaionClapBackend.load(checkpoint, device))
+
+    @property
+    def backend(self) -> str:
+        """``"laion-clap"`` or ``"transformers"``."""
+        return self._backend.name
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs; embeddings are returned here."""
+        return self._backend.device
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r}, device={str(self.device)!r})"
+
+    @torch.no_grad()
+    def embed_audio(self, wav, sample_rate: int, *, batch_size: int = 16) -> torch.Tensor:
+        """Embed audio clips.
+
+        Args:
+            wav: A tensor or numpy array shaped (T,), (C, T) or (B, C, T): float audio in [-1, 1],
+                or int16/int32 PCM. Channels are averaged.
+            sample_rate: Rate of ``wav`` in Hz; it is resampled to 48 kHz.
+            batch_size: Windows per model call (bounds memory on long or many clips).
+
+        Returns:
+            (B, 512) float32 unit vectors on :attr:`device`, one per clip.
+
+        Raises:
+            TypeError: ``wav`` is not a tensor or array, or has an unsupported dtype.
+            ValueError: wrong rank, no samples, NaN/Inf values, a non-positive ``sample_rate`` or
+                ``batch_size``.
+        """
+        wav_BCT = as_audio_batch(wav)
+        sample_rate = check_sample_rate(sample_rate)
+        _check_batch_size(batch_size)
+        mono_B1T = to_mono(wav_BCT).to(self.device, torch.float32)
+        wav_BT = resample(mono_B1T, sample_rate, CLAP_SAMPLE_RATE)[:, 0]
+        B, T = wav_BT.shape
+        window = self._backend.max_samples
+        full, tail = divmod(T, window)
+        if full == 0:
+            emb_BWD = self._embed(self._backend.embed_clips, wav_BT, batch_size)[:, None]
+        else:
+            windows_NT = wav_BT[:, : full * window].reshape(B * full, window)  # item-major
+            parts = [self._embed(self._backend.embed_clips, windows_NT, batch_size).reshape(B, full, -1)]
+            if tail >= MIN_TAIL_SAMPLES:
+                tail_BT = wav_BT[:, full * window :]
+                parts.append(self._embed(self._backend.embed_clips, tail_BT, batch_size)[:, None])
+            emb_BWD = torch.cat(parts, dim=1)
+            logger.debug("embedded %d clip(s) as %d window(s) each", B, emb_BWD.shape[1])
+        return F.normalize(emb_BWD.mean(dim=1), dim=-1)
+
+    @torch.no_grad()
+    def embed_text(self, text: str | Sequence[str], *, batch_size: int = 64) -> torch.Tensor:
+        """Embed text prompts.
+
+        Args:
+            text: One string or a non-empty list of strings (CLAP reads at most 77 tokens).
+            batch_size: Texts per model call.
+
+        Returns:
+            (B, 512) float32 unit vectors on :attr:`device`; B is 1 for a single string.
+
+        Raises:
+            TypeError: ``text`` is not a string or a list/tuple of strings.
+            ValueError: an empty list, or a non-positive ``batch_size``.
+        """
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
+        if len(texts) == 0:
+            raise ValueError("text is an empty list; need at least one string")
+        bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"text must hold only str; item {bad[0][0]} is {bad[0][1]}")
+        _check_batch_size(batch_size)
+        return self._embed(self._backend.embed_texts, list(texts), batch_size)
+
+    def _embed(self, fn: Callable[[Any], torch.Tensor], items, batch_size: int) -> torch.Tensor:
+        """Run ``fn`` on chunks of ``items``: N items -> (N, D) unit vectors."""
+        chunks = []
+        for start in range(0, len(items), batch_size):
+            part = items[start : start + batch_size]
+            emb_ND = fn(part)
+            if tuple(emb_ND.shape) != (len(part), EMBEDDING_DIM):
+                raise RuntimeError(
+                    f"the {self.backend} backend returned shape {tuple(emb_ND.shape)}; expected "
+                    f"({len(part)}, {EMBEDDING_DIM})"
+                )
+            chunks.append(F.normalize(emb_ND.detach().to(self.device, torch.float32), dim=-1))
+        return torch.cat(chunks)
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _laion_checkpoint(
+    name_or_path: str | os.PathLike | None, filename: str | None, hub_kwargs: dict[str, Any]
+) -> Path:
+    """Local path of the laion-clap checkpoint: a file, a file in a folder, or a Hub download."""
+    if name_or_path is None:
+        return hub._download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
+        )
+    local = Path(name_or_path).expanduser()
+    if local.is_file():
+        if filename is not None:
+            raise ValueError(f"filename={filename!r} given, but {local} is already a file")
+        return local
+    if local.is_dir():
+        file = local / (filename or LAION_FILENAME)
+        if not file.is_file():
+            raise FileNotFoundError(f"{local} has no CLAP checkpoint {file.name!r}; pass filename=")
+        return file
+    name = str(name_or_path)
+    if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
+        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
+    return hub._download(name, filename or LAION_FILENAME, hub_kwargs)
