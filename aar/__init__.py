@@ -1,5 +1,6 @@
 """aar: the Scale-level Audio Tokenizer (SAT) and next-scale AAR generation (arXiv 2408.09027)."""
 
+from .clap import ClapEncoder
 from .codes import AudioCodes
 from .config import AARConfig, SATConfig
 from .generator import AARGenerator
@@ -7,4 +8,4 @@ from .tokenizer import SATTokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["AARConfig", "AARGenerator", "AudioCodes", "SATConfig", "SATTokenizer", "__version__"]
+__all__ = ["AARConfig", "AARGenerator", "AudioCodes", "ClapEncoder", "SATConfig", "SATTokenizer", "__version__"]
