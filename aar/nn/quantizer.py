@@ -17,6 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def quantizer_device(device: torch.device) -> torch.device:
+    """Where the codebook search and lookup run for tensors on ``device``.
+
+    The CPU for Apple's MPS, whose kernels silently return wrong vector-quantizer results (garbled
+    audio from EnCodec's quantizer, facebookresearch/audiocraft#31); ``device`` itself elsewhere.
+    """
+    return torch.device("cpu") if device.type == "mps" else device
+
+
 class Phi(nn.Conv1d):
     """Residual refinement ``phi(h) = (1 - ratio) * h + ratio * conv(h)``, length-preserving."""
 
@@ -81,7 +90,7 @@ class ScaleQuantizer(nn.Module):
         Returns:
             (B, E, F) contribution at full frame rate.
         """
-        h_BEs = self.codebooks[si](idx_Bs).transpose(1, 2)
+        h_BEs = self.lookup(si, idx_Bs).transpose(1, 2)
         if h_BEs.shape[-1] != self.frames:
             h_BEs = F.interpolate(h_BEs, size=self.frames, mode="linear")
         return self.phi[self.phi_index[si]](h_BEs)
@@ -92,16 +101,25 @@ class ScaleQuantizer(nn.Module):
             f_BEF = F.interpolate(f_BEF, size=self.scales[si], mode="area")
         return f_BEF.transpose(1, 2)
 
+    def lookup(self, si: int, idx_Bs: torch.Tensor) -> torch.Tensor:
+        """Vectors of codebook ``si`` for the ids ``idx_Bs``: (B, s) -> (B, s, E), on the ids' device."""
+        book = self.codebooks[si]
+        where = quantizer_device(idx_Bs.device)
+        if where == idx_Bs.device:
+            return book(idx_Bs)
+        return F.embedding(idx_Bs.to(where), book.weight.to(where)).to(idx_Bs.device)
+
     def nearest(self, si: int, x_BsE: torch.Tensor) -> torch.Tensor:
         """Index of the nearest entry of codebook ``si`` for every vector: (B, s, E) -> (B, s)."""
         B, s, E = x_BsE.shape
+        where = quantizer_device(x_BsE.device)
         # Distances in float32 whatever the model dtype: low precision flips near-ties.
-        x_NE = x_BsE.reshape(B * s, E).float()
-        embed_EV = self.codebooks[si].weight.float().t()
+        x_NE = x_BsE.reshape(B * s, E).to(where, torch.float32)
+        embed_EV = self.codebooks[si].weight.to(where, torch.float32).t()
         distance_NV = (
             x_NE.pow(2).sum(1, keepdim=True) - 2 * x_NE @ embed_EV + embed_EV.pow(2).sum(0, keepdim=True)
         )
-        return (-distance_NV).max(dim=-1).indices.view(B, s)
+        return (-distance_NV).max(dim=-1).indices.view(B, s).to(x_BsE.device)
 
     def encode(self, e_BDF: torch.Tensor) -> list[torch.Tensor]:
         """Quantize encoder output coarse to fine.
