@@ -63,7 +63,7 @@ def check_sample_rate(sample_rate, name: str = "sample_rate") -> int:
     """Validate a sample rate: a positive integer number of Hz."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer)):
         raise TypeError(f"{name} must be a positive integer (Hz), got {sample_rate!r}")
-    if sample_rate <= 0 or sample_rate != int(sample_rate):
+    if not 0 < sample_rate < float("inf") or sample_rate != int(sample_rate):  # NaN fails the first
         raise ValueError(f"{name} must be a positive integer (Hz), got {sample_rate!r}")
     return int(sample_rate)
 
