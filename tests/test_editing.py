@@ -111,7 +111,8 @@ def test_keep_scales(gen):
     assert all(torch.equal(varied[i][:, 0], other[i]) for i in range(7))
     assert not all(torch.equal(varied[i][:, 0], other[i]) for i in range(7, 16))
     one = gen.generate_codes(clap, seed=5, prefix=[c[:1] for c in other], keep_scales=7)  # broadcast
-    assert one.batch_size == 2 and all(torch.equal(one[i][:, 0], other[i][:1].expand(2, -1)) for i in range(7))
+    assert one.batch_size == 2
+    assert all(torch.equal(one[i][:, 0], other[i][:1].expand(2, -1)) for i in range(7))
 
 
 def test_all_known_mask_returns_the_input_codes(gen):
@@ -161,7 +162,7 @@ def test_vary(gen):
 
 
 # ---------------------------------------------------------------------------- long generation
-@pytest.mark.parametrize("seconds, overlap", [(0.4, 0.25), (1.0, 0.5), (2.3, 0.25), (3.00002, 0.5), (2.5, 0.0)])
+@pytest.mark.parametrize("seconds, overlap", [(0.4, 0.25), (2.3, 0.25), (3.00002, 0.5), (2.5, 0.0)])
 def test_long_generation_length(gen, seconds, overlap):
     audio = gen.generate(_clap(2), seconds=seconds, overlap=overlap, seed=0)
     assert audio.shape == (2, 1, round(seconds * 24000)) and audio.dtype == torch.float32
@@ -202,7 +203,8 @@ def test_overlap_decodes_from_the_previous_windows_known_tokens(gen, overlap):
                 assert torch.equal(result.windows[w][si][:, 0][m], known[si][:, 0][m]), (w, si)
             seam = decoded[w - 1][..., hop:] * (1 - fade) + cur[..., :O] * fade  # O <= hop here
             end = min(O, T - start)
-            torch.testing.assert_close(result.audio[..., start:start + end], seam[..., :end], atol=1e-6, rtol=0)
+            got = result.audio[..., start:start + end]
+            torch.testing.assert_close(got, seam[..., :end], atol=1e-6, rtol=0)
         lo, hi = (O if w else 0), min(hop if w + 1 < lay.num_windows else N, T - start)
         torch.testing.assert_close(result.audio[..., start + lo:start + hi], cur[..., lo:hi], atol=0, rtol=0)
 
