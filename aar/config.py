@@ -24,10 +24,27 @@ def _from_dict(cls, data: dict[str, Any]):
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; allowed: {sorted(known)}")
+    defaults = {f.name: f.default for f in fields(cls)}
     for name, value in data.items():
+        _check_type(cls.__name__, name, value, defaults[name])
         if isinstance(value, list):
             data[name] = tuple(value)
     return cls(**data)
+
+
+def _check_type(owner: str, name: str, value: Any, default: Any) -> None:
+    """A hand-edited config must hold values of the field's kind (the default tells which)."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(default, tuple):
+        ok, kind = isinstance(value, (list, tuple)) and all(map(is_int, value)), "a list of integers"
+    elif isinstance(default, float):
+        ok, kind = is_int(value) or isinstance(value, float), "a number"
+    else:
+        ok, kind = is_int(value), "an integer"
+    if not ok:
+        raise ValueError(f"{owner}.{name} must be {kind}, got {value!r}")
 
 
 def _check_positive(owner: str, **values: float) -> None:

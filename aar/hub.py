@@ -50,11 +50,14 @@ class Source:
         """The parsed ``config.json`` of a native folder."""
         file = self.path / CONFIG_NAME
         try:
-            return json.loads(file.read_text())
+            data = json.loads(file.read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path} has no {CONFIG_NAME}") from None
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{file} is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{file} must hold a JSON object (the model config), got {type(data).__name__}")
+        return data
 
 
 def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
