@@ -12,9 +12,10 @@ Hyperparameters the file does not store are inferred from tensor shapes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -65,6 +66,22 @@ _SECTIONS = {"sat": "generator_state_dict", "aar": "model_state_dict"}
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or whose keys or shapes do not fit the model."""
+
+
+@contextlib.contextmanager
+def naming(source: str | os.PathLike) -> Iterator[None]:
+    """Re-raise what goes wrong while interpreting ``source`` as a ``CheckpointError`` that names it.
+
+    Wraps config parsing, key conversion and shape inference, whose own messages name the field or
+    key but not the file it came from.
+    """
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError) as err:
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        if str(source) in text:
+            raise
+        raise CheckpointError(f"{source}: {text}") from None
 
 
 def read_checkpoint(
@@ -236,20 +253,30 @@ def infer_sat_config(state: Mapping[str, torch.Tensor]) -> SATConfig:
 
 def infer_aar_config(state: Mapping[str, torch.Tensor], tokenizer: SATConfig) -> AARConfig:
     """Infer an ``AARConfig`` from a native AAR state dict's shapes; the scales are the tokenizer's."""
-    for key in ("word_embed.weight", "class_emb.fc1.weight", "head.weight", "blocks.0.attn.scale_mul_1H11"):
+    ranks = {"word_embed.weight": 2, "class_emb.fc1.weight": 2, "head.weight": 2,
+             "blocks.0.attn.scale_mul_1H11": 4, "blocks.0.ffn.fc1.weight": 2}
+    for key, rank in ranks.items():
         if key not in state:
             raise CheckpointError(f"cannot infer the AAR configuration: missing key {key!r}")
+        if state[key].ndim != rank:
+            raise CheckpointError(
+                f"cannot infer the AAR configuration: {key!r} has shape {tuple(state[key].shape)}, "
+                f"expected {rank} dimensions"
+            )
     embed_dim, latent_dim = state["word_embed.weight"].shape
-    return AARConfig(
-        depth=len(_indexed(state, r"^blocks\.(\d+)\.")),
-        embed_dim=embed_dim,
-        num_heads=state["blocks.0.attn.scale_mul_1H11"].shape[1],
-        cond_dim=state["class_emb.fc1.weight"].shape[1],
-        mlp_ratio=state["blocks.0.ffn.fc1.weight"].shape[0] / embed_dim,
-        latent_dim=latent_dim,
-        codebook_size=state["head.weight"].shape[0],
-        scales=tokenizer.scales,
-    )
+    try:
+        return AARConfig(
+            depth=len(_indexed(state, r"^blocks\.(\d+)\.")),
+            embed_dim=embed_dim,
+            num_heads=state["blocks.0.attn.scale_mul_1H11"].shape[1],
+            cond_dim=state["class_emb.fc1.weight"].shape[1],
+            mlp_ratio=state["blocks.0.ffn.fc1.weight"].shape[0] / embed_dim,
+            latent_dim=latent_dim,
+            codebook_size=state["head.weight"].shape[0],
+            scales=tokenizer.scales,
+        )
+    except ValueError as err:  # e.g. a width that the inferred head count does not divide
+        raise CheckpointError(f"cannot infer the AAR configuration: {err}") from None
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
