@@ -160,7 +160,8 @@ def resolve_forced(tokenizer, clap_BD: Tensor, prefix=None, keep_scales=None, fo
         return clap_BD, None
     if not isinstance(forced, ForcedTokens):
         raise TypeError(f"forced must be a ForcedTokens, got {type(forced).__name__}")
-    one_window(tokenizer, forced.tokens, "forced.tokens")  # shapes and ids
+    one_window(tokenizer, [t.masked_fill(~m, 0) for m, t in zip(forced.mask, forced.tokens)],
+               "forced.tokens")  # shapes, and the ids that are used
     B = broadcast_batch(condition=clap_BD.shape[0], forced=forced.batch_size)
     return clap_BD.expand(B, -1), forced.expand(B, clap_BD.device)
 

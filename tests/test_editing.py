@@ -307,3 +307,16 @@ def test_bad_inpaint_and_vary_inputs(gen):
         gen.vary(torch.zeros(N), 24000, keep_scales=20, clap_emb=_clap(1))
     with pytest.raises(ValueError, match="audio 2, condition 3"):
         gen.vary(torch.zeros(2, 1, N), 24000, keep_scales=2, clap_emb=_clap(3))
+
+
+def test_plan_ids_are_checked_where_forced(gen):
+    codes = _random_codes(gen, 1)
+    mask = [torch.zeros_like(c, dtype=torch.bool) for c in codes]
+    mask[3][0, 1] = True
+    junk = [c.clone() for c in codes]
+    junk[5][0, 0] = -1  # not forced: never used
+    out = gen.generate_codes(_clap(1), seed=0, forced=ForcedTokens(mask, junk))
+    assert out[3][0, 0, 1] == codes[3][0, 1]
+    junk[3][0, 1] = gen.config.codebook_size
+    with pytest.raises(ValueError, match="forced.tokens: codes\\[3\\]"):
+        gen.generate_codes(_clap(1), seed=0, forced=ForcedTokens(mask, junk))
