@@ -279,8 +279,14 @@ def infer_aar_config(state: Mapping[str, torch.Tensor], tokenizer: SATConfig) ->
         raise CheckpointError(f"cannot infer the AAR configuration: {err}") from None
 
 
-def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` into ``module``, refusing missing, unexpected or mis-shaped keys by name."""
+def load_state_strict(
+    module: nn.Module, state: Mapping[str, torch.Tensor], source: str, *, assign: bool = False
+) -> None:
+    """Copy ``state`` into ``module``, refusing missing, unexpected or mis-shaped keys by name.
+
+    With ``assign=True`` the tensors of ``state`` become the module's tensors instead of being
+    copied (for a module built on the meta device).
+    """
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -298,7 +304,7 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], sour
         problems.append(f"mis-shaped keys {shapes[:10]}")
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
-    module.load_state_dict(dict(state), strict=True)
+    module.load_state_dict(dict(state), strict=True, assign=assign)
 
 
 def convert_checkpoint(

@@ -24,7 +24,9 @@ from torch import nn
 from . import editing, hub
 from .codes import AudioCodes
 from .config import AARConfig
-from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, load_state_strict, read_checkpoint
+from ._loading import adopt_state, skip_init
+from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, read_checkpoint
+from .nn.precision import warn_if_slow
 from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
 from .tokenizer import SATTokenizer, read_native_weights, write_native
@@ -93,7 +95,8 @@ class AARGenerator(nn.Module):
             local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
             token: Hub token.
             device: Where to put both models.
-            dtype: Parameter dtype (float32 by default).
+            dtype: Weight dtype of the transformer (float32 by default); ``torch.bfloat16`` runs the
+                reduced-precision path of :meth:`to`. The tokenizer stays float32.
 
         Returns:
             The generator, in eval mode.
@@ -124,8 +127,9 @@ class AARGenerator(nn.Module):
             )
         if source.layout == "official":
             config = infer_aar_config(state, tokenizer.config)
-        model = cls(config, tokenizer)
-        load_state_strict(model.transformer, state, str(source.path))
+        with skip_init():  # no random init: every tensor comes from the checkpoint
+            model = cls(config, tokenizer)
+        adopt_state(model.transformer, state, str(source.path))
         return model.to(device=device, dtype=dtype).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -146,6 +150,23 @@ class AARGenerator(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.transformer.parameters()).dtype
+
+    def to(self, *args, **kwargs) -> AARGenerator:
+        """``nn.Module.to``, except that a dtype applies to the transformer only.
+
+        ``gen.to(dtype=torch.bfloat16)`` casts the transformer's weights once; its activations,
+        softmax, normalisation statistics and logits stay float32, and so does the sampling. The
+        tokenizer (codebooks, phi, decoder) keeps float32 and moves with the device only. On a CPU
+        without bfloat16 matrix units a one-time log message says that bfloat16 runs slower there
+        (docs/performance.md).
+        """
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        self.transformer.to(*args, **kwargs)
+        for child in self.children():
+            if child is not self.transformer:
+                child.to(device=device, non_blocking=non_blocking)
+        warn_if_slow(dtype, self.device)
+        return self
 
     # ------------------------------------------------------------------ conditions
     def clap_vectors(self, clap_emb=None, *, prompt=None, audio=None, sample_rate=None) -> torch.Tensor:
@@ -194,7 +215,7 @@ class AARGenerator(nn.Module):
             raise ValueError(f"clap_emb must be shaped ({D},) or (B, {D}), got {tuple(clap_emb.shape)}")
         if not torch.isfinite(clap_emb).all():
             raise ValueError("clap_emb contains NaN or Inf values")
-        return clap_emb.to(self.device, self.dtype)
+        return clap_emb.to(self.device, self.transformer.activation_dtype)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aar.config import AARConfig
+from aar.nn.precision import linear, stream_dtype
 
 KV = tuple[Tensor, Tensor]  # keys and values of one block, each (B, H, L_seen, c)
 
@@ -85,6 +86,12 @@ class KVCache:
         self.reset()
 
 
+def _ada(ada_lin: nn.Sequential, cond_BC: Tensor) -> Tensor:
+    """AdaLN parameters of the condition: SiLU -> Linear, (B, C) -> (B, 1, k * C)."""
+    layer = ada_lin[1]
+    return linear(F.silu(cond_BC), layer.weight, layer.bias).unsqueeze(1)
+
+
 def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
     """Affine-free LayerNorm followed by the AdaLN scale and shift."""
     return F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps) * (1 + scale_B1C) + shift_B1C
@@ -125,9 +132,9 @@ class CosineSelfAttention(nn.Module):
         B, l, C = x_BlC.shape
         zero_k_bias = torch.zeros_like(self.q_bias)
         bias = torch.cat((self.q_bias, zero_k_bias, self.v_bias))
-        qkv = F.linear(x_BlC, self.mat_qkv.weight, bias).view(B, l, 3, self.num_heads, -1)
+        qkv = linear(x_BlC, self.mat_qkv.weight, bias).view(B, l, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, l, c)
-        temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
+        temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp().to(q.dtype)
         q = F.normalize(q, dim=-1) * temperature_1H11
         k = F.normalize(k, dim=-1)
         if past is not None:
@@ -135,7 +142,7 @@ class CosineSelfAttention(nn.Module):
             v = torch.cat((past[1], v), dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
         out = out.transpose(1, 2).reshape(B, l, C)  # (B, H, l, c) -> (B, l, C)
-        return self.proj(out), (k, v)
+        return linear(out, self.proj.weight, self.proj.bias), (k, v)
 
 
 class FeedForward(nn.Module):
@@ -147,7 +154,8 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        h = F.gelu(linear(x, self.fc1.weight, self.fc1.bias), approximate="tanh")
+        return linear(h, self.fc2.weight, self.fc2.bias)
 
 
 class AdaLNBlock(nn.Module):
@@ -174,7 +182,7 @@ class AdaLNBlock(nn.Module):
         self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None
     ) -> tuple[Tensor, KV]:
         """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C)."""
-        g1, g2, s1, s2, b1, b2 = self.ada_lin(cond_BC).unsqueeze(1).chunk(6, dim=-1)  # (B, 1, C)
+        g1, g2, s1, s2, b1, b2 = _ada(self.ada_lin, cond_BC).chunk(6, dim=-1)  # (B, 1, C)
         h_BlC, kv = self.attn(_modulate(x_BlC, s1, b1, self.norm_eps), mask_lL, past)
         x_BlC = x_BlC + h_BlC * g1
         x_BlC = x_BlC + self.ffn(_modulate(x_BlC, s2, b2, self.norm_eps)) * g2
@@ -190,7 +198,7 @@ class AdaLNHead(nn.Module):
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 2 * embed_dim))
 
     def forward(self, x_BlC: Tensor, cond_BC: Tensor) -> Tensor:
-        scale, shift = self.ada_lin(cond_BC).unsqueeze(1).chunk(2, dim=-1)  # (B, 1, C)
+        scale, shift = _ada(self.ada_lin, cond_BC).chunk(2, dim=-1)  # (B, 1, C)
         return _modulate(x_BlC, scale, shift, self.norm_eps)
 
 
@@ -203,7 +211,8 @@ class ConditionMLP(nn.Module):
         self.fc2 = nn.Linear(embed_dim, embed_dim, bias=False)
 
     def forward(self, clap_BD: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(clap_BD), approximate="tanh"))
+        h_BC = F.gelu(linear(clap_BD, self.fc1.weight), approximate="tanh")
+        return linear(h_BC, self.fc2.weight)
 
 
 class AARTransformer(nn.Module):
@@ -248,9 +257,13 @@ class AARTransformer(nn.Module):
         )
         self.head_nm = AdaLNHead(C, config.norm_eps)
         self.head = nn.Linear(C, config.codebook_size)
+        self.rebuild_buffers()
 
-        level_L = torch.repeat_interleave(torch.arange(S), torch.tensor(config.scales))
-        self.register_buffer("level_L", level_L, persistent=False)  # scale index of each position
+    def rebuild_buffers(self) -> None:
+        """Create the buffers that checkpoints do not hold (scale index of each position)."""
+        levels = [si for si, s in enumerate(self.config.scales) for _ in range(s)]
+        level_L = torch.tensor(levels, device=self.pos_1LC.device)
+        self.register_buffer("level_L", level_L, persistent=False)
 
     def condition(self, clap_BD: Tensor) -> Tensor:
         """The condition (B, C) of CLAP vectors ``clap_BD`` (B, D)."""
@@ -259,11 +272,16 @@ class AARTransformer(nn.Module):
                 f"clap embedding must have shape (B, {self.config.cond_dim}), "
                 f"got {tuple(clap_BD.shape)}"
             )
-        return self.class_emb(clap_BD)
+        return self.class_emb(clap_BD.to(self.activation_dtype))
 
     def uncond_clap(self, batch_size: int) -> Tensor:
         """The stored unconditional CLAP vector repeated ``batch_size`` times, (B, D)."""
-        return self.uncond_embedding.expand(batch_size, -1)
+        return self.uncond_embedding.to(self.activation_dtype).expand(batch_size, -1)
+
+    @property
+    def activation_dtype(self) -> torch.dtype:
+        """Dtype of the activations: float32, also when the weights are bfloat16 or float16."""
+        return stream_dtype(self.head.weight.dtype)
 
     def kv_cache(self) -> KVCache:
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
@@ -275,12 +293,13 @@ class AARTransformer(nn.Module):
         if start == 0:
             parts.append(cond_BC.unsqueeze(1) + self.pos_start)  # (B, s_0, C)
         if x_BlLat is not None:
-            parts.append(self.word_embed(x_BlLat))
+            x_BlLat = x_BlLat.to(self.activation_dtype)
+            parts.append(linear(x_BlLat, self.word_embed.weight, self.word_embed.bias))
         x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return x_BlC + self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
 
     def _logits(self, x_BlC: Tensor, cond_BC: Tensor) -> Tensor:
-        return self.head(self.head_nm(x_BlC, cond_BC))
+        return linear(self.head_nm(x_BlC, cond_BC), self.head.weight, self.head.bias)
 
     def _check_input(self, x: Tensor, batch: int, tokens: int, name: str) -> None:
         want = (batch, tokens, self.config.latent_dim)
