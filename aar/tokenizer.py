@@ -33,6 +33,7 @@ from .convert import (
     convert_sat_state_dict,
     infer_sat_config,
     load_state_strict,
+    naming,
     read_checkpoint,
 )
 from .nn.quantizer import ScaleQuantizer
@@ -40,6 +41,29 @@ from .nn.seanet import SEANetDecoder, SEANetEncoder
 
 #: Windows per forward pass unless the caller says otherwise (see docs/performance.md).
 DEFAULT_WINDOW_BATCH = 16
+#: Parameter dtypes a model loads in, by name. Outputs are float32 whichever is chosen.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+          "float64": torch.float64}
+
+
+def check_placement(device, dtype) -> tuple[torch.device | None, torch.dtype | None]:
+    """Validate the ``device=`` and ``dtype=`` of ``from_pretrained``; a dtype may be given by name.
+
+    Raises:
+        ValueError: an unknown device string, or a dtype other than those in ``DTYPES``.
+    """
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"device must be a torch.device or a name such as 'cpu' or 'cuda:0', got {device!r}"
+            ) from None
+    if isinstance(dtype, str):
+        dtype = DTYPES.get(dtype.removeprefix("torch."), dtype)
+    if dtype is not None and dtype not in DTYPES.values():
+        raise ValueError(f"dtype must be one of {list(DTYPES)} (a torch.dtype or its name), got {dtype!r}")
+    return device, dtype
 
 
 def read_native_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -131,29 +155,35 @@ class SATTokenizer(nn.Module):
             local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
             token: Hub token for private repositories.
             device: Where to put the model.
-            dtype: Parameter dtype (float32 by default).
+            dtype: Parameter dtype: float32 (default), bfloat16, float16 or float64, or its name.
+                The codebook search runs in float32 and outputs are float32 whatever it is.
 
         Returns:
             The tokenizer, in eval mode.
 
         Raises:
             FileNotFoundError: nothing at ``name_or_path``.
-            CheckpointError: unreadable file, or missing/unexpected/mis-shaped keys (named).
+            CheckpointError: unreadable file, a config that does not parse, or
+                missing/unexpected/mis-shaped keys (named, with the file).
+            ValueError: an unknown ``device`` or ``dtype``.
         """
+        device, dtype = check_placement(device, dtype)
         source = hub.resolve(
             name_or_path, "sat", filename=filename, revision=revision, cache_dir=cache_dir,
             local_files_only=local_files_only, token=token,
         )
         if source.layout == "official":
             _, official = read_checkpoint(source.path, "sat")
-            state = convert_sat_state_dict(official)
-            config = infer_sat_config(state)
+            with naming(source.path):
+                state = convert_sat_state_dict(official)
+                config = infer_sat_config(state)
         else:
             folder, config_dict = source.path, source.read_config()
             if config_dict.get("model_type") == "aar":
                 folder = folder / hub.TOKENIZER_SUBFOLDER
                 config_dict = hub.Source("native", folder).read_config()
-            config = SATConfig.from_dict(config_dict)
+            with naming(folder / hub.CONFIG_NAME):
+                config = SATConfig.from_dict(config_dict)
             state = read_native_weights(folder)
         model = cls(config)
         load_state_strict(model, state, str(source.path))
@@ -255,7 +285,7 @@ class SATTokenizer(nn.Module):
             progress: Show a progress bar over window batches.
 
         Returns:
-            Float32 audio (B, 1, length) at 24 kHz.
+            Float32 audio (B, 1, length) at 24 kHz, on the model's device, whatever its dtype.
         """
         scales = self.config.scales
         k = len(scales) if num_scales is None else _check_num_scales(num_scales, len(scales))
@@ -278,7 +308,7 @@ class SATTokenizer(nn.Module):
         return torch.cat(pieces).reshape(B, 1, W * self.config.window)[..., :length]
 
     def check_codes(self, codes, allow: int | None = None) -> list[torch.Tensor]:
-        """Validate codes against this model; returns S (or ``allow``) tensors shaped (B, W, s_i).
+        """Validate codes against this model; returns S (or ``allow``) LongTensors shaped (B, W, s_i).
 
         Raises:
             TypeError: not a sequence of integer tensors.
@@ -304,7 +334,7 @@ class SATTokenizer(nn.Module):
                 )
         if lead[0] == 0 or lead[1] == 0:
             raise ValueError(f"codes are empty: batch and windows are {tuple(lead)}")
-        return levels
+        return [c.long() for c in levels]  # embedding lookups take int64 (or int32) ids only
 
 
 def _check_num_scales(num_scales, total: int) -> int:
