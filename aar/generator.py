@@ -29,7 +29,7 @@ from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, 
 from .nn.precision import warn_if_slow
 from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
-from .tokenizer import SATTokenizer, read_native_weights, write_native
+from .tokenizer import SATTokenizer, check_placement, read_native_weights, write_native
 
 #: Sampling defaults: what the official inference script runs.
 DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P = 4.0, 200, 0.95
@@ -106,6 +106,7 @@ class AARGenerator(nn.Module):
             CheckpointError: unreadable file, mismatched tokenizer, or missing/unexpected/mis-shaped
                 keys (named).
         """
+        device, dtype = check_placement(device, dtype)  # a bad argument fails before any loading
         hub_kwargs = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
                           token=token)
         source = hub.resolve(name_or_path, "aar", filename=filename, **hub_kwargs)
