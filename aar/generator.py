@@ -136,6 +136,7 @@ class AARGenerator(nn.Module):
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors``, and the tokenizer into ``tokenizer/``."""
         folder = Path(folder)
+        (folder / hub.CONFIG_NAME).unlink(missing_ok=True)  # incomplete until write_native's last step
         self.tokenizer.save_pretrained(folder / hub.TOKENIZER_SUBFOLDER)
         return write_native(folder, self.config.to_dict(), self.transformer.state_dict())
 

@@ -78,9 +78,14 @@ def read_native_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def write_native(folder: str | os.PathLike, config: dict, state: dict[str, torch.Tensor]) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``folder``, each atomically."""
+    """Write ``model.safetensors`` and then ``config.json`` into ``folder``, each atomically.
+
+    An old ``config.json`` is removed first, so a write cut short leaves a folder that loading refuses
+    (no config) rather than new weights beside an old config.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / hub.CONFIG_NAME).unlink(missing_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     with atomic_path(folder / hub.WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
