@@ -1,0 +1,317 @@
+"""What each ``aar`` subcommand does, given its parsed arguments (see :mod:`aar.cli`).
+
+Each command function takes the ``argparse.Namespace`` and returns the exit status. Heavy modules
+are imported inside the functions, so ``aar --help`` and usage errors stay quick.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "qiuk6/AAR"
+_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+
+
+class UsageError(Exception):
+    """A bad command line, found while parsing or after it (exit status 2)."""
+
+
+class Failure(Exception):
+    """The work finished only in part; the message says what failed (exit status 1)."""
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _say(args, message: str) -> None:
+    if not args.quiet:
+        print(message)
+
+
+def _need_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+
+
+def numbered_paths(output: Path, count: int) -> list[Path]:
+    """``[output]`` for one file, else ``OUT_0.wav``, ``OUT_1.wav``... (zero-padded) beside it."""
+    if count == 1:
+        return [output]
+    width = len(str(count - 1))
+    return [output.with_name(f"{output.stem}_{j:0{width}d}{output.suffix}") for j in range(count)]
+
+
+def _is_long(args, tok, windows: int) -> bool:
+    """Show progress for work that takes more than one forward pass."""
+    return not args.quiet and windows > (args.batch_size or tok.window_batch_size)
+
+
+def _load_tokenizer(args):
+    from .tokenizer import SATTokenizer
+
+    return SATTokenizer.from_pretrained(args.model, device=args.device)
+
+
+def _missing_pair(err: ValueError, args) -> Exception:
+    """A usage error naming ``--tokenizer`` when an official generator came without its tokenizer."""
+    from .convert import CheckpointError
+
+    if args.tokenizer is None and not isinstance(err, CheckpointError) and "tokenizer" in str(err):
+        return UsageError(f"{args.model} is an official generator checkpoint: pass --tokenizer")
+    return err
+
+
+def _load_generator(args):
+    from .generator import AARGenerator
+
+    try:
+        return AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device)
+    except ValueError as err:
+        raise _missing_pair(err, args) from None
+
+
+def read_clap_file(path: Path):
+    """A (D,) or (B, D) float32 tensor from a ``numpy.save`` file (no pickles)."""
+    import numpy as np
+    import torch
+
+    _need_file(path, "CLAP embedding file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception:
+        raise ValueError(f"cannot read CLAP embedding {path}: expected a numpy.save array") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        raise ValueError(f"CLAP embedding {path} must hold floats, got {getattr(array, 'dtype', array)}")
+    return torch.from_numpy(array.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------------- commands
+def encode(args) -> int:
+    """``aar encode IN OUT.codes``."""
+    from .audio import read_audio, resampled_length
+    from .codes_file import save_codes
+
+    _need_file(args.input, "audio file")
+    wav, sr = read_audio(args.input)
+    tok = _load_tokenizer(args)
+    windows = -(-resampled_length(wav.shape[-1], sr, tok.sample_rate) // tok.config.window)
+    codes = tok.encode(wav, sr, batch_size=args.batch_size, progress=_is_long(args, tok, windows))
+    save_codes(args.output, codes, tok, model=str(args.model))
+    _say(args, f"wrote {args.output}: {codes.num_windows} window(s) of {sum(codes.scales)} tokens, "
+               f"{codes.length / tok.sample_rate:.2f} s")
+    return 0
+
+
+def decode(args) -> int:
+    """``aar decode IN.codes OUT.wav``."""
+    from .audio import write_audio
+    from .codes_file import load_codes, read_codes_header
+
+    header = read_codes_header(args.input)  # a bad file fails before the model loads
+    tok = _load_tokenizer(args)
+    S = tok.config.num_scales
+    if args.num_scales is not None and args.num_scales > S:
+        raise UsageError(f"--num-scales must lie in [1, {S}] for this model, got {args.num_scales}")
+    codes = load_codes(header.path, tok, check=not args.allow_mismatch)
+    progress = _is_long(args, tok, codes.batch_size * codes.num_windows)
+    wav_B1T = tok.decode(codes, num_scales=args.num_scales, batch_size=args.batch_size, progress=progress)
+    paths = numbered_paths(args.output, codes.batch_size)
+    for path, wav_1T in zip(paths, wav_B1T):
+        write_audio(path, wav_1T, tok.sample_rate)
+    _say(args, f"wrote {', '.join(map(str, paths))}: {codes.length / tok.sample_rate:.2f} s at 24 kHz")
+    return 0
+
+
+def generate(args) -> int:
+    """``aar generate (--prompt | --audio | --clap) -o OUT.wav``."""
+    from tqdm.auto import tqdm
+
+    from .audio import read_audio, write_audio
+    from .codes_file import save_codes
+
+    clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
+    audio = read_audio(args.audio) if args.audio is not None else None
+    gen = _load_generator(args)
+    if clap is not None:
+        clap_BD = gen.clap_vectors(clap)
+    else:
+        from .clap import ClapEncoder
+
+        gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
+                                                       device=gen.device)
+        if args.prompt is not None:
+            clap_BD = gen.clap_vectors(prompt=args.prompt)
+        else:
+            clap_BD = gen.clap_vectors(audio=audio[0], sample_rate=audio[1])
+    paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
+    knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
+    bar = tqdm(paths, desc="generate", unit="sample", disable=args.quiet or len(paths) == 1)
+    for j, path in enumerate(bar):
+        b = j // args.num_samples
+        seed = None if args.seed is None else args.seed + j
+        codes = gen.generate_codes(clap_BD[b : b + 1], seed=seed, **knobs)
+        write_audio(path, gen.tokenizer.decode(codes)[0], gen.sample_rate)
+        if args.save_codes:
+            save_codes(path.with_suffix(".codes"), codes, gen.tokenizer, model=str(args.model))
+    _say(args, f"wrote {', '.join(map(str, paths))}")
+    return 0
+
+
+def convert(args) -> int:
+    """``aar convert SRC.pth DIR``."""
+    from . import hub
+    from .convert import CheckpointError, convert_checkpoint
+
+    _need_file(args.source, "checkpoint")
+    tokenizer = args.tokenizer
+    if tokenizer is None:  # the official layout keeps the pair side by side
+        sibling = args.source.parent / hub.OFFICIAL_REPOS[DEFAULT_MODEL]["sat"]
+        tokenizer = sibling if sibling.is_file() and sibling != args.source else None
+    try:
+        out = convert_checkpoint(args.source, args.output, tokenizer=tokenizer)
+    except ValueError as err:
+        if tokenizer is None and not isinstance(err, CheckpointError):
+            raise UsageError(f"{args.source} is a generator checkpoint: pass --tokenizer (its SAT)") from None
+        raise
+    _say(args, f"wrote {out}")
+    return 0
+
+
+def info(args) -> int:
+    """``aar info MODEL_OR_CODES_FILE``."""
+    path = Path(args.model).expanduser()
+    checkpoint = path.suffix in _CHECKPOINT_SUFFIXES or path.name in ("config.json", "model.safetensors")
+    if path.is_file() and not checkpoint:
+        report = codes_file_report(path)
+    else:
+        try:
+            report = model_report(args.model, args.tokenizer, args.device)
+        except ValueError as err:
+            raise _missing_pair(err, args) from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report, "", counts=False)
+    return 0
+
+
+def tokenize(args) -> int:
+    """``aar tokenize IN_DIR OUT_DIR``."""
+    try:
+        from .data import tokenize_folder
+    except ImportError as err:
+        raise ImportError(f"aar tokenize needs pip install 'aar-audio[data]': {err}") from None
+    if not args.input_dir.is_dir():
+        raise FileNotFoundError(f"input folder not found: {args.input_dir}")
+    summary = tokenize_folder(args.input_dir, args.output_dir, args.model, num_proc=args.num_proc,
+                              ray_address=args.ray, progress=not args.quiet)
+    _say(args, f"{summary.rows} file(s) in {summary.shards} shard(s) under {summary.output_dir} "
+               f"({summary.skipped_shards} shard(s) done before); manifest: {summary.manifest}")
+    if summary.errors:
+        errors = Path(summary.output_dir) / "errors.jsonl"
+        raise Failure(f"{summary.errors} file(s) could not be tokenized; reasons in {errors}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- reports
+def model_kind(name_or_path: str | os.PathLike) -> str:
+    """``"sat"`` or ``"aar"``: which kind of model ``name_or_path`` names, without building it."""
+    from . import hub
+    from .convert import CheckpointError, read_checkpoint
+
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.name in (hub.CONFIG_NAME, hub.WEIGHTS_NAME):
+        path = path.parent
+    if path.is_file():
+        return read_checkpoint(path)[0]
+    if path.is_dir() and not (path / hub.CONFIG_NAME).is_file():
+        return "aar" if (path / hub.OFFICIAL_REPOS[DEFAULT_MODEL]["aar"]).is_file() else "sat"
+    source = hub.Source("native", path) if path.is_dir() else hub.resolve(name_or_path, "aar")
+    if source.layout == "official":
+        return "aar"
+    kind = source.read_config().get("model_type")
+    if kind not in ("sat", "aar"):
+        config = source.path / hub.CONFIG_NAME
+        raise CheckpointError(f"{config} has model_type {kind!r}; expected 'sat' or 'aar'")
+    return kind
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def model_report(name_or_path, tokenizer=None, device=None) -> dict[str, Any]:
+    """Config, parameter counts, fingerprint and token rates of a tokenizer or a generator."""
+    from .generator import AARGenerator
+    from .tokenizer import SATTokenizer
+
+    gen = None
+    if model_kind(name_or_path) == "aar":
+        gen = AARGenerator.from_pretrained(name_or_path, tokenizer=tokenizer, device=device)
+        tok = gen.tokenizer
+    else:
+        tok = SATTokenizer.from_pretrained(name_or_path, device=device)
+    c = tok.config
+    tokens_per_second = c.tokens_per_window * c.sample_rate / c.window
+    parameters: dict[str, Any] = {"tokenizer": {
+        "encoder": _count(tok.encoder), "quantizer": _count(tok.quantizer),
+        "decoder": _count(tok.decoder), "total": _count(tok),
+    }}
+    if gen is not None:
+        parameters["generator"] = {"transformer": _count(gen.transformer), "total": _count(gen)}
+    report: dict[str, Any] = {
+        "model": str(name_or_path),
+        "kind": "generator (AAR) with its tokenizer (SAT)" if gen is not None else "tokenizer (SAT)",
+        "tokenizer_fingerprint": tok.fingerprint(),
+        "sample_rate": c.sample_rate,
+        "window_samples": c.window,
+        "frame_rate": c.frame_rate,
+        "num_scales": c.num_scales,
+        "scales": list(c.scales),
+        "codebook_size": c.codebook_size,
+        "tokens_per_window": c.tokens_per_window,
+        "tokens_per_second": tokens_per_second,
+        "bitrate_kbps": round(tokens_per_second * math.log2(c.codebook_size) / 1000, 3),
+        "parameters": parameters,
+    }
+    if gen is not None:
+        report["generator_config"] = gen.config.to_dict()
+    report["tokenizer_config"] = c.to_dict()
+    return report
+
+
+def codes_file_report(path: str | os.PathLike) -> dict[str, Any]:
+    """What a codes file holds, from its header alone."""
+    from .codes_file import FORMAT_NAME, read_codes_header
+
+    h = read_codes_header(path)
+    B, W = h.shapes[0][:2]
+    return {
+        "file": str(h.path),
+        "format": f"{FORMAT_NAME} v{h.format_version}",
+        "batch_size": B,
+        "num_windows": W,
+        "num_scales": len(h.scales),
+        "scales": list(h.scales),
+        "tokens": B * W * sum(h.scales),
+        "length": h.length,
+        "seconds": h.length / h.model_sample_rate,
+        "source_sample_rate": h.sample_rate,
+        "codebook_size": h.codebook_size,
+        "tokenizer_fingerprint": h.fingerprint,
+        "model": h.model,
+    }
+
+
+def _print_report(items: dict[str, Any], indent: str, counts: bool) -> None:
+    width = max(len(k) for k in items)
+    for key, value in items.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_report(value, indent + "  ", counts or key == "parameters")
+        else:
+            if isinstance(value, (list, tuple)):
+                value = ", ".join(map(str, value))
+            print(f"{indent}{key:<{width}}  {f'{value:,}' if counts else value}")

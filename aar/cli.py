@@ -1,0 +1,193 @@
+"""The ``aar`` command: encode, decode, generate, convert, inspect and tokenize from the shell.
+
+Run ``aar --help`` or ``aar COMMAND --help``. An error prints one line, ``aar: error: ...``, on stderr
+and exits with status 2 for a usage error (bad or missing arguments) or 1 when the work fails
+(missing or unreadable file, wrong model, bad codes file). Set ``AAR_DEBUG=1`` to get the Python
+traceback instead. Progress bars (tqdm, on stderr) appear for encodes and decodes that take more than
+one forward pass and for several samples; ``--quiet`` turns them off together with the status lines.
+
+Outputs: ``--num-samples N`` (or a codes file holding a batch) writes ``OUT_0.wav``, ``OUT_1.wav``, ...
+beside ``OUT.wav``, the index zero-padded to the width of the largest. With ``--seed S``, output ``j``
+is drawn with seed ``S + j``, so any one of them can be reproduced alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from . import _commands as commands
+from ._commands import DEFAULT_MODEL, UsageError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of argparse's usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _number(kind, check, allowed: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not check(value):
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_finite = _number(float, math.isfinite, "a finite number")
+_positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+_top_p = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+def _device(text: str):
+    import torch
+
+    try:
+        return torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a device (cpu, cuda, cuda:1...), got {text!r}") from None
+
+
+def _audio_out(text: str) -> Path:
+    if Path(text).suffix.lower() not in AUDIO_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text!r} must end in one of {', '.join(AUDIO_SUFFIXES)}")
+    return Path(text)
+
+
+def _codes_out(text: str) -> Path:
+    if Path(text).suffix.lower() in AUDIO_SUFFIXES + (".mp3",):
+        raise argparse.ArgumentTypeError(f"{text!r}: a codes file needs no audio extension; use .codes")
+    return Path(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aar`` argument parser: global options and one subparser per command."""
+    from . import __version__
+
+    def global_options(suppress: bool):  # a fresh parser each time: parents share their actions
+        unset = argparse.SUPPRESS
+        options = argparse.ArgumentParser(add_help=False)
+        options.add_argument("-q", "--quiet", action="store_true", default=unset if suppress else False,
+                             help="no progress bars or status lines")
+        options.add_argument("--device", type=_device, default=unset if suppress else None,
+                             help="where models run: cpu, cuda, cuda:1... (default cpu)")
+        return options
+
+    # Global options work before or after the command: SUPPRESS keeps a value given before it.
+    common = global_options(suppress=True)
+    parser = _Parser(prog="aar", parents=[global_options(suppress=False)],
+                     epilog="Set AAR_DEBUG=1 to see tracebacks.",
+                     description="Scale-level audio tokenizer (SAT) and next-scale generation (AAR).")
+    parser.add_argument("--version", action="version", version=f"aar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    tok_help = ("tokenizer: official .pth, native folder (a generator folder works too) or Hub repo id "
+                f"(default {DEFAULT_MODEL})")
+    gen_help = f"generator: native folder, official AAR .pth or Hub repo id (default {DEFAULT_MODEL})"
+    pair_help = "the paired tokenizer, for an official AAR .pth"
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=getattr(commands, name))
+        return p
+
+    p = command("encode", "Audio file (wav, flac, ogg) -> codes file.")
+    p.add_argument("input", type=Path, help="audio file")
+    p.add_argument("output", type=_codes_out, help="codes file to write (e.g. song.codes)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=tok_help)
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="windows per forward pass")
+
+    p = command("decode", "Codes file -> audio file at 24 kHz.")
+    p.add_argument("input", type=Path, help="codes file")
+    p.add_argument("output", type=_audio_out, help="audio file to write (.wav, .flac or .ogg)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=tok_help)
+    p.add_argument("--num-scales", type=_positive_int, default=None,
+                   help="decode from the first K scales only (a coarse preview)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="windows per forward pass")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="decode codes written by a tokenizer with another fingerprint")
+
+    p = command("generate", "One second of audio from a text prompt, reference audio or a CLAP vector.")
+    cond = p.add_mutually_exclusive_group(required=True)
+    cond.add_argument("--prompt", help="text prompt (needs the CLAP extra: pip install 'aar-audio[clap]')")
+    cond.add_argument("--audio", type=Path, help="reference audio file, embedded with CLAP")
+    cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
+    p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
+    p.add_argument("--tokenizer", help=pair_help)
+    p.add_argument("--cfg", type=_finite, default=4.0, help="guidance (default 4.0; negative: anti-guidance)")
+    p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
+    p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all (default 0.95)")
+    p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature (default 1.0)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="output j uses seed SEED + j")
+    p.add_argument("--num-samples", type=_positive_int, default=1, help="samples per condition")
+    p.add_argument("--save-codes", action="store_true", help="also write each sample's codes (OUT.codes)")
+    p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for --prompt/--audio")
+    p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
+                   help="CLAP implementation for --prompt/--audio (default laion-clap)")
+
+    p = command("convert", "Official SAT_*.pth or AAR_*.pth -> native folder.")
+    p.add_argument("source", type=Path, help="official checkpoint")
+    p.add_argument("output", type=Path, help="folder to write (config.json + model.safetensors)")
+    p.add_argument("--tokenizer", help="the paired tokenizer, for an AAR checkpoint")
+
+    p = command("info", "Describe a model (config, parameters, fingerprint, token rates) or a codes file.")
+    p.add_argument("model", help="official .pth, native folder, Hub repo id, or codes file")
+    p.add_argument("--tokenizer", help=pair_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("tokenize", "A folder of audio -> Parquet shards of codes (needs aar-audio[data]).")
+    p.add_argument("input_dir", type=Path, help="folder of audio files (searched recursively)")
+    p.add_argument("output_dir", type=Path, help="folder for the shards")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=tok_help)
+    workers = p.add_mutually_exclusive_group()
+    workers.add_argument("--num-proc", type=_positive_int, default=1, help="worker processes (CPU)")
+    workers.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                         help="run on Ray: 'auto' (the default), 'local' or a cluster address")
+    return parser
+
+
+def describe_error(err: BaseException) -> str:
+    """One readable line for an exception (no traceback)."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.strerror}: {err.filename}"
+    text = " ".join(str(err).split())
+    if isinstance(err, (ValueError, TypeError, OSError, ImportError, UsageError, commands.Failure)):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text} (set AAR_DEBUG=1 for the traceback)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``aar`` command line.
+
+    Args:
+        argv: The arguments after the program name; None reads ``sys.argv``.
+
+    Returns:
+        The exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as err:
+        print(f"aar: error: {describe_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("aar: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if os.environ.get("AAR_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"aar: error: {describe_error(err)}", file=sys.stderr)
+        return EXIT_FAILURE
