@@ -1,0 +1,53 @@
+"""Generate variations of a sound: one second of new audio conditioned on a reference clip.
+
+    python examples/variation.py reference.wav --model qiuk6/AAR --num 4 --out-dir variations
+
+The reference is embedded by CLAP's audio tower (``pip install "aar-audio[clap]"``) once, and each
+variation is drawn from that embedding with its own seed. ``gen.generate(audio=wav,
+sample_rate=rate)`` does both steps in one call. ``--clap FILE.npy`` uses a CLAP audio embedding
+computed earlier instead, so no CLAP model is loaded. Without an input file a test tone is used.
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aar import AARGenerator
+from aar.audio import read_audio, write_audio
+
+
+def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
+    """A (1, T) plucked-string-like tone: a decaying 440 Hz note every half second."""
+    t = torch.arange(round(seconds * rate)) / rate
+    return (0.5 * torch.sin(2 * math.pi * 440 * t) * torch.exp(-8 * (t % 0.5))).unsqueeze(0), rate
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input", nargs="?", help="reference audio (wav, flac, ogg); default: a test tone")
+    parser.add_argument("--model", default="qiuk6/AAR", help="generator: Hub id, official .pth or folder")
+    parser.add_argument("--tokenizer", default=None, help="paired tokenizer, for an official AAR .pth")
+    parser.add_argument("--clap", default=None, help="precomputed CLAP embedding of the reference (.npy)")
+    parser.add_argument("--num", type=int, default=3, help="number of variations")
+    parser.add_argument("--out-dir", default="variations")
+    parser.add_argument("--seed", type=int, default=0, help="variation i uses seed SEED + i")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device)
+    if args.clap is not None:
+        clap = gen.clap_vectors(np.load(args.clap))  # (1, 512)
+    else:
+        wav, rate = read_audio(args.input) if args.input else test_tone()
+        clap = gen.clap_vectors(audio=wav, sample_rate=rate)
+    for i in range(args.num):
+        variation = gen.generate(clap, seed=args.seed + i)  # (1, 1, 24000)
+        path = write_audio(Path(args.out_dir) / f"variation_{i}.wav", variation[0], gen.sample_rate)
+        print(f"seed {args.seed + i} -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The scripts in examples/ run on the fixture models and tiny inputs, and do what they say."""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import AAR_PTH, SAT_PTH
+from stand_ins import stand_in_clap
+
+from aar import AARGenerator
+from aar.audio import read_audio, resample, to_mono
+from aar.clap import ClapEncoder
+from aar.codes_file import load_codes
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread, as in the subprocesses (faster on a busy machine); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def generator() -> AARGenerator:
+    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    t = np.arange(26000) / 22050
+    sf.write(root / "clip.wav", (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 22050)
+    (root / "tree" / "sub").mkdir(parents=True)
+    noise = (0.1 * rng.standard_normal((30000, 2))).astype(np.float32)
+    sf.write(root / "tree" / "a.wav", noise[:20000, 0], 16000)
+    sf.write(root / "tree" / "sub" / "b.flac", noise, 24000)
+    (root / "tree" / "sub" / "broken.ogg").write_bytes(b"OggS" + bytes(50))
+    (root / "tree" / "notes.txt").write_text("not audio")
+    v = rng.standard_normal(512).astype(np.float32)
+    np.save(root / "clap.npy", v / np.linalg.norm(v))
+    return root
+
+
+def _run(script, *args, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs(inputs, tmp_path_factory):
+    """Every script once, as a user would start it, two at a time."""
+    out = tmp_path_factory.mktemp("outputs")
+    jobs = {
+        "roundtrip_file": ("roundtrip.py", inputs / "clip.wav", "--model", SAT_PTH,
+                           "--out", out / "clip.wav"),
+        "coarse_to_fine": ("coarse_to_fine.py", inputs / "clip.wav", "--model", SAT_PTH,
+                           "--out-dir", out / "previews", "--scales", "1", "4", "16"),
+        "text_to_audio": ("text_to_audio.py", "a cat", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
+                          "--clap", inputs / "clap.npy", "--seed", "3", "--out", out / "cat.wav"),
+        "variation": ("variation.py", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
+                      "--clap", inputs / "clap.npy", "--num", "2", "--seed", "5",
+                      "--out-dir", out / "variations"),
+        "tokenize_folder": ("tokenize_folder.py", inputs / "tree", out / "codes", "--model", SAT_PTH),
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_run, *job, cwd=out) for name, job in jobs.items()}
+        return out, {name: f.result() for name, f in futures.items()}
+
+
+def _ok(result):
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+def test_roundtrip(runs, inputs, official_tokenizer):
+    out, results = runs
+    stdout = _ok(results["roundtrip_file"])
+    wav, rate = read_audio(inputs / "clip.wav")
+    codes = official_tokenizer.encode(wav, rate)
+    decoded = official_tokenizer.decode(codes)
+    reference = resample(to_mono(wav.unsqueeze(0)), rate, 24000)
+    snr = 10 * torch.log10(reference.pow(2).sum() / (reference - decoded).pow(2).sum())
+    printed = float(re.search(r"SNR: (-?[\d.]+) dB", stdout).group(1))
+    assert printed == pytest.approx(float(snr), abs=0.01)
+    assert "2 window(s) x 455 tokens" in stdout
+    written, _ = sf.read(out / "clip.wav", dtype="float32")
+    np.testing.assert_allclose(written, decoded[0, 0].numpy(), atol=1e-4)
+
+
+def test_coarse_to_fine(runs, inputs, official_tokenizer):
+    out, results = runs
+    stdout = _ok(results["coarse_to_fine"])
+    wav, rate = read_audio(inputs / "clip.wav")
+    codes = official_tokenizer.encode(wav, rate)
+    assert sorted(p.name for p in (out / "previews").iterdir()) == [
+        "preview_k01.wav", "preview_k04.wav", "preview_k16.wav"]
+    for k, tokens in ((1, 1), (4, 13), (16, 455)):
+        preview, _ = sf.read(out / "previews" / f"preview_k{k:02d}.wav", dtype="float32")
+        expected = official_tokenizer.decode(codes, num_scales=k)[0, 0].numpy()
+        np.testing.assert_allclose(preview, expected, atol=1e-4)
+        assert f"k={k:2d}: {tokens:3d} tokens per window" in stdout
+
+
+def test_text_to_audio_and_variation_with_clap_files(runs, inputs, generator):
+    out, results = runs
+    _ok(results["text_to_audio"])
+    _ok(results["variation"])
+    clap = torch.from_numpy(np.load(inputs / "clap.npy"))
+    cat, rate = sf.read(out / "cat.wav", dtype="float32")
+    assert rate == 24000
+    np.testing.assert_allclose(cat, generator.generate(clap, seed=3)[0, 0].numpy(), atol=1e-6)
+    for i in range(2):
+        variation, _ = sf.read(out / "variations" / f"variation_{i}.wav", dtype="float32")
+        np.testing.assert_allclose(variation, generator.generate(clap, seed=5 + i)[0, 0].numpy(), atol=1e-6)
+
+
+def test_tokenize_folder(runs, inputs, official_tokenizer):
+    out, results = runs
+    result = results["tokenize_folder"]
+    assert result.returncode == 1 and "Traceback" not in result.stderr  # one file could not be read
+    assert "sub/broken.ogg" in result.stderr and "2 written, 0 already there, 1 failed" in result.stdout
+    written = sorted(str(p.relative_to(out / "codes")) for p in (out / "codes").rglob("*.codes"))
+    assert written == ["a.wav.codes", "sub/b.flac.codes"]
+    for rel in ("a.wav", "sub/b.flac"):
+        wav, rate = read_audio(inputs / "tree" / rel)
+        codes = load_codes(out / "codes" / f"{rel}.codes", official_tokenizer)
+        assert codes.equal(official_tokenizer.encode(wav, rate)) and codes.sample_rate == rate
+
+
+def _run_in_process(script, argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *map(str, argv)])
+    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+
+
+def test_default_input_is_a_test_tone(tmp_path, monkeypatch, capsys):
+    _run_in_process("roundtrip.py", ["--model", SAT_PTH, "--out", tmp_path / "tone.wav"], monkeypatch)
+    tone, rate = sf.read(tmp_path / "tone.wav", dtype="float32")
+    assert rate == 24000 and tone.shape == (48000,) and "SNR" in capsys.readouterr().out
+
+
+def test_prompt_and_audio_go_through_clap(inputs, generator, tmp_path, monkeypatch, capsys):
+    """Without --clap, the scripts embed the prompt or the audio with CLAP (a stand-in here)."""
+    monkeypatch.setattr(ClapEncoder, "from_pretrained", lambda *args, **kwargs: stand_in_clap())
+    clap = stand_in_clap()
+    _run_in_process("text_to_audio.py", ["dry leaves", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
+                                         "--out", tmp_path / "leaves.wav"], monkeypatch)
+    expected = generator.generate(clap.embed_text("dry leaves"), seed=0)
+    np.testing.assert_allclose(sf.read(tmp_path / "leaves.wav", dtype="float32")[0], expected[0, 0].numpy(),
+                               atol=1e-6)
+
+    _run_in_process("variation.py", [inputs / "clip.wav", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
+                                     "--num", "1", "--out-dir", tmp_path], monkeypatch)
+    wav, rate = read_audio(inputs / "clip.wav")
+    expected = generator.generate(clap.embed_audio(wav, rate), seed=0)
+    np.testing.assert_allclose(sf.read(tmp_path / "variation_0.wav", dtype="float32")[0],
+                               expected[0, 0].numpy(), atol=1e-6)
+    assert "dry leaves" in capsys.readouterr().out
