@@ -25,7 +25,7 @@ from . import editing, hub
 from .codes import AudioCodes
 from .config import AARConfig
 from ._loading import adopt_state, skip_init
-from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, read_checkpoint
+from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
 from .nn.precision import warn_if_slow
 from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
@@ -117,17 +117,20 @@ class AARGenerator(nn.Module):
                     f"{source.path} holds a {config_dict.get('model_type')!r} model, not a generator "
                     "(model_type 'aar')"
                 )
-            config = AARConfig.from_dict(config_dict)
+            with naming(source.path / hub.CONFIG_NAME):
+                config = AARConfig.from_dict(config_dict)
             state = read_native_weights(source.path)
         else:
             _, official = read_checkpoint(source.path, "aar")
-            state = convert_aar_state_dict(official)
+            with naming(source.path):
+                state = convert_aar_state_dict(official)
         if not isinstance(tokenizer, SATTokenizer):
             tokenizer = SATTokenizer.from_pretrained(
                 tokenizer if tokenizer is not None else hub.paired_tokenizer(source), **hub_kwargs
             )
         if source.layout == "official":
-            config = infer_aar_config(state, tokenizer.config)
+            with naming(source.path):
+                config = infer_aar_config(state, tokenizer.config)
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config, tokenizer)
         adopt_state(model.transformer, state, str(source.path))
