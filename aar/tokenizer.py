@@ -80,15 +80,16 @@ def read_native_weights(folder: Path) -> dict[str, torch.Tensor]:
 def write_native(folder: str | os.PathLike, config: dict, state: dict[str, torch.Tensor]) -> Path:
     """Write ``model.safetensors`` and then ``config.json`` into ``folder``, each atomically.
 
-    An old ``config.json`` is removed first, so a write cut short leaves a folder that loading refuses
-    (no config) rather than new weights beside an old config.
+    If writing the weights fails, the folder is left as it was. The old ``config.json`` is removed
+    just before the new weights replace the old, so a save cut short after that point leaves a folder
+    that loading refuses (no config), never new weights beside an old config.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / hub.CONFIG_NAME).unlink(missing_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     with atomic_path(folder / hub.WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
+        (folder / hub.CONFIG_NAME).unlink(missing_ok=True)
     with atomic_path(folder / hub.CONFIG_NAME) as tmp:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
     return folder
