@@ -26,7 +26,7 @@ from .codes import AudioCodes
 from .config import AARConfig
 from ._loading import adopt_state, skip_init
 from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
-from .nn.precision import warn_if_slow
+from .nn.precision import cast_matrix_weights, warn_if_slow
 from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
 from .tokenizer import SATTokenizer, check_placement, read_native_weights, write_native
@@ -154,22 +154,23 @@ class AARGenerator(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.transformer.parameters()).dtype
+        """Dtype of the transformer's matrix weights (float32 unless cast, see :meth:`to`)."""
+        return self.transformer.head.weight.dtype
 
     def to(self, *args, **kwargs) -> AARGenerator:
         """``nn.Module.to``, except that a dtype applies to the transformer only.
 
-        ``gen.to(dtype=torch.bfloat16)`` casts the transformer's weights once; its activations,
-        softmax, normalisation statistics and logits stay float32, and so does the sampling. The
+        ``gen.to(dtype=torch.bfloat16)`` casts the transformer's matrix weights once; its biases,
+        activations, softmax, normalisation statistics and logits stay float32, as does sampling. The
         tokenizer (codebooks, phi, decoder) keeps float32 and moves with the device only. On a CPU
         without bfloat16 matrix units a one-time log message says that bfloat16 runs slower there
         (docs/performance.md).
         """
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        self.transformer.to(*args, **kwargs)
         for child in self.children():
-            if child is not self.transformer:
-                child.to(device=device, non_blocking=non_blocking)
+            child.to(device=device, non_blocking=non_blocking)
+        if dtype is not None:
+            cast_matrix_weights(self.transformer, dtype)
         warn_if_slow(dtype, self.device)
         return self
 
