@@ -30,6 +30,7 @@ from ._clap_backends import (
     TransformersClapBackend,
 )
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
+from .tokenizer import check_placement
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class ClapEncoder:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        device = torch.device("cpu" if device is None else device)
+        device = check_placement(device, None)[0] or torch.device("cpu")  # ValueError for a bad name
         hub_kwargs = {
             "revision": revision,
             "cache_dir": None if cache_dir is None else str(cache_dir),
