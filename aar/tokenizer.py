@@ -18,6 +18,7 @@ from torch import nn
 
 from . import hub
 from ._files import atomic_path
+from ._loading import adopt_state, skip_init
 from .audio import (
     as_audio_batch,
     check_sample_rate,
@@ -32,7 +33,6 @@ from .convert import (
     CheckpointError,
     convert_sat_state_dict,
     infer_sat_config,
-    load_state_strict,
     naming,
     read_checkpoint,
 )
@@ -191,8 +191,9 @@ class SATTokenizer(nn.Module):
             with naming(folder / hub.CONFIG_NAME):
                 config = SATConfig.from_dict(config_dict)
             state = read_native_weights(folder)
-        model = cls(config)
-        load_state_strict(model, state, str(source.path))
+        with skip_init():  # no random init: every tensor comes from the checkpoint
+            model = cls(config)
+        adopt_state(model, state, str(source.path))
         return model.to(device=device, dtype=dtype).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
