@@ -9,9 +9,16 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from aar import SATConfig, SATTokenizer  # noqa: E402
+
+# Property tests: no deadline (first calls warm up kernels); in CI the examples are fixed, and a failure
+# prints the blob that replays it (@reproduce_failure).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "dev")
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
 SAT_PTH = FIXTURES / "sat_official.pth"
