@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 import torchaudio.functional as AF
 
 from ._files import atomic_path
@@ -94,7 +95,7 @@ def split_windows(wav_B1T: torch.Tensor, window: int) -> torch.Tensor:
     B, _, T = wav_B1T.shape
     W = -(-T // window)
     padded = torch.nn.functional.pad(wav_B1T, (0, W * window - T))
-    return padded.reshape(B * W, 1, window)
+    return rearrange(padded, "b c (w t) -> (b w) c t", w=W)
 
 
 def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from einops import rearrange
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -312,7 +313,8 @@ class SATTokenizer(nn.Module):
             self.decode_windows([c[i : i + step] for c in flat])
             for i in _progress(range(0, B * W, step), progress, "decode")
         ]
-        return torch.cat(pieces).reshape(B, 1, W * self.config.window)[..., :length]
+        audio_B1T = rearrange(torch.cat(pieces), "(b w) c t -> b c (w t)", b=B)
+        return audio_B1T[..., :length]
 
     def check_codes(self, codes, allow: int | None = None) -> list[torch.Tensor]:
         """Validate codes against this model; returns S (or ``allow``) LongTensors shaped (B, W, s_i).
