@@ -131,6 +131,10 @@ def generate(args) -> int:
     from .audio import read_audio, write_audio
     from .codes_file import save_codes
 
+    if args.seconds is None and args.overlap is not None:
+        raise UsageError("--overlap needs --seconds")
+    if args.seconds is not None and args.save_codes:
+        raise UsageError("--save-codes writes one window; it does not combine with --seconds")
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
     audio = read_audio(args.audio) if args.audio is not None else None
     gen = _load_generator(args)
@@ -151,11 +155,54 @@ def generate(args) -> int:
     for j, path in enumerate(bar):
         b = j // args.num_samples
         seed = None if args.seed is None else args.seed + j
+        if args.seconds is not None:
+            wav = gen.generate(clap_BD[b : b + 1], seconds=args.seconds, overlap=args.overlap, seed=seed,
+                               progress=not args.quiet, **knobs)
+            write_audio(path, wav[0], gen.sample_rate)
+            continue
         codes = gen.generate_codes(clap_BD[b : b + 1], seed=seed, **knobs)
         write_audio(path, gen.tokenizer.decode(codes)[0], gen.sample_rate)
         if args.save_codes:
             save_codes(path.with_suffix(".codes"), codes, gen.tokenizer, model=str(args.model))
     _say(args, f"wrote {', '.join(map(str, paths))}")
+    return 0
+
+
+def vary(args) -> int:
+    """``aar vary IN.wav -o OUT.wav --keep-scales K``."""
+    from tqdm.auto import tqdm
+
+    from .audio import read_audio, write_audio
+
+    _need_file(args.input, "audio file")
+    clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
+    wav, rate = read_audio(args.input)
+    gen = _load_generator(args)
+    S = gen.config.num_scales
+    if args.keep_scales > S:
+        raise UsageError(f"--keep-scales must lie in [0, {S}] for this model, got {args.keep_scales}")
+    if clap is not None:
+        clap_BD = gen.clap_vectors(clap)
+    else:
+        from .clap import ClapEncoder
+
+        gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
+                                                       device=gen.device)
+        if args.prompt is not None:
+            clap_BD = gen.clap_vectors(prompt=args.prompt)
+        else:
+            clap_BD = gen.clap_vectors(audio=wav, sample_rate=rate)
+    paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
+    knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
+    bar = tqdm(paths, desc="vary", unit="sample", disable=args.quiet or len(paths) == 1)
+    for j, path in enumerate(bar):
+        b = j // args.num_samples
+        seed = None if args.seed is None else args.seed + j
+        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_BD[b : b + 1], seed=seed,
+                       **knobs)
+        write_audio(path, out[0], gen.sample_rate)
+    _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
+               f"first {args.keep_scales} of {S} scales kept")
     return 0
 
 

@@ -49,6 +49,7 @@ _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _finite = _number(float, math.isfinite, "a finite number")
 _positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
 _top_p = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_overlap = _number(float, lambda v: 0 <= v < 1, "a number of seconds in [0, 1)")
 
 
 def _device(text: str):
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mismatch", action="store_true",
                    help="decode codes written by a tokenizer with another fingerprint")
 
-    p = command("generate", "One second of audio from a text prompt, reference audio or a CLAP vector.")
+    p = command("generate", "Audio (one second, or --seconds S) from a text prompt, reference audio or a "
+                            "CLAP vector.")
     cond = p.add_mutually_exclusive_group(required=True)
     cond.add_argument("--prompt", help="text prompt (needs the CLAP extra: pip install 'aar-audio[clap]')")
     cond.add_argument("--audio", type=Path, help="reference audio file, embedded with CLAP")
@@ -136,6 +138,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for --prompt/--audio")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                    help="CLAP implementation for --prompt/--audio (default laion-clap)")
+    p.add_argument("--seconds", type=_positive, default=None,
+                   help="length in seconds: windows chained by inpainting (docs/generation.md)")
+    p.add_argument("--overlap", type=_overlap, default=None,
+                   help="with --seconds: seconds each window shares with the previous one, in [0, 1) "
+                        "(default 0.25)")
+
+    p = command("vary", "A variation of an audio file: keep its first K scales, resample the rest.")
+    p.add_argument("input", type=Path, help="audio file (wav, flac, ogg); every one-second window is varied")
+    p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
+    p.add_argument("--keep-scales", type=_non_negative_int, required=True,
+                   help="scales kept, 0..16: 0 is a new sound, more keeps more of the input")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--prompt", help="text condition (default: the input's own CLAP embedding)")
+    cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
+    p.add_argument("--tokenizer", help=pair_help)
+    p.add_argument("--cfg", type=_finite, default=4.0, help="guidance (default 4.0; negative: anti-guidance)")
+    p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
+    p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all (default 0.95)")
+    p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature (default 1.0)")
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="output j uses seed SEED + j")
+    p.add_argument("--num-samples", type=_positive_int, default=1, help="variations per condition")
+    p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id (without --clap)")
+    p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
+                   help="CLAP implementation (default laion-clap)")
 
     p = command("convert", "Official SAT_*.pth or AAR_*.pth -> native folder.")
     p.add_argument("source", type=Path, help="official checkpoint")
