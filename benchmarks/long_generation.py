@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--overlaps", default="0.25,0.5", help="comma-separated overlaps in seconds")
     parser.add_argument("--runs", type=int, help="runs per overlap (default 2; 1 quick or tiny)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice; 1 tiny)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (3.0 if args.tiny else 10.0)
     runs = args.runs or (1 if args.quick or args.tiny else 2)
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
         overlaps = [float(o) for o in args.overlaps.split(",") if o.strip()]
     except ValueError:
         parser.error(f"--overlaps must be comma-separated numbers, got {args.overlaps!r}")
-    if args.tiny:  # a tiny model gains nothing from threads, and loses much on a busy machine
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif args.tiny:  # a tiny model gains nothing from threads, and loses much on a busy machine
         torch.set_num_threads(1)
 
     load_before = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
