@@ -153,7 +153,7 @@ def resolve(
         return Source(layout, path if layout == "official" else path.parent, name, hub_kwargs)
     config = _download(name, CONFIG_NAME, hub_kwargs)
     _download(name, WEIGHTS_NAME, hub_kwargs)
-    if json.loads(config.read_text()).get("model_type") == "aar":
+    if Source("native", config.parent).read_config().get("model_type") == "aar":
         for file in (CONFIG_NAME, WEIGHTS_NAME):
             _download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
     return Source("native", config.parent, name, hub_kwargs)

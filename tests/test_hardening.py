@@ -294,6 +294,18 @@ def test_bad_config_values_name_the_field_and_file(tmp_path, gen, kind, changes,
     assert str(folder / "config.json") in str(info.value)
 
 
+@pytest.mark.parametrize("config", [b"[1]", b"{oops", b"\xff\xfe"])
+def test_hub_repo_with_a_bad_config_names_it(tmp_path, gen, config):
+    from official_layout import populate_hub_cache
+
+    folder = gen.tokenizer.save_pretrained(tmp_path / "saved")
+    populate_hub_cache(tmp_path / "cache", "someone/broken",
+                       {"config.json": config, "model.safetensors": folder / "model.safetensors"})
+    for loader in (SATTokenizer, AARGenerator):
+        with pytest.raises(ValueError, match="config.json (is not valid JSON|must hold a JSON object)"):
+            loader.from_pretrained("someone/broken", cache_dir=tmp_path / "cache")
+
+
 def test_generator_folder_with_a_broken_tokenizer(tmp_path, gen):
     folder = gen.save_pretrained(tmp_path / "gen")
     (folder / "tokenizer" / "model.safetensors").write_bytes(b"")
