@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from . import editing, hub
+from ._loading import adopt_state, skip_init
 from .codes import AudioCodes
 from .config import AARConfig
-from ._loading import adopt_state, skip_init
 from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
 from .nn.precision import cast_matrix_weights, warn_if_slow
 from .nn.transformer import AARTransformer
@@ -357,7 +357,8 @@ class AARGenerator(nn.Module):
     def _sample_scales(self, clap_BD, cfg, top_k, top_p, temperature, rng, progress, forced=None):
         model, quantizer, S = self.transformer, self.tokenizer.quantizer, self.config.num_scales
         B = clap_BD.shape[0]
-        cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]))
+        guided = cfg != 0  # cfg 0 takes nothing from the unconditional branch: skip running it
+        cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]) if guided else clap_BD)
         f_BEF = clap_BD.new_zeros(B, self.config.latent_dim, quantizer.frames)
         x_BlE, levels = None, []
         steps = range(S)
@@ -367,9 +368,11 @@ class AARGenerator(nn.Module):
             steps = tqdm(steps, desc="generate", unit="scale")
         with model.kv_cache() as cache:
             for si in steps:
-                x_2BlE = None if x_BlE is None else torch.cat([x_BlE, x_BlE])
+                x_2BlE = torch.cat([x_BlE, x_BlE]) if guided and x_BlE is not None else x_BlE
                 logits_2BlV = model.step(cache, cond_2BC, si, x_2BlE).float()
-                logits_BlV = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
+                logits_BlV = logits_2BlV
+                if guided:
+                    logits_BlV = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
                 idx_Bl = sample(logits_BlV, top_k=top_k, top_p=top_p, temperature=temperature,
                                 generator=rng)
                 if forced is not None:  # known tokens replace the draw before they update f

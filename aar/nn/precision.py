@@ -6,8 +6,8 @@ Only the matrix weights take the low-precision dtype (``cast_matrix_weights``). 
 reads its input cast to that dtype and hands back float32, so everything between the products (the
 residual stream, biases, LayerNorm statistics, the attention softmax, the logits) stays float32. On
 the released sizes this keeps 99.6 % of the teacher-forced top-1 tokens, where the same model run end
-to end in bfloat16 keeps 98 % (docs/performance.md). With float32 weights nothing is cast: results are bit for bit those of
-``nn.Linear``.
+to end in bfloat16 keeps 98 % (docs/performance.md). With float32 weights nothing is cast: results
+are bit for bit those of ``nn.Linear``.
 """
 
 from __future__ import annotations

@@ -19,71 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aar.config import AARConfig
+from aar.nn.kv_cache import KV, KVCache
 from aar.nn.precision import linear, stream_dtype
-
-KV = tuple[Tensor, Tensor]  # keys and values of one block, each (B, H, L_seen, c)
-
-
-class KVCache:
-    """Keys and values of the scales already run, one entry per block.
-
-    The cache is a plain object handed to ``AARTransformer.step``; the model keeps no state of its
-    own. Use it as a context manager so it is emptied even when generation stops on an exception:
-
-    Example:
-        >>> model = AARTransformer(AARConfig(depth=1, embed_dim=64, num_heads=1, scales=(1, 2)))
-        >>> cond_BC = model.condition(torch.randn(2, 512))
-        >>> with model.kv_cache() as cache:
-        ...     logits_BlV = model.step(cache, cond_BC, 0)
-        ...     print(cache.num_scales, cache.num_tokens)
-        1 1
-        >>> cache.num_scales
-        0
-
-    Attributes:
-        depth: Number of blocks whose keys and values are kept.
-        num_scales: Scales appended so far; ``step`` expects this scale index next.
-    """
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self._layers: list[KV] | None = None
-        self.num_scales = 0
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens held per block (0 when empty)."""
-        return 0 if self._layers is None else self._layers[0][0].shape[2]
-
-    @property
-    def batch_size(self) -> int | None:
-        """Batch size of the cached keys, or None when empty."""
-        return None if self._layers is None else self._layers[0][0].shape[0]
-
-    def layers(self) -> list[KV | None]:
-        """The cached ``(keys, values)`` of every block, or ``None`` for each when empty."""
-        return [None] * self.depth if self._layers is None else list(self._layers)
-
-    def commit(self, layers: list[KV]) -> None:
-        """Replace every block's keys and values with ``layers`` and count one more scale.
-
-        ``step`` calls this only once all blocks have run, so a step that fails part-way leaves the
-        cache as it was.
-        """
-        assert len(layers) == self.depth, (len(layers), self.depth)
-        self._layers = list(layers)
-        self.num_scales += 1
-
-    def reset(self) -> None:
-        """Drop every cached tensor and start again at scale 0."""
-        self._layers = None
-        self.num_scales = 0
-
-    def __enter__(self) -> KVCache:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.reset()
 
 
 def _ada(ada_lin: nn.Sequential, cond_BC: Tensor) -> Tensor:
@@ -179,10 +116,15 @@ class AdaLNBlock(nn.Module):
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 6 * embed_dim))
 
     def forward(
-        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None
+        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None,
+        ada_B16C: Tensor | None = None,
     ) -> tuple[Tensor, KV]:
-        """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C)."""
-        g1, g2, s1, s2, b1, b2 = _ada(self.ada_lin, cond_BC).chunk(6, dim=-1)  # (B, 1, C)
+        """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C).
+
+        ``ada_B16C`` is ``ada_lin``'s output for ``cond_BC`` if already known, (B, 1, 6C).
+        """
+        ada_B16C = _ada(self.ada_lin, cond_BC) if ada_B16C is None else ada_B16C
+        g1, g2, s1, s2, b1, b2 = ada_B16C.chunk(6, dim=-1)  # (B, 1, C)
         h_BlC, kv = self.attn(_modulate(x_BlC, s1, b1, self.norm_eps), mask_lL, past)
         x_BlC = x_BlC + h_BlC * g1
         x_BlC = x_BlC + self.ffn(_modulate(x_BlC, s2, b2, self.norm_eps)) * g2
@@ -197,8 +139,9 @@ class AdaLNHead(nn.Module):
         self.norm_eps = norm_eps
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 2 * embed_dim))
 
-    def forward(self, x_BlC: Tensor, cond_BC: Tensor) -> Tensor:
-        scale, shift = _ada(self.ada_lin, cond_BC).chunk(2, dim=-1)  # (B, 1, C)
+    def forward(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
+        ada_B12C = _ada(self.ada_lin, cond_BC) if ada_B12C is None else ada_B12C
+        scale, shift = ada_B12C.chunk(2, dim=-1)  # (B, 1, C)
         return _modulate(x_BlC, scale, shift, self.norm_eps)
 
 
@@ -298,8 +241,12 @@ class AARTransformer(nn.Module):
         x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return x_BlC + self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
 
-    def _logits(self, x_BlC: Tensor, cond_BC: Tensor) -> Tensor:
-        return linear(self.head_nm(x_BlC, cond_BC), self.head.weight, self.head.bias)
+    def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
+        return linear(self.head_nm(x_BlC, cond_BC, ada_B12C), self.head.weight, self.head.bias)
+
+    def _adaln(self, cond_BC: Tensor) -> list[Tensor]:
+        """AdaLN parameters of every block, then of the head; they depend on the condition only."""
+        return [_ada(m.ada_lin, cond_BC) for m in (*self.blocks, self.head_nm)]
 
     def _check_input(self, x: Tensor, batch: int, tokens: int, name: str) -> None:
         want = (batch, tokens, self.config.latent_dim)
@@ -356,9 +303,10 @@ class AARTransformer(nn.Module):
                 raise ValueError(f"scale {si} needs its next-scale input x_BlLat, got None")
             self._check_input(x_BlLat, B, end - start, "x_BlLat")
         x_BlC = self._embed(cond_BC, x_BlLat, start, end)
+        ada = cache.adaln(cond_BC, self._adaln)  # once per generation, not once per scale
         layers = []
-        for block, past in zip(self.blocks, cache.layers()):
-            x_BlC, kv = block(x_BlC, cond_BC, past=past)  # a scale sees all of itself and the past
+        for block, past, ada_B16C in zip(self.blocks, cache.layers(), ada):
+            x_BlC, kv = block(x_BlC, cond_BC, past=past, ada_B16C=ada_B16C)  # sees itself and the past
             layers.append(kv)
         cache.commit(layers)
-        return self._logits(x_BlC, cond_BC)
+        return self._logits(x_BlC, cond_BC, ada[-1])
