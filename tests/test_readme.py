@@ -59,6 +59,8 @@ def test_command_line_snippet(hub_cache, tmp_path):
     np.save(work / "emb.npy", (v := rng.standard_normal(512).astype("float32")) / np.linalg.norm(v))
     (work / "AAR_d16_bs2048.pth").write_bytes(AAR_PTH.read_bytes())
     (work / "SAT_d128_lat128.pth").write_bytes(SAT_PTH.read_bytes())
+    (work / "corpus").mkdir()
+    (work / "corpus" / "song.flac").write_bytes((work / "song.flac").read_bytes())
     commands = [line.split("#")[0].strip() for line in _blocks("bash")[1].splitlines()]
     commands = [c for c in commands if c]
     assert commands and all(c.startswith("aar ") for c in commands)
@@ -71,8 +73,12 @@ def test_command_line_snippet(hub_cache, tmp_path):
         if "--prompt" in args:
             i = args.index("--prompt")
             args[i : i + 2] = ["--clap", "emb.npy"]
+        if args[0] == "vary":  # conditioned on the clip's own CLAP embedding: needs CLAP weights
+            args += ["--clap", "emb.npy"]
         result = subprocess.run([sys.executable, "-m", "aar", "--quiet", *args], cwd=work, env=env,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{command}: {result.stderr}"
-    info, _ = sf.read(work / "song.wav")
-    assert info.shape[0] == 2 * 24000
+    assert sf.info(str(work / "song.wav")).frames == 2 * 24000
+    assert sf.info(str(work / "long.wav")).frames == 3 * 24000
+    assert sorted(p.name for p in work.glob("out_*.wav")) == [f"out_{j}.wav" for j in range(4)]
+    assert (work / "variation.wav").is_file() and (work / "tokens").is_dir()
