@@ -4,15 +4,16 @@ Legend: N rows (any leading dims), K input features, M output features.
 
 Only the matrix weights take the low-precision dtype (``cast_matrix_weights``). Each matrix product
 reads its input cast to that dtype and hands back float32, so everything between the products (the
-residual stream, biases, LayerNorm statistics, the attention softmax, the logits) stays float32. On
-the released sizes this keeps 99.6 % of the teacher-forced top-1 tokens, where the same model run end
-to end in bfloat16 keeps 98 % (docs/performance.md). With float32 weights nothing is cast: results
+residual stream, biases, LayerNorm statistics, the attention softmax) stays float32. The generator
+also keeps its output head in float32: logits reach ~12, where a bfloat16 step is 1/16. Accuracy
+against float32 is measured in docs/performance.md. With float32 weights nothing is cast: results
 are bit for bit those of ``nn.Linear``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import torch
 import torch.nn.functional as F
@@ -49,19 +50,27 @@ def linear(x_NK: Tensor, weight_MK: Tensor, bias_M: Tensor | None = None) -> Ten
     return y_NM if bias_M is None else y_NM + bias_M.to(x_NK.dtype)
 
 
-def cast_matrix_weights(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+def cast_matrix_weights(
+    module: nn.Module, dtype: torch.dtype, keep: Collection[str] = ()
+) -> nn.Module:
     """Give the weight of every ``nn.Linear`` in ``module`` the dtype ``dtype``, in place.
 
     Everything else that is floating point (biases, embeddings, attention temperatures, buffers)
     takes ``stream_dtype(dtype)``: those tensors are small, and rounding them to bfloat16 costs more
     accuracy than it saves time. ``dtype=torch.float32`` makes the whole module float32.
 
+    Args:
+        module: Changed in place.
+        dtype: Dtype of the matrix weights.
+        keep: Names (as in ``module.named_modules()``) of linear layers that stay in the stream
+            dtype too, e.g. an output head whose bfloat16 outputs would be too coarse.
+
     Returns:
         ``module``.
     """
     module.to(stream_dtype(dtype))
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
+    for name, layer in module.named_modules():
+        if isinstance(layer, nn.Linear) and name not in keep:
             weight = layer.weight
             layer.weight = nn.Parameter(weight.detach().to(dtype), requires_grad=weight.requires_grad)
     return module
