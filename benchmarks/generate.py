@@ -1,0 +1,214 @@
+"""Generation speed: seconds of compute per generated second, by batch size, cfg and dtype.
+
+    python benchmarks/generate.py                          # released sizes, batch 1..16, float32
+    python benchmarks/generate.py --dtype float32 bfloat16 # float32 against bfloat16, side by side
+    python benchmarks/generate.py --quick                  # released sizes, batch 1, 4, 16; 1 run
+    python benchmarks/generate.py --tiny                   # a tiny model (for tests)
+
+The models have random weights of the released sizes (``SATConfig()`` = SAT_d128_lat128,
+``AARConfig()`` = AAR_d16_bs2048): speed does not depend on the weights. One run is one
+``gen.generate(clap_BD, cfg=..., seed=0)`` call: the 16 transformer steps and the decode to audio of
+B one-second windows. With cfg (4.0, the official default) each step runs a batch of 2B (conditional
+and unconditional); ``cfg=0`` runs B. Sampling keeps top-k 200, top-p 0.95. bfloat16 casts the
+transformer's matrix weights (``gen.to(dtype=torch.bfloat16)``); the tokenizer stays float32.
+
+A plain loop of the official kind (``baseline``: per scale, every block recomputes its AdaLN
+parameters and concatenates its KV cache, as the reference code does) runs at batch 1 with cfg,
+float32, and must give the same tokens. ``--compile`` also times ``torch.compile`` of the transformer
+blocks. The table goes to stdout; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from _common import DTYPES, RELEASED, build_generator, clap_vectors, emit, machine, parser, setup, table
+
+from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
+
+CFG = 4.0
+
+
+@torch.no_grad()
+def baseline_codes(gen, clap_BD, cfg: float, knobs: dict, seed: int) -> list[torch.Tensor]:
+    """The reference loop, written plainly: tokens (B, s_i) of every scale."""
+    model, quantizer, S = gen.transformer, gen.tokenizer.quantizer, gen.config.num_scales
+    B = clap_BD.shape[0]
+    rng = make_generator(seed)
+    cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]))
+    f_BEF = clap_BD.new_zeros(B, gen.config.latent_dim, quantizer.frames)
+    past = [None] * len(model.blocks)
+    x_2BlC, levels = cond_2BC.unsqueeze(1) + model.pos_start, []
+    for si, (start, end) in enumerate(model.scale_bounds):
+        x_2BlC = x_2BlC + model.lvl_embed(model.level_L[start:end]) + model.pos_1LC[:, start:end]
+        for i, block in enumerate(model.blocks):
+            x_2BlC, past[i] = block(x_2BlC, cond_2BC, past=past[i])
+        logits_2BlV = model.head(model.head_nm(x_2BlC, cond_2BC)).float()
+        guided = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
+        idx_Bl = sample(guided, generator=rng, **knobs)
+        levels.append(idx_Bl)
+        f_BEF = f_BEF + quantizer.scale_residual(si, idx_Bl)
+        if si + 1 < S:
+            x_BlE = model.word_embed(quantizer.next_scale_input(f_BEF, si + 1))
+            x_2BlC = torch.cat([x_BlE, x_BlE])
+    return levels
+
+
+@torch.no_grad()
+def accuracy(ref, low, batch: int = 2) -> dict:
+    """``low`` (reduced precision) against ``ref`` (float32) on the same weights.
+
+    Teacher forcing on tokens that ``ref`` sampled: max abs error of the logits and agreement of
+    their argmax over the L positions. Greedy generation (cfg 4, top-k 1): token agreement per
+    scale and the max abs error of the audio.
+    """
+    clap = clap_vectors(batch, seed=1)
+    codes = ref.generate_codes(clap, cfg=CFG, seed=0, top_k=min(200, ref.config.codebook_size), top_p=0.95)
+    a, b = ref.logits(codes, clap), low.logits(codes, clap)
+    greedy = dict(cfg=CFG, top_k=1, top_p=None)
+    ref_codes, low_codes = ref.generate_codes(clap, **greedy), low.generate_codes(clap, **greedy)
+    ref_audio, low_audio = ref.tokenizer.decode(ref_codes), low.tokenizer.decode(low_codes)
+    return {
+        "conditions": batch,
+        "logits_max_abs_err": round(float((a - b).abs().max()), 5),
+        "logits_abs_max": round(float(a.abs().max()), 3),
+        "top1_agreement": round(float((a.argmax(-1) == b.argmax(-1)).float().mean()), 5),
+        "greedy_token_agreement": [round(float((x == y).float().mean()), 4)
+                                   for x, y in zip(ref_codes, low_codes)],
+        "greedy_audio_max_abs_err": round(float((ref_audio - low_audio).abs().max()), 5),
+        "greedy_audio_rms": round(float(ref_audio.pow(2).mean().sqrt()), 5),
+    }
+
+
+def timed(fn, runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def compiled_copy(gen):
+    """A copy of ``gen`` whose transformer blocks and head run through ``torch.compile``."""
+    fast = copy.deepcopy(gen)
+    for block in fast.transformer.blocks:
+        block.compile(dynamic=True)
+    fast.transformer.head_nm.compile(dynamic=True)
+    return fast
+
+
+def plot(results: list[dict], path: str) -> None:
+    """Seconds per generated second against batch size, one curve per dtype and cfg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for dtype in dict.fromkeys(r["dtype"] for r in results):
+        for cfg in (CFG, 0.0):
+            rows = [r for r in results if r["dtype"] == dtype and r["cfg"] == cfg]
+            ax.plot([r["batch"] for r in rows], [r["s_per_generated_s"] for r in rows], marker="o",
+                    label=f"{dtype}, {'cfg 4' if cfg else 'no cfg'}")
+    ax.set(xscale="log", xlabel="batch size (one-second windows per call)",
+           ylabel="seconds per generated second", title="AARGenerator.generate on the CPU")
+    ax.set_xticks([r["batch"] for r in results], labels=[str(r["batch"]) for r in results])
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = parser(__doc__)
+    p.add_argument("--dtype", nargs="+", default=["float32"], choices=sorted(DTYPES),
+                   help="transformer weight dtype(s), timed side by side (default float32)")
+    p.add_argument("--batch-sizes", help="comma-separated (default 1,2,4,8,16; quick 1,4,16)")
+    p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 2; 1 quick/tiny)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (batch 1, cfg)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the plain reference loop")
+    p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
+    args = p.parse_args(argv)
+    setup(args)
+    runs = args.runs or (1 if args.quick or args.tiny else 2)
+    default_sizes = "1,2" if args.tiny else "1,4,16" if args.quick else "1,2,4,8,16"
+    sizes = [int(b) for b in (args.batch_sizes or default_sizes).split(",")]
+
+    base = build_generator(args.tiny)
+    knobs = dict(top_k=min(200, base.config.codebook_size), top_p=0.95)
+    gens = {name: base if name == "float32" else copy.deepcopy(base).to(dtype=DTYPES[name])
+            for name in args.dtype}
+    results = []
+    for batch in sizes:
+        clap = clap_vectors(batch)
+        for cfg in (CFG, 0.0):
+            for name, gen in gens.items():  # dtypes interleaved, so they see the same machine load
+                def run(gen=gen, clap=clap, cfg=cfg):
+                    return gen.generate(clap, cfg=cfg, seed=0, **knobs)
+
+                run()  # warm-up
+                seconds = timed(run, runs)
+                results.append({"dtype": name, "cfg": cfg, "batch": batch, "seconds": round(seconds, 4),
+                                "s_per_generated_s": round(seconds / batch, 4)})
+
+    report = {"benchmark": "generate", "model": "tiny" if args.tiny else RELEASED, "runs": runs,
+              "sampling": knobs, "results": results}
+    clap = clap_vectors(1)
+    if not args.no_baseline:
+        library = base.generate_codes(clap, cfg=CFG, seed=0, **knobs)
+        plain = baseline_codes(base, clap, CFG, knobs, seed=0)
+        same = all(torch.equal(a[:, 0], b) for a, b in zip(library, plain))
+        lib_s = timed(lambda: base.generate_codes(clap, cfg=CFG, seed=0, **knobs), runs)
+        plain_s = timed(lambda: baseline_codes(base, clap, CFG, knobs, seed=0), runs)
+        report["baseline"] = {"batch": 1, "cfg": CFG, "dtype": "float32", "tokens_identical": same,
+                              "library_tokens_s": round(lib_s, 4), "baseline_tokens_s": round(plain_s, 4),
+                              "ratio": round(plain_s / lib_s, 3)}
+    if args.compile:
+        fast = compiled_copy(base)
+        start = time.perf_counter()
+        fast.generate(clap, cfg=CFG, seed=0, **knobs)  # compiles
+        first = time.perf_counter() - start
+        same = torch.equal(fast.generate(clap, cfg=CFG, seed=0, **knobs),
+                           base.generate(clap, cfg=CFG, seed=0, **knobs))
+        eager = timed(lambda: base.generate(clap, cfg=CFG, seed=0, **knobs), runs)
+        comp = timed(lambda: fast.generate(clap, cfg=CFG, seed=0, **knobs), runs)
+        report["compile"] = {"batch": 1, "cfg": CFG, "first_call_s": round(first, 2),
+                             "eager_s": round(eager, 4), "compiled_s": round(comp, 4),
+                             "speedup": round(eager / comp, 3), "audio_identical": same}
+    one = {r["dtype"]: r["seconds"] for r in results if r["batch"] == sizes[0] and r["cfg"] == CFG}
+    if {"float32", "bfloat16"} <= set(one):
+        report["bfloat16_speedup"] = round(one["float32"] / one["bfloat16"], 3)
+    if "bfloat16" in gens:
+        report["bfloat16_accuracy"] = accuracy(base, gens["bfloat16"])
+    report["machine"] = machine()
+
+    print(f"seconds per generated second (best of {runs}); batch = one-second windows per call")
+    table(["dtype", "cfg", "batch", "seconds", "s / generated s"],
+          [[r["dtype"], r["cfg"], r["batch"], r["seconds"], r["s_per_generated_s"]] for r in results])
+    if "baseline" in report:
+        b = report["baseline"]
+        print(f"tokens at batch 1 with cfg: library {b['library_tokens_s']:.3f} s, plain reference "
+              f"loop {b['baseline_tokens_s']:.3f} s ({b['ratio']:.2f}x); identical tokens: "
+              f"{b['tokens_identical']}")
+    if "compile" in report:
+        c = report["compile"]
+        print(f"torch.compile: {c['compiled_s']:.3f} s against eager {c['eager_s']:.3f} s "
+              f"({c['speedup']:.2f}x) after a first call of {c['first_call_s']:.1f} s")
+    if "bfloat16_speedup" in report:
+        print(f"bfloat16 against float32 at batch {sizes[0]} with cfg: {report['bfloat16_speedup']:.2f}x")
+    if "bfloat16_accuracy" in report:
+        acc = report["bfloat16_accuracy"]
+        print(f"bfloat16 accuracy: teacher-forced logits max abs err {acc['logits_max_abs_err']:.4g}, "
+              f"top-1 agreement {acc['top1_agreement']:.2%}; greedy audio max abs err "
+              f"{acc['greedy_audio_max_abs_err']:.4g}")
+    if args.plot:
+        plot(results, args.plot)
+    return emit(report)
+
+
+if __name__ == "__main__":
+    main()

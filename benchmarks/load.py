@@ -1,0 +1,145 @@
+"""Loading time: ``from_pretrained`` of official ``.pth`` files against native safetensors folders.
+
+    python benchmarks/load.py            # released sizes, 3 runs each
+    python benchmarks/load.py --quick    # released sizes, 1 run each
+    python benchmarks/load.py --tiny     # tiny models (for tests)
+
+Random weights of the released sizes (``SATConfig()`` + ``AARConfig()``, 1.2 GB of float32) are
+written to a temporary folder twice: as official checkpoints (``torch.save`` pickles in the layout of
+``qiuk6/AAR``, weight norm split into ``weight_g``/``weight_v``, training buffers included) and with
+``save_pretrained`` (``config.json`` + ``model.safetensors``). Then, for each:
+
+- ``load_s``: ``AARGenerator.from_pretrained`` (generator and tokenizer), and
+  ``SATTokenizer.from_pretrained`` alone;
+- ``load_and_touch_s``: the same plus reading every weight once (a safetensors file is
+  memory-mapped, so its pages are read when first used rather than in ``from_pretrained``).
+
+The files were just written, so they sit in the page cache: these are warm-cache figures. For
+reference, ``random_init_s`` builds the same models with random initialisation, the cost that loading
+no longer pays (models are built on the meta device and adopt the checkpoint's tensors). The table
+goes to stdout; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from _common import RELEASED, emit, machine, parser, setup, sizes, table
+
+from aar import AARGenerator, SATTokenizer
+from aar.nn.conv import PaddedConv1d, TrimmedConvTranspose1d
+from aar.nn.quantizer import Phi
+
+
+def official_sat_state(tok: SATTokenizer) -> dict[str, torch.Tensor]:
+    """The tokenizer's tensors under the official names, weight norm split into g and v."""
+    out = {}
+    for name, module in tok.named_modules():
+        if isinstance(module, Phi):
+            base = name.replace("quantizer.phi.", "quantizer.vq.quant_resi.qresi_ls.")
+            out[f"{base}.weight"], out[f"{base}.bias"] = module.weight, module.bias
+        elif isinstance(module, (PaddedConv1d, TrimmedConvTranspose1d)):
+            leaf = "convtr.convtr" if isinstance(module, TrimmedConvTranspose1d) else "conv.conv"
+            base = f"{name}.{leaf}"
+            out[f"{base}.weight_g"] = torch.norm_except_dim(module.weight, 2, 0)
+            out[f"{base}.weight_v"] = module.weight
+            out[f"{base}.bias"] = module.bias
+        elif isinstance(module, torch.nn.LSTM):
+            out.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+        elif isinstance(module, torch.nn.Linear):  # project_in / project_out, when not identities
+            out[name.replace("quantizer.", "quantizer.vq.") + ".weight"] = module.weight
+            out[name.replace("quantizer.", "quantizer.vq.") + ".bias"] = module.bias
+    for i, book in enumerate(tok.quantizer.codebooks):
+        out[f"quantizer.vq.layers.{i}._codebook.embed"] = book.weight
+        out[f"quantizer.vq.layers.{i}._codebook.inited"] = torch.ones(1)
+    return {"module." + k: v.detach().clone() for k, v in out.items()}
+
+
+def official_aar_state(gen: AARGenerator) -> dict[str, torch.Tensor]:
+    """The transformer's tensors as the official training script saves them, buffers included."""
+    state = dict(gen.transformer.state_dict())
+    level_1L = gen.transformer.level_L.view(1, -1)
+    state["lvl_1L"] = level_1L
+    allowed = level_1L.view(-1, 1) >= level_1L
+    state["attn_bias_for_masking"] = torch.where(allowed, 0.0, -torch.inf)[None, None]
+    for i in range(gen.config.depth):
+        state[f"blocks.{i}.attn.zero_k_bias"] = torch.zeros(gen.config.embed_dim)
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def write_files(folder: Path, tiny: bool) -> tuple[float, float]:
+    """Write both layouts; returns the seconds random initialisation took (tokenizer, generator)."""
+    sat, aar = sizes(tiny)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    tok = SATTokenizer(sat)
+    tok_s = time.perf_counter() - start
+    gen = AARGenerator(aar, tok)
+    gen_s = time.perf_counter() - start
+    torch.save({"generator_state_dict": official_sat_state(tok), "epoch": 1}, folder / "SAT.pth")
+    torch.save({"model_state_dict": official_aar_state(gen), "epoch": 1}, folder / "AAR.pth")
+    gen.save_pretrained(folder / "native")
+    return tok_s, gen_s
+
+
+def touch(model: torch.nn.Module) -> None:
+    """Read every parameter once (pages in a memory-mapped file)."""
+    for p in model.parameters():
+        p.detach().sum()
+
+
+def timed(fn, runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = parser(__doc__)
+    p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 3; 1 quick/tiny)")
+    args = p.parse_args(argv)
+    setup(args)
+    torch.set_grad_enabled(False)
+    runs = args.runs or (1 if args.quick or args.tiny else 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        tok_init, gen_init = write_files(folder, args.tiny)
+        sat_pth, aar_pth, native = folder / "SAT.pth", folder / "AAR.pth", folder / "native"
+        loaders = {
+            "generator": {
+                "official .pth": lambda: AARGenerator.from_pretrained(aar_pth, tokenizer=sat_pth),
+                "native safetensors": lambda: AARGenerator.from_pretrained(native),
+            },
+            "tokenizer": {
+                "official .pth": lambda: SATTokenizer.from_pretrained(sat_pth),
+                "native safetensors": lambda: SATTokenizer.from_pretrained(native / "tokenizer"),
+            },
+        }
+        sizes_mb = {"official .pth": round(sum(f.stat().st_size for f in (sat_pth, aar_pth)) / 1e6, 1),
+                    "native safetensors": round(sum(f.stat().st_size for f in native.rglob("*")) / 1e6, 1)}
+        results = []
+        for model, by_format in loaders.items():
+            for fmt, load in by_format.items():
+                load()  # warm-up: imports, page cache
+                results.append({"model": model, "format": fmt, "load_s": round(timed(load, runs), 4),
+                                "load_and_touch_s": round(timed(lambda: touch(load()), runs), 4)})  # noqa: B023
+    report = {"benchmark": "load", "model": "tiny" if args.tiny else RELEASED, "runs": runs,
+              "file_mb": sizes_mb, "results": results,
+              "random_init_s": {"tokenizer": round(tok_init, 4), "generator": round(gen_init, 4)},
+              "machine": machine()}
+    print(f"from_pretrained, warm page cache, best of {runs}; files: {sizes_mb}")
+    table(["model", "format", "load s", "load + touch s"],
+          [[r["model"], r["format"], r["load_s"], r["load_and_touch_s"]] for r in results])
+    print(f"for reference, building with random initialisation: tokenizer {tok_init:.2f} s, "
+          f"generator (both) {gen_init:.2f} s")
+    return emit(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Each benchmark runs with ``--tiny`` and ends with one JSON object holding its fields (never timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+MACHINE = {"cpu", "cpu_count", "torch", "torch_threads", "amx_bf16", "load_average_1min"}
+
+
+def run(name: str, *flags: str) -> tuple[dict, list[str]]:
+    command = [sys.executable, str(BENCHMARKS / f"{name}.py"), "--tiny", *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert report["benchmark"] == name and report["model"] == "tiny"
+    assert MACHINE <= set(report["machine"])
+    assert len(lines) > 2  # a table before the JSON line
+    return report, lines[:-1]
+
+
+def test_next_scale_vs_next_token():
+    report, _ = run("next_scale_vs_next_token")
+    assert report["next_scale"]["steps"] == 16 and report["next_token"]["steps"] == report["tokens"] == 455
+    for key in ("seconds", "ms_per_step", "all_seconds"):
+        assert key in report["next_scale"] and key in report["next_token"]
+    assert isinstance(report["speedup"], float) and isinstance(report["decode_seconds"], float)
+    # The same weights: both decoders start from the same logits.
+    assert report["first_step_logits_max_abs_diff"] < 1e-5
+
+
+def test_tokenizer():
+    report, lines = run("tokenizer")
+    assert [r["audio_s"] for r in report["durations"]] == [1.0, 4.0, 10.0]
+    assert {"encode_s", "decode_s", "encode_rtf", "decode_rtf"} <= set(report["durations"][0])
+    assert [s["window_batch"] for s in report["sweep"]] == [1, 2, 4, 8, 16, 32, 64]
+    plain = report["plain_loop"]
+    assert plain["codes_identical"] and plain["audio_max_abs_diff"] < 1e-4
+    assert {"encode_ratio", "decode_ratio"} <= set(plain)
+    assert {"encode_speedup", "decode_speedup", "code_agreement", "decode_max_abs_diff"} <= set(
+        report["bfloat16"]
+    )
+    assert report["peak_rss"]["seconds"] == 10.0 and report["peak_rss"]["peak_mib"] > 0
+    assert any("window batch" in line for line in lines)
+
+
+@pytest.mark.parametrize("dtypes", [["float32", "bfloat16"]])
+def test_generate(dtypes):
+    report, _ = run("generate", "--dtype", *dtypes)
+    points = {(r["dtype"], r["cfg"], r["batch"]) for r in report["results"]}
+    assert points == {(d, c, b) for d in dtypes for c in (4.0, 0.0) for b in (1, 2)}
+    assert {"seconds", "s_per_generated_s"} <= set(report["results"][0])
+    assert report["baseline"]["tokens_identical"] is True
+    assert {"library_tokens_s", "baseline_tokens_s", "ratio"} <= set(report["baseline"])
+    assert isinstance(report["bfloat16_speedup"], float)
+    accuracy = report["bfloat16_accuracy"]
+    assert {"logits_max_abs_err", "top1_agreement", "greedy_audio_max_abs_err"} <= set(accuracy)
+    assert len(accuracy["greedy_token_agreement"]) == 16
+
+
+def test_load():
+    report, _ = run("load")
+    got = {(r["model"], r["format"]) for r in report["results"]}
+    formats = ("official .pth", "native safetensors")
+    assert got == {(m, f) for m in ("generator", "tokenizer") for f in formats}
+    assert {"load_s", "load_and_touch_s"} <= set(report["results"][0])
+    assert set(report["random_init_s"]) == {"tokenizer", "generator"}
+    assert set(report["file_mb"]) == {"official .pth", "native safetensors"}
