@@ -138,17 +138,7 @@ def generate(args) -> int:
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
     audio = read_audio(args.audio) if args.audio is not None else None
     gen = _load_generator(args)
-    if clap is not None:
-        clap_BD = gen.clap_vectors(clap)
-    else:
-        from .clap import ClapEncoder
-
-        gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
-                                                       device=gen.device)
-        if args.prompt is not None:
-            clap_BD = gen.clap_vectors(prompt=args.prompt)
-        else:
-            clap_BD = gen.clap_vectors(audio=audio[0], sample_rate=audio[1])
+    clap_BD = _condition(args, gen, clap, audio)
     paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
     knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
     bar = tqdm(paths, desc="generate", unit="sample", disable=args.quiet or len(paths) == 1)
@@ -168,6 +158,19 @@ def generate(args) -> int:
     return 0
 
 
+def _condition(args, gen, clap, audio) -> torch.Tensor:
+    """The (B, D) condition: the ``--clap`` vectors, else ``--prompt`` or ``audio`` through CLAP."""
+    if clap is not None:
+        return gen.clap_vectors(clap)
+    from .clap import ClapEncoder
+
+    gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
+                                                   device=gen.device)
+    if args.prompt is not None:
+        return gen.clap_vectors(prompt=args.prompt)
+    return gen.clap_vectors(audio=audio[0], sample_rate=audio[1])
+
+
 def vary(args) -> int:
     """``aar vary IN.wav -o OUT.wav --keep-scales K``."""
     from tqdm.auto import tqdm
@@ -181,17 +184,7 @@ def vary(args) -> int:
     S = gen.config.num_scales
     if args.keep_scales > S:
         raise UsageError(f"--keep-scales must lie in [0, {S}] for this model, got {args.keep_scales}")
-    if clap is not None:
-        clap_BD = gen.clap_vectors(clap)
-    else:
-        from .clap import ClapEncoder
-
-        gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
-                                                       device=gen.device)
-        if args.prompt is not None:
-            clap_BD = gen.clap_vectors(prompt=args.prompt)
-        else:
-            clap_BD = gen.clap_vectors(audio=wav, sample_rate=rate)
+    clap_BD = _condition(args, gen, clap, (wav, rate))
     paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
     knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
     bar = tqdm(paths, desc="vary", unit="sample", disable=args.quiet or len(paths) == 1)
