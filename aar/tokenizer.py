@@ -41,7 +41,7 @@ from .nn.quantizer import ScaleQuantizer
 from .nn.seanet import SEANetDecoder, SEANetEncoder
 
 #: Windows per forward pass unless the caller says otherwise (see docs/performance.md).
-DEFAULT_WINDOW_BATCH = 16
+DEFAULT_WINDOW_BATCH = 4
 #: Parameter dtypes a model loads in, by name. Outputs are float32 whichever is chosen.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
           "float64": torch.float64}
