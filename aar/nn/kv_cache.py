@@ -1,6 +1,10 @@
 """The explicit key/value cache of next-scale generation, one entry per transformer block.
 
-Legend: B batch, H heads, L_seen tokens cached so far, c head dim, C embed dim.
+Legend: B batch, H heads, L_seen tokens cached so far, l tokens of the running step, c head dim.
+
+Each block's keys and values live in one buffer sized for a whole window, allocated at the first
+step: a step writes its tokens after the cached ones and attends over a view, instead of copying
+the whole cache into a new tensor at every scale.
 """
 
 from __future__ import annotations
@@ -36,35 +40,55 @@ class KVCache:
         num_scales: Scales appended so far; ``step`` expects this scale index next.
     """
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int, capacity: int | None = None) -> None:
         self.depth = depth
-        self._layers: list[KV] | None = None
+        self.capacity = capacity
+        self._buffers: list[Tensor | None] = [None] * depth  # each (2, B, H, capacity, c)
+        self._length = 0
         self._adaln: tuple[Tensor, list[Tensor]] | None = None
         self.num_scales = 0
 
     @property
     def num_tokens(self) -> int:
         """Tokens held per block (0 when empty)."""
-        return 0 if self._layers is None else self._layers[0][0].shape[2]
+        return self._length
 
     @property
     def batch_size(self) -> int | None:
         """Batch size of the cached keys, or None when empty."""
-        return None if self._layers is None else self._layers[0][0].shape[0]
+        return None if self._length == 0 else self._buffers[0].shape[1]
 
     def layers(self) -> list[KV | None]:
         """The cached ``(keys, values)`` of every block, or ``None`` for each when empty."""
-        return [None] * self.depth if self._layers is None else list(self._layers)
+        if self._length == 0:
+            return [None] * self.depth
+        return [(b[0, :, :, : self._length], b[1, :, :, : self._length]) for b in self._buffers]
 
-    def commit(self, layers: list[KV]) -> None:
-        """Replace every block's keys and values with ``layers`` and count one more scale.
+    def slots(self) -> list[KVSlot]:
+        """Where each block writes the keys and values of the next step (after the cached ones)."""
+        return [KVSlot(self, i, self._length) for i in range(self.depth)]
+
+    def commit(self, tokens: int) -> None:
+        """Keep the ``tokens`` just written by every block's slot and count one more scale.
 
         ``step`` calls this only once all blocks have run, so a step that fails part-way leaves the
-        cache as it was.
+        cache as it was: what it wrote lies beyond ``num_tokens`` and is overwritten next time.
         """
-        assert len(layers) == self.depth, (len(layers), self.depth)
-        self._layers = list(layers)
+        self._length += tokens
         self.num_scales += 1
+
+    def _write(self, i: int, start: int, k_BHlc: Tensor, v_BHlc: Tensor) -> KV:
+        end = start + k_BHlc.shape[2]
+        buffer = self._buffers[i]
+        if buffer is None or buffer.shape[3] < end:
+            B, H, _, c = k_BHlc.shape
+            grown = k_BHlc.new_empty(2, B, H, max(end, self.capacity or 0), c)
+            if buffer is not None:
+                grown[:, :, :, :start] = buffer[:, :, :, :start]
+            self._buffers[i] = buffer = grown
+        buffer[0, :, :, start:end] = k_BHlc
+        buffer[1, :, :, start:end] = v_BHlc
+        return buffer[0, :, :, :end], buffer[1, :, :, :end]  # (B, H, L_seen, c) views
 
     def adaln(self, cond_BC: Tensor, compute: Callable[[Tensor], list[Tensor]]) -> list[Tensor]:
         """``compute(cond_BC)`` (the AdaLN parameters of every block), computed once per condition."""
@@ -74,7 +98,8 @@ class KVCache:
 
     def reset(self) -> None:
         """Drop every cached tensor and start again at scale 0."""
-        self._layers = None
+        self._buffers = [None] * self.depth
+        self._length = 0
         self._adaln = None
         self.num_scales = 0
 
@@ -83,3 +108,14 @@ class KVCache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.reset()
+
+
+class KVSlot:
+    """One block's place in a ``KVCache`` for the running step."""
+
+    def __init__(self, cache: KVCache, index: int, start: int) -> None:
+        self.cache, self.index, self.start = cache, index, start
+
+    def append(self, k_BHlc: Tensor, v_BHlc: Tensor) -> KV:
+        """Write this step's keys and values after the cached ones; all of them, (B, H, L_seen, c)."""
+        return self.cache._write(self.index, self.start, k_BHlc, v_BHlc)

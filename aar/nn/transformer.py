@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aar.config import AARConfig
-from aar.nn.kv_cache import KV, KVCache
+from aar.nn.kv_cache import KV, KVCache, KVSlot
 from aar.nn.precision import linear, stream_dtype
 
 
@@ -54,14 +54,15 @@ class CosineSelfAttention(nn.Module):
         self.proj = nn.Linear(embed_dim, embed_dim)
 
     def forward(
-        self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None
+        self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KV | KVSlot | None = None
     ) -> tuple[Tensor, KV]:
         """Attend from ``x_BlC`` to the cached tokens ``past`` followed by ``x_BlC`` itself.
 
         Args:
             x_BlC: Normalised input, (B, l, C).
             mask_lL: Boolean mask (l, L_seen), True where a query may attend; None attends to all.
-            past: Keys and values of earlier tokens, each (B, H, L_past, c), or None.
+            past: Keys and values of earlier tokens, each (B, H, L_past, c); or a ``KVSlot``, which
+                holds them and takes this step's; or None.
 
         Returns:
             The output (B, l, C) and the keys and values of all tokens seen, each (B, H, L_seen, c).
@@ -74,7 +75,9 @@ class CosineSelfAttention(nn.Module):
         temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp().to(q.dtype)
         q = F.normalize(q, dim=-1) * temperature_1H11
         k = F.normalize(k, dim=-1)
-        if past is not None:
+        if isinstance(past, KVSlot):
+            k, v = past.append(k, v)  # (B, H, L_seen, c), written in place after the cache
+        elif past is not None:
             k = torch.cat((past[0], k), dim=2)  # (B, H, L_seen, c)
             v = torch.cat((past[1], v), dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
@@ -116,7 +119,7 @@ class AdaLNBlock(nn.Module):
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 6 * embed_dim))
 
     def forward(
-        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | None = None,
+        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | KVSlot | None = None,
         ada_B16C: Tensor | None = None,
     ) -> tuple[Tensor, KV]:
         """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C).
@@ -228,7 +231,7 @@ class AARTransformer(nn.Module):
 
     def kv_cache(self) -> KVCache:
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
-        return KVCache(self.config.depth)
+        return KVCache(self.config.depth, capacity=self.config.tokens_per_window)
 
     def _embed(self, cond_BC: Tensor, x_BlLat: Tensor | None, start: int, end: int) -> Tensor:
         """Input embeddings of positions ``start:end``: start token and/or word embeddings."""
@@ -304,9 +307,7 @@ class AARTransformer(nn.Module):
             self._check_input(x_BlLat, B, end - start, "x_BlLat")
         x_BlC = self._embed(cond_BC, x_BlLat, start, end)
         ada = cache.adaln(cond_BC, self._adaln)  # once per generation, not once per scale
-        layers = []
-        for block, past, ada_B16C in zip(self.blocks, cache.layers(), ada):
-            x_BlC, kv = block(x_BlC, cond_BC, past=past, ada_B16C=ada_B16C)  # sees itself and the past
-            layers.append(kv)
-        cache.commit(layers)
+        for block, slot, ada_B16C in zip(self.blocks, cache.slots(), ada):
+            x_BlC, _ = block(x_BlC, cond_BC, past=slot, ada_B16C=ada_B16C)  # sees itself and the past
+        cache.commit(end - start)
         return self._logits(x_BlC, cond_BC, ada[-1])
