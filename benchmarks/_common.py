@@ -67,8 +67,27 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
             "runs": repeats}
 
 
-def machine() -> dict:
-    """CPU model, cores, memory and versions, as the JSON reports them."""
+def gemm_rates(n: int = 1024, k: int = 4096, repeats: int = 5) -> dict:
+    """GFLOP/s of an (n, k) x (k, n) product in float32 and bfloat16 now (best of ``repeats``).
+
+    A yardstick printed beside the timings: on a machine shared with other jobs it says how much of
+    the CPU the run had, and it shows what bfloat16 buys on this processor.
+    """
+    rates = {}
+    for name, dtype in DTYPES.items():
+        a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        rates[name] = round(2 * n * n * k / best / 1e9, 1)
+    return rates
+
+
+def machine(tiny: bool = False) -> dict:
+    """CPU model, cores, memory and versions, as the JSON reports them (and GEMM rates unless tiny)."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -85,6 +104,7 @@ def machine() -> dict:
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "amx_bf16": bool(amx), "load_average_1min": round(os.getloadavg()[0], 2),
+        "gemm_gflops": gemm_rates(256, 512, 2) if tiny else gemm_rates(),
     }
 
 

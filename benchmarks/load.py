@@ -16,12 +16,14 @@ written to a temporary folder twice: as official checkpoints (``torch.save`` pic
 
 The files were just written, so they sit in the page cache: these are warm-cache figures. For
 reference, ``random_init_s`` builds the same models with random initialisation, the cost that loading
-no longer pays (models are built on the meta device and adopt the checkpoint's tensors). The table
-goes to stdout; the last line is one JSON object.
+no longer pays (models are built on the meta device and adopt the checkpoint's tensors), and the row
+"native, random init + copy (before)" loads the native folder the way ``from_pretrained`` did before
+that change. The table goes to stdout; the last line is one JSON object.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +31,11 @@ from pathlib import Path
 import torch
 from _common import RELEASED, emit, machine, parser, setup, sizes, table
 
-from aar import AARGenerator, SATTokenizer
+from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
+from aar.convert import load_state_strict
 from aar.nn.conv import PaddedConv1d, TrimmedConvTranspose1d
 from aar.nn.quantizer import Phi
+from aar.tokenizer import read_native_weights
 
 
 def official_sat_state(tok: SATTokenizer) -> dict[str, torch.Tensor]:
@@ -85,6 +89,15 @@ def write_files(folder: Path, tiny: bool) -> tuple[float, float]:
     return tok_s, gen_s
 
 
+def load_with_init(folder: Path) -> AARGenerator:
+    """The loading path before models were built on the meta device: random init, then a copy."""
+    tok = SATTokenizer(SATConfig.from_dict(json.loads((folder / "tokenizer" / "config.json").read_text())))
+    load_state_strict(tok, read_native_weights(folder / "tokenizer"), "tokenizer")
+    gen = AARGenerator(AARConfig.from_dict(json.loads((folder / "config.json").read_text())), tok)
+    load_state_strict(gen.transformer, read_native_weights(folder), "generator")
+    return gen.eval()
+
+
 def touch(model: torch.nn.Module) -> None:
     """Read every parameter once (pages in a memory-mapped file)."""
     for p in model.parameters():
@@ -115,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
             "generator": {
                 "official .pth": lambda: AARGenerator.from_pretrained(aar_pth, tokenizer=sat_pth),
                 "native safetensors": lambda: AARGenerator.from_pretrained(native),
+                "native, random init + copy (before)": lambda: load_with_init(native),
             },
             "tokenizer": {
                 "official .pth": lambda: SATTokenizer.from_pretrained(sat_pth),
@@ -132,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"benchmark": "load", "model": "tiny" if args.tiny else RELEASED, "runs": runs,
               "file_mb": sizes_mb, "results": results,
               "random_init_s": {"tokenizer": round(tok_init, 4), "generator": round(gen_init, 4)},
-              "machine": machine()}
+              "machine": machine(args.tiny)}
     print(f"from_pretrained, warm page cache, best of {runs}; files: {sizes_mb}")
     table(["model", "format", "load s", "load + touch s"],
           [[r["model"], r["format"], r["load_s"], r["load_and_touch_s"]] for r in results])

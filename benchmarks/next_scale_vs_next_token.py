@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": round(nt / ns, 2),
         "decode_seconds": round(decode_s, 4),
         "first_step_logits_max_abs_diff": first_diff,
-        "machine": machine(),
+        "machine": machine(args.tiny),
     }
     print(f"one second of tokens ({L}), batch {args.batch} (x2 with cfg), best of {runs}")
     table(["decoder", "steps", "seconds", "ms/step"], [

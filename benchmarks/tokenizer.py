@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     return emit({"benchmark": "tokenizer", "model": "tiny" if args.tiny else "SATConfig() (random weights)",
                  "runs": runs, "default_window_batch": DEFAULT_WINDOW_BATCH, "durations": rows,
                  "sweep_audio_s": sweep_seconds, "sweep": sweep, "plain_loop": plain,
-                 "bfloat16": bfloat16, "peak_rss": rss, "machine": machine()})
+                 "bfloat16": bfloat16, "peak_rss": rss, "machine": machine(args.tiny)})
 
 
 if __name__ == "__main__":

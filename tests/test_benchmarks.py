@@ -68,7 +68,8 @@ def test_load():
     report, _ = run("load")
     got = {(r["model"], r["format"]) for r in report["results"]}
     formats = ("official .pth", "native safetensors")
-    assert got == {(m, f) for m in ("generator", "tokenizer") for f in formats}
+    assert got == {(m, f) for m in ("generator", "tokenizer") for f in formats} | {
+        ("generator", "native, random init + copy (before)")}
     assert {"load_s", "load_and_touch_s"} <= set(report["results"][0])
     assert set(report["random_init_s"]) == {"tokenizer", "generator"}
     assert set(report["file_mb"]) == {"official .pth", "native safetensors"}
