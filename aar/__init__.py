@@ -8,4 +8,6 @@ from .tokenizer import SATTokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["AARConfig", "AARGenerator", "AudioCodes", "ClapEncoder", "SATConfig", "SATTokenizer", "__version__"]
+__all__ = [
+    "AARConfig", "AARGenerator", "AudioCodes", "ClapEncoder", "SATConfig", "SATTokenizer", "__version__",
+]

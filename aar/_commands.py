@@ -10,7 +10,10 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL = "qiuk6/AAR"
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")

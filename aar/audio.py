@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 import torchaudio.functional as AF
+from einops import rearrange
 
 from ._files import atomic_path
 

@@ -139,7 +139,10 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     ``weight = g * v / ||v||``, the norm taken over every axis but 0, computed by the same kernel that
     ``torch.nn.utils.weight_norm`` runs in the forward pass.
     """
-    styles = (("weight_g", "weight_v"), ("parametrizations.weight.original0", "parametrizations.weight.original1"))
+    styles = (
+        ("weight_g", "weight_v"),
+        ("parametrizations.weight.original0", "parametrizations.weight.original1"),
+    )
     out: dict[str, torch.Tensor] = {}
     pending: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():

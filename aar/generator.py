@@ -12,6 +12,7 @@ down to the next scale is the next step's input.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from numbers import Real
@@ -30,6 +31,8 @@ from .nn.precision import cast_matrix_weights, warn_if_slow
 from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
 from .tokenizer import SATTokenizer, check_placement, read_native_weights, write_native
+
+logger = logging.getLogger(__name__)
 
 #: Sampling defaults: what the official inference script runs.
 DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P = 4.0, 200, 0.95
@@ -168,12 +171,48 @@ class AARGenerator(nn.Module):
         (docs/performance.md).
         """
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        packed = self.transformer.weights_packed
         for child in self.children():
             child.to(device=device, non_blocking=non_blocking)
         if dtype is not None:
             cast_matrix_weights(self.transformer, dtype, keep=("head",))  # under 1 % of the work
         warn_if_slow(dtype, self.device)
+        if packed:  # the packs copied the old weights: make new ones where packing still applies
+            try:
+                self.transformer.pack_weights()
+            except ValueError as exc:
+                self.transformer.pack_weights(False)
+                logger.info("weights unpacked: %s", exc)
         return self
+
+    def pack_weights(self, enabled: bool = True) -> AARGenerator:
+        """Lay the transformer's per-step weights out once for oneDNN: faster inference on a CPU.
+
+        Opt-in. PyTorch's CPU matrix product re-lays a weight out at every call, which for the
+        few-row products of generation costs about as much as the product; packed weights skip that
+        (``aar.nn.linear``). The cost is a second copy of those weights (0.8 GB for AAR_d16).
+        Results equal the unpacked ones to float32 rounding, not bit for bit: a seed can give a
+        different token where two candidates nearly tie, whereas the default reproduces the official
+        code's tokens exactly. Speed-ups are measured in docs/performance.md. :meth:`to` re-packs for
+        a new CPU dtype; packs of weights changed in any other way are dropped, never used stale.
+
+        Args:
+            enabled: False drops the packs again.
+
+        Returns:
+            ``self``, so that ``AARGenerator.from_pretrained(...).pack_weights()`` chains.
+
+        Raises:
+            ValueError: the model is not on the CPU, its weights are float16, or this PyTorch build
+                has no oneDNN.
+        """
+        self.transformer.pack_weights(enabled)
+        return self
+
+    @property
+    def weights_packed(self) -> bool:
+        """Whether :meth:`pack_weights` is in effect."""
+        return self.transformer.weights_packed
 
     # ------------------------------------------------------------------ conditions
     def clap_vectors(self, clap_emb=None, *, prompt=None, audio=None, sample_rate=None) -> torch.Tensor:
@@ -188,7 +227,8 @@ class AARGenerator(nn.Module):
         Returns:
             (B, D) float tensor on the model's device.
         """
-        given = [n for n, v in (("clap_emb", clap_emb), ("prompt", prompt), ("audio", audio)) if v is not None]
+        named = (("clap_emb", clap_emb), ("prompt", prompt), ("audio", audio))
+        given = [n for n, v in named if v is not None]
         if len(given) != 1:
             raise ValueError(
                 f"pass exactly one of clap_emb, prompt or audio, got {given or 'none'}"

@@ -303,9 +303,10 @@ class SATTokenizer(nn.Module):
         B, W = levels[0].shape[:2]
         if length is None:
             length = W * self.config.window
-        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= W * self.config.window:
+        most = W * self.config.window
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= most:
             raise ValueError(
-                f"length must be an integer in [1, {W * self.config.window}] for {W} window(s), got {length!r}"
+                f"length must be an integer in [1, {most}] for {W} window(s), got {length!r}"
             )
         flat = [c.reshape(B * W, -1) for c in levels[:k]]
         step = _check_batch_size(self.window_batch_size if batch_size is None else batch_size)

@@ -11,11 +11,14 @@ The models have random weights of the released sizes (``SATConfig()`` = SAT_d128
 B one-second windows. With cfg (4.0, the official default) each step runs a batch of 2B (conditional
 and unconditional); ``cfg=0`` runs B. Sampling keeps top-k 200, top-p 0.95. bfloat16 casts the
 transformer's matrix weights (``gen.to(dtype=torch.bfloat16)``); the tokenizer stays float32.
+``--packed`` also times each dtype with ``gen.pack_weights()`` (oneDNN-packed weights), interleaved
+with the unpacked runs, and checks the packed tokens against the unpacked ones.
 
 A plain loop of the official kind (``baseline``: per scale, every block recomputes its AdaLN
 parameters and concatenates its KV cache, as the reference code does) runs at batch 1 with cfg,
-float32, and must give the same tokens. ``--compile`` also times ``torch.compile`` of the transformer
-blocks. The table goes to stdout; the last line is one JSON object.
+float32, and must give the same tokens. ``--compile`` also times ``torch.compile`` on its best case,
+the teacher-forced pass over a window (fixed shapes, one graph). The table goes to stdout; the last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -92,28 +95,62 @@ def timed(fn, runs: int) -> float:
     return best
 
 
-def compiled_copy(gen):
-    """A copy of ``gen`` whose transformer blocks and head run through ``torch.compile``."""
-    fast = copy.deepcopy(gen)
-    for block in fast.transformer.blocks:
-        block.compile(dynamic=True)
-    fast.transformer.head_nm.compile(dynamic=True)
-    return fast
+@torch.no_grad()
+def compile_check(gen, knobs: dict, runs: int) -> dict:
+    """``torch.compile`` on its best case: the teacher-forced pass over one window, batch 2.
+
+    That pass does the matrix work of one generation with cfg (455 tokens, conditional and
+    unconditional) in a single graph of fixed shapes; the 16 steps of generation, whose shapes change
+    at every scale, can only gain less.
+    """
+    model = gen.transformer
+    clap = clap_vectors(1)
+    levels = [c[:, 0] for c in gen.generate_codes(clap, cfg=CFG, seed=0, **knobs)]
+    cond_2BC = model.condition(torch.cat([clap, model.uncond_clap(1)]))
+    x_2BLE = gen.next_scale_inputs(levels).repeat(2, 1, 1)
+    eager_out = model(cond_2BC, x_2BLE)
+    compiled = torch.compile(model)
+    start = time.perf_counter()
+    compiled_out = compiled(cond_2BC, x_2BLE)
+    first = time.perf_counter() - start
+    eager_s, compiled_s = float("inf"), float("inf")
+    for _ in range(max(runs, 3)):  # interleaved
+        eager_s = min(eager_s, timed(lambda: model(cond_2BC, x_2BLE), 1))
+        compiled_s = min(compiled_s, timed(lambda: compiled(cond_2BC, x_2BLE), 1))
+    return {"what": "teacher-forced forward, one window, batch 2", "first_call_s": round(first, 2),
+            "eager_s": round(eager_s, 4), "compiled_s": round(compiled_s, 4),
+            "speedup": round(eager_s / compiled_s, 3),
+            "logits_max_abs_diff": float((compiled_out - eager_out).abs().max())}
+
+
+@torch.no_grad()
+def packed_check(base, packed, one: dict, sizes: list[int], knobs: dict, seeds: int = 3) -> dict:
+    """Packed float32 weights against unpacked: speed-up (from the table) and agreement."""
+    clap = clap_vectors(2, seed=1)
+    codes = base.generate_codes(clap, cfg=CFG, seed=0, **knobs)
+    diff = (base.logits(codes, clap) - packed.logits(codes, clap)).abs().max()
+    same = all(
+        all(torch.equal(a, b) for a, b in zip(base.generate_codes(clap, cfg=CFG, seed=s, **knobs),
+                                                packed.generate_codes(clap, cfg=CFG, seed=s, **knobs)))
+        for s in range(seeds)
+    )
+    return {"batch": sizes[0], "cfg": CFG, "speedup": round(one["float32", False] / one["float32", True], 3),
+            "logits_max_abs_diff": float(diff), "seeds": seeds, "tokens_identical": same}
 
 
 def plot(results: list[dict], path: str) -> None:
-    """Seconds per generated second against batch size, one curve per dtype and cfg."""
+    """Seconds per generated second against batch size, one curve per dtype, packing and cfg."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for dtype in dict.fromkeys(r["dtype"] for r in results):
+    for dtype, packed in dict.fromkeys((r["dtype"], r["packed"]) for r in results):
         for cfg in (CFG, 0.0):
-            rows = [r for r in results if r["dtype"] == dtype and r["cfg"] == cfg]
+            rows = [r for r in results if (r["dtype"], r["packed"], r["cfg"]) == (dtype, packed, cfg)]
             ax.plot([r["batch"] for r in rows], [r["s_per_generated_s"] for r in rows], marker="o",
-                    label=f"{dtype}, {'cfg 4' if cfg else 'no cfg'}")
+                    label=f"{dtype}{' packed' if packed else ''}, {'cfg 4' if cfg else 'no cfg'}")
     ax.set(xscale="log", xlabel="batch size (one-second windows per call)",
            ylabel="seconds per generated second", title="AARGenerator.generate on the CPU")
     ax.set_xticks([r["batch"] for r in results], labels=[str(r["batch"]) for r in results])
@@ -131,7 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="transformer weight dtype(s), timed side by side (default float32)")
     p.add_argument("--batch-sizes", help="comma-separated (default 1,2,4,8,16; quick 1,4,16)")
     p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 2; 1 quick/tiny)")
-    p.add_argument("--compile", action="store_true", help="also time torch.compile (batch 1, cfg)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (teacher forcing)")
+    p.add_argument("--packed", action="store_true",
+                   help="also time each dtype with packed weights (gen.pack_weights())")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain reference loop")
     p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
     args = p.parse_args(argv)
@@ -144,6 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
     knobs = dict(top_k=min(200, base.config.codebook_size), top_p=0.95)
     gens = {name: base if name == "float32" else copy.deepcopy(base).to(dtype=DTYPES[name])
             for name in args.dtype}
+    if args.packed:
+        gens.update({f"{name} packed": copy.deepcopy(gen).pack_weights() for name, gen in list(gens.items())})
     results = []
     for batch in sizes:
         clap = clap_vectors(batch)
@@ -154,7 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
 
                 run()  # warm-up
                 seconds = timed(run, runs)
-                results.append({"dtype": name, "cfg": cfg, "batch": batch, "seconds": round(seconds, 4),
+                results.append({"dtype": name.split()[0], "packed": name.endswith("packed"), "cfg": cfg,
+                                "batch": batch, "seconds": round(seconds, 4),
                                 "s_per_generated_s": round(seconds / batch, 4)})
                 print(f"{name} cfg={cfg:g} batch={batch}: {seconds:.3f} s", file=sys.stderr, flush=True)
 
@@ -173,27 +215,21 @@ def main(argv: list[str] | None = None) -> dict:
                               "runs": max(runs, 3), "library_tokens_s": round(lib_s, 4),
                               "baseline_tokens_s": round(plain_s, 4), "ratio": round(plain_s / lib_s, 3)}
     if args.compile:
-        fast = compiled_copy(base)
-        start = time.perf_counter()
-        fast.generate(clap, cfg=CFG, seed=0, **knobs)  # compiles
-        first = time.perf_counter() - start
-        same = torch.equal(fast.generate(clap, cfg=CFG, seed=0, **knobs),
-                           base.generate(clap, cfg=CFG, seed=0, **knobs))
-        eager = timed(lambda: base.generate(clap, cfg=CFG, seed=0, **knobs), runs)
-        comp = timed(lambda: fast.generate(clap, cfg=CFG, seed=0, **knobs), runs)
-        report["compile"] = {"batch": 1, "cfg": CFG, "first_call_s": round(first, 2),
-                             "eager_s": round(eager, 4), "compiled_s": round(comp, 4),
-                             "speedup": round(eager / comp, 3), "audio_identical": same}
-    one = {r["dtype"]: r["seconds"] for r in results if r["batch"] == sizes[0] and r["cfg"] == CFG}
-    if {"float32", "bfloat16"} <= set(one):
-        report["bfloat16_speedup"] = round(one["float32"] / one["bfloat16"], 3)
+        report["compile"] = compile_check(base, knobs, runs)
+    one = {(r["dtype"], r["packed"]): r["seconds"] for r in results
+           if r["batch"] == sizes[0] and r["cfg"] == CFG}
+    if {("float32", False), ("bfloat16", False)} <= set(one):
+        report["bfloat16_speedup"] = round(one["float32", False] / one["bfloat16", False], 3)
+    if args.packed and "float32" in gens:
+        report["packed"] = packed_check(base, gens["float32 packed"], one, sizes, knobs)
     if "bfloat16" in gens:
         report["bfloat16_accuracy"] = accuracy(base, gens["bfloat16"])
     report["machine"] = machine(args.tiny)
 
     print(f"seconds per generated second (best of {runs}); batch = one-second windows per call")
-    table(["dtype", "cfg", "batch", "seconds", "s / generated s"],
-          [[r["dtype"], r["cfg"], r["batch"], r["seconds"], r["s_per_generated_s"]] for r in results])
+    table(["dtype", "packed", "cfg", "batch", "seconds", "s / generated s"],
+          [[r["dtype"], "yes" if r["packed"] else "no", r["cfg"], r["batch"], r["seconds"],
+            r["s_per_generated_s"]] for r in results])
     if "baseline" in report:
         b = report["baseline"]
         print(f"tokens at batch 1 with cfg: library {b['library_tokens_s']:.3f} s, plain reference "
@@ -201,8 +237,13 @@ def main(argv: list[str] | None = None) -> dict:
               f"{b['tokens_identical']}")
     if "compile" in report:
         c = report["compile"]
-        print(f"torch.compile: {c['compiled_s']:.3f} s against eager {c['eager_s']:.3f} s "
+        print(f"torch.compile, {c['what']}: {c['compiled_s']:.3f} s against eager {c['eager_s']:.3f} s "
               f"({c['speedup']:.2f}x) after a first call of {c['first_call_s']:.1f} s")
+    if "packed" in report:
+        k = report["packed"]
+        print(f"packed weights against unpacked at batch {sizes[0]} with cfg, float32: "
+              f"{k['speedup']:.2f}x; teacher-forced logits max abs diff {k['logits_max_abs_diff']:.2g}; "
+              f"identical tokens for seeds 0-{k['seeds'] - 1}: {k['tokens_identical']}")
     if "bfloat16_speedup" in report:
         print(f"bfloat16 against float32 at batch {sizes[0]} with cfg: {report['bfloat16_speedup']:.2f}x")
     if "bfloat16_accuracy" in report:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,9 @@ def test_tokenizer():
 
 @pytest.mark.parametrize("dtypes", [["float32", "bfloat16"]])
 def test_generate(dtypes):
-    report, _ = run("generate", "--dtype", *dtypes)
-    points = {(r["dtype"], r["cfg"], r["batch"]) for r in report["results"]}
-    assert points == {(d, c, b) for d in dtypes for c in (4.0, 0.0) for b in (1, 2)}
+    report, _ = run("generate", "--dtype", *dtypes, "--packed")
+    points = {(r["dtype"], r["packed"], r["cfg"], r["batch"]) for r in report["results"]}
+    assert points == {(d, k, c, b) for d in dtypes for k in (False, True) for c in (4.0, 0.0) for b in (1, 2)}
     assert {"seconds", "s_per_generated_s"} <= set(report["results"][0])
     assert report["baseline"]["tokens_identical"] is True
     assert {"library_tokens_s", "baseline_tokens_s", "ratio"} <= set(report["baseline"])
@@ -62,6 +63,18 @@ def test_generate(dtypes):
     accuracy = report["bfloat16_accuracy"]
     assert {"logits_max_abs_err", "top1_agreement", "greedy_audio_max_abs_err"} <= set(accuracy)
     assert len(accuracy["greedy_token_agreement"]) == 16
+    packed = report["packed"]
+    assert packed["logits_max_abs_diff"] < 1e-4 and packed["tokens_identical"] is True
+    assert isinstance(packed["speedup"], float)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler")
+def test_generate_compile():
+    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile")
+    check = report["compile"]
+    assert {"first_call_s", "eager_s", "compiled_s", "speedup"} <= set(check)
+    assert check["logits_max_abs_diff"] < 1e-4  # the compiled graph computes the same logits
+    assert any("torch.compile" in line for line in lines)
 
 
 def test_load():

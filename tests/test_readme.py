@@ -36,7 +36,8 @@ def hub_cache(tmp_path, monkeypatch):
 def test_python_snippets(hub_cache, monkeypatch):
     import aar.clap
 
-    monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained", classmethod(lambda cls, **kw: stand_in_clap()))
+    stand_in = classmethod(lambda cls, **kw: stand_in_clap())
+    monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained", stand_in)
     blocks = _blocks("python")
     assert len(blocks) >= 2
     namespace: dict = {}

@@ -64,7 +64,8 @@ def test_numpy_and_int16_input(official_tokenizer):
     as_float = official_tokenizer.encode(wav.to(torch.float32) / 32768)
     assert official_tokenizer.encode(wav.numpy()).equal(as_float)
     assert official_tokenizer.encode(wav).equal(as_float)
-    assert official_tokenizer.encode((wav.to(torch.float32) / 32768).numpy().astype(np.float64)).equal(as_float)
+    as_float64 = (wav.to(torch.float32) / 32768).numpy().astype(np.float64)
+    assert official_tokenizer.encode(as_float64).equal(as_float)
 
 
 def test_batch_equals_single(official_tokenizer, reference):
@@ -81,7 +82,8 @@ def test_window_batch_size_does_not_change_results(official_tokenizer, reference
     a = official_tokenizer.encode(reference["audio"], batch_size=1)
     b = official_tokenizer.encode(reference["audio"], batch_size=7)
     assert a.equal(b)
-    torch.testing.assert_close(official_tokenizer.decode(a, batch_size=1), official_tokenizer.decode(b, batch_size=5))
+    torch.testing.assert_close(official_tokenizer.decode(a, batch_size=1),
+                               official_tokenizer.decode(b, batch_size=5))
 
 
 def test_windows_are_independent_and_in_order(official_tokenizer, reference):
@@ -104,7 +106,8 @@ def test_partial_scale_decoding(official_tokenizer, reference):
         torch.testing.assert_close(preview, expected, atol=1e-6, rtol=0)
         assert not torch.allclose(preview, full)
     # Only the first k scales are needed for a preview.
-    torch.testing.assert_close(tok.decode(list(codes)[:4], num_scales=4, length=24000), tok.decode(codes, num_scales=4))
+    torch.testing.assert_close(tok.decode(list(codes)[:4], num_scales=4, length=24000),
+                               tok.decode(codes, num_scales=4))
 
 
 def test_decode_one_window_list(official_tokenizer, reference):
@@ -150,7 +153,9 @@ def test_bad_audio_values(tiny_tokenizer, wav, match):
         tiny_tokenizer.encode(wav)
 
 
-@pytest.mark.parametrize("wav", [[0.1, 0.2], "audio.wav", torch.zeros(10, dtype=torch.bool), torch.zeros(10, dtype=torch.int64)])
+@pytest.mark.parametrize(
+    "wav", [[0.1, 0.2], "audio.wav", torch.zeros(10, dtype=torch.bool), torch.zeros(10, dtype=torch.int64)]
+)
 def test_bad_audio_types(tiny_tokenizer, wav):
     with pytest.raises(TypeError):
         tiny_tokenizer.encode(wav)

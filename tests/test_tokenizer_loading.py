@@ -22,7 +22,8 @@ def _same_outputs(a: SATTokenizer, b: SATTokenizer, wav=None, atol=1e-5):
 def test_local_pth_infers_the_config(official_tokenizer):
     c = official_tokenizer.config
     assert (c.n_filters, c.dimension, c.latent_dim, c.lstm_layers, c.n_residual_layers) == (8, 32, 16, 2, 1)
-    assert (c.ratios, c.codebook_size, c.num_scales, c.num_phi, c.phi_kernel) == ((8, 5, 4, 2), 1024, 16, 6, 9)
+    got = (c.ratios, c.codebook_size, c.num_scales, c.num_phi, c.phi_kernel)
+    assert got == ((8, 5, 4, 2), 1024, 16, 6, 9)
     assert not official_tokenizer.training
 
 
@@ -118,7 +119,8 @@ def _official(tok):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda s: s.pop("module.decoder.model.15.conv.conv.bias"), r"missing keys \['decoder.model.15.bias'\]"),
+        (lambda s: s.pop("module.decoder.model.15.conv.conv.bias"),
+         r"missing keys \['decoder.model.15.bias'\]"),
         (lambda s: s.__setitem__("module.encoder.model.0.conv.conv.scale", torch.ones(1)),
          "unexpected key.*encoder.model.0.conv.conv.scale"),
         (lambda s: s.__setitem__("module.quantizer.vq.project_in.weight", torch.ones(8, 8)),

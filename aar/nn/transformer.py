@@ -20,13 +20,13 @@ from torch import Tensor, nn
 
 from aar.config import AARConfig
 from aar.nn.kv_cache import KV, KVCache, KVSlot
-from aar.nn.precision import linear, stream_dtype
+from aar.nn.linear import Linear
+from aar.nn.precision import stream_dtype
 
 
 def _ada(ada_lin: nn.Sequential, cond_BC: Tensor) -> Tensor:
     """AdaLN parameters of the condition: SiLU -> Linear, (B, C) -> (B, 1, k * C)."""
-    layer = ada_lin[1]
-    return linear(F.silu(cond_BC), layer.weight, layer.bias).unsqueeze(1)
+    return ada_lin[1](F.silu(cond_BC)).unsqueeze(1)
 
 
 def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
@@ -50,8 +50,8 @@ class CosineSelfAttention(nn.Module):
         self.scale_mul_1H11 = nn.Parameter(torch.full((1, num_heads, 1, 1), math.log(4.0)))
         self.q_bias = nn.Parameter(torch.zeros(embed_dim))
         self.v_bias = nn.Parameter(torch.zeros(embed_dim))
-        self.mat_qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=False)
-        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.mat_qkv = Linear(embed_dim, 3 * embed_dim, bias=False)
+        self.proj = Linear(embed_dim, embed_dim)
 
     def forward(
         self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KV | KVSlot | None = None
@@ -70,7 +70,7 @@ class CosineSelfAttention(nn.Module):
         B, l, C = x_BlC.shape
         zero_k_bias = torch.zeros_like(self.q_bias)
         bias = torch.cat((self.q_bias, zero_k_bias, self.v_bias))
-        qkv = linear(x_BlC, self.mat_qkv.weight, bias).view(B, l, 3, self.num_heads, -1)
+        qkv = self.mat_qkv(x_BlC, bias).view(B, l, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, l, c)
         temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp().to(q.dtype)
         q = F.normalize(q, dim=-1) * temperature_1H11
@@ -82,7 +82,7 @@ class CosineSelfAttention(nn.Module):
             v = torch.cat((past[1], v), dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
         out = out.transpose(1, 2).reshape(B, l, C)  # (B, H, l, c) -> (B, l, C)
-        return linear(out, self.proj.weight, self.proj.bias), (k, v)
+        return self.proj(out), (k, v)
 
 
 class FeedForward(nn.Module):
@@ -90,12 +90,11 @@ class FeedForward(nn.Module):
 
     def __init__(self, embed_dim: int, hidden_dim: int):
         super().__init__()
-        self.fc1 = nn.Linear(embed_dim, hidden_dim)
-        self.fc2 = nn.Linear(hidden_dim, embed_dim)
+        self.fc1 = Linear(embed_dim, hidden_dim)
+        self.fc2 = Linear(hidden_dim, embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.gelu(linear(x, self.fc1.weight, self.fc1.bias), approximate="tanh")
-        return linear(h, self.fc2.weight, self.fc2.bias)
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
 class AdaLNBlock(nn.Module):
@@ -116,7 +115,7 @@ class AdaLNBlock(nn.Module):
         self.norm_eps = norm_eps
         self.attn = CosineSelfAttention(embed_dim, num_heads, max_scale_mul)
         self.ffn = FeedForward(embed_dim, mlp_dim)
-        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 6 * embed_dim))
+        self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 6 * embed_dim))
 
     def forward(
         self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | KVSlot | None = None,
@@ -140,7 +139,7 @@ class AdaLNHead(nn.Module):
     def __init__(self, embed_dim: int, norm_eps: float):
         super().__init__()
         self.norm_eps = norm_eps
-        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, 2 * embed_dim))
+        self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 2 * embed_dim))
 
     def forward(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
         ada_B12C = _ada(self.ada_lin, cond_BC) if ada_B12C is None else ada_B12C
@@ -153,12 +152,11 @@ class ConditionMLP(nn.Module):
 
     def __init__(self, cond_dim: int, embed_dim: int):
         super().__init__()
-        self.fc1 = nn.Linear(cond_dim, embed_dim, bias=False)
-        self.fc2 = nn.Linear(embed_dim, embed_dim, bias=False)
+        self.fc1 = Linear(cond_dim, embed_dim, bias=False)
+        self.fc2 = Linear(embed_dim, embed_dim, bias=False)
 
     def forward(self, clap_BD: Tensor) -> Tensor:
-        h_BC = F.gelu(linear(clap_BD, self.fc1.weight), approximate="tanh")
-        return linear(h_BC, self.fc2.weight)
+        return self.fc2(F.gelu(self.fc1(clap_BD), approximate="tanh"))
 
 
 class AARTransformer(nn.Module):
@@ -193,7 +191,7 @@ class AARTransformer(nn.Module):
         self.pos_1LC = nn.Parameter(nn.init.trunc_normal_(torch.empty(1, L, C), std=std))
         uncond = torch.randn(1, config.cond_dim)
         self.register_buffer("uncond_embedding", uncond / uncond.norm())  # (1, D), CLAP is unit-norm
-        self.word_embed = nn.Linear(config.latent_dim, C)
+        self.word_embed = Linear(config.latent_dim, C)
         self.class_emb = ConditionMLP(config.cond_dim, C)
         self.lvl_embed = nn.Embedding(S, C)
         nn.init.trunc_normal_(self.lvl_embed.weight, std=std)
@@ -202,7 +200,7 @@ class AARTransformer(nn.Module):
             for _ in range(config.depth)
         )
         self.head_nm = AdaLNHead(C, config.norm_eps)
-        self.head = nn.Linear(C, config.codebook_size)
+        self.head = Linear(C, config.codebook_size)
         self.rebuild_buffers()
 
     def rebuild_buffers(self) -> None:
@@ -229,6 +227,31 @@ class AARTransformer(nn.Module):
         """Dtype of the activations: float32, also when the weights are bfloat16 or float16."""
         return stream_dtype(self.head.weight.dtype)
 
+    def step_layers(self) -> list[Linear]:
+        """The linear layers that run at every step: word embedding, attention, FFN and head.
+
+        The AdaLN and condition layers run once per condition and are not among them.
+        """
+        layers = [self.word_embed, self.head]
+        for block in self.blocks:
+            layers += [block.attn.mat_qkv, block.attn.proj, block.ffn.fc1, block.ffn.fc2]
+        return layers
+
+    def pack_weights(self, enabled: bool = True) -> None:
+        """Pack (or with ``enabled=False`` unpack) the weights of ``step_layers`` for oneDNN.
+
+        See ``aar.nn.linear``: faster CPU inference, equal to float32 rounding, one more copy of
+        those weights in memory. Raises ValueError off the CPU or for float16 weights.
+        """
+        for layer in self.step_layers():
+            layer.pack() if enabled else layer.unpack()
+
+    @property
+    def weights_packed(self) -> bool:
+        """Whether every layer of ``step_layers`` runs on a current oneDNN pack."""
+        layers = self.step_layers()
+        return all(layer.packed is not None and layer.packed.matches(layer.weight) for layer in layers)
+
     def kv_cache(self) -> KVCache:
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
         return KVCache(self.config.depth, capacity=self.config.tokens_per_window)
@@ -240,12 +263,12 @@ class AARTransformer(nn.Module):
             parts.append(cond_BC.unsqueeze(1) + self.pos_start)  # (B, s_0, C)
         if x_BlLat is not None:
             x_BlLat = x_BlLat.to(self.activation_dtype)
-            parts.append(linear(x_BlLat, self.word_embed.weight, self.word_embed.bias))
+            parts.append(self.word_embed(x_BlLat))
         x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return x_BlC + self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
 
     def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
-        return linear(self.head_nm(x_BlC, cond_BC, ada_B12C), self.head.weight, self.head.bias)
+        return self.head(self.head_nm(x_BlC, cond_BC, ada_B12C))
 
     def _adaln(self, cond_BC: Tensor) -> list[Tensor]:
         """AdaLN parameters of every block, then of the head; they depend on the condition only."""

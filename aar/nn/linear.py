@@ -1,0 +1,127 @@
+"""The transformer's linear layer: reduced-precision weights and opt-in oneDNN weight packing.
+
+Legend: N rows (any leading dims), K input features, M output features.
+
+``Linear`` is ``nn.Linear`` with two additions, and the same parameter names (checkpoints load
+unchanged):
+
+- its weight may be bfloat16 or float16 while activations stay float32 (``aar.nn.precision``);
+- ``pack()`` lays the weight out once in oneDNN's blocked format for the CPU. PyTorch's CPU
+  ``F.linear`` hands the weight to a BLAS that re-lays it out for its kernels at every call; for the
+  few-row products of next-scale generation (2 to 150 rows per step) that costs nearly as much as
+  the product itself. A packed layer skips it. Its results equal the unpacked ones to float32
+  rounding, not bit for bit, so packing is opt-in (``AARGenerator.pack_weights``) and the default
+  keeps the official code's exact arithmetic. Speed-ups are measured in docs/performance.md.
+
+A pack is a copy of the weight: it doubles that weight's memory. It is used only on the CPU and
+without autograd, and it is dropped (with a log message) as soon as the weight it copied changes, so
+a stale pack is never used.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from aar.nn.precision import linear
+
+logger = logging.getLogger(__name__)
+
+#: Weight dtypes ``Linear.pack`` accepts (float16 needs matrix units that few CPUs have).
+PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
+_SAME = object()  # "use the layer's own bias"
+
+
+def packing_available() -> bool:
+    """Whether this PyTorch build has the oneDNN operators that ``Linear.pack`` uses."""
+    ops = torch.ops.mkldnn
+    return bool(
+        torch.backends.mkldnn.is_available()
+        and hasattr(ops, "_reorder_linear_weight")
+        and hasattr(ops, "_linear_pointwise")
+    )
+
+
+class PackedWeight:
+    """A weight (M, K) laid out for oneDNN, with what identifies the tensor it was made from.
+
+    Args:
+        weight: A float32 or bfloat16 CPU tensor (M, K).
+    """
+
+    def __init__(self, weight: Tensor) -> None:
+        self.tensor = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
+        self.out_features = weight.shape[0]
+        self._source = self._identity(weight)
+
+    @staticmethod
+    def _identity(weight: Tensor) -> tuple:
+        return weight.data_ptr(), weight._version, weight.dtype, weight.device, tuple(weight.shape)
+
+    def matches(self, weight: Tensor) -> bool:
+        """Whether ``weight`` is still the unchanged tensor this pack was made from."""
+        return self._identity(weight) == self._source
+
+    def __deepcopy__(self, memo: dict) -> None:
+        # A copied module has new weights, which this pack does not match: copies start unpacked.
+        return None
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` for mixed-precision weights, with optional oneDNN packing.
+
+    Args:
+        in_features: K.
+        out_features: M.
+        bias: Whether the layer has a bias.
+
+    Attributes:
+        packed: The ``PackedWeight`` in use, or None.
+    """
+
+    packed: PackedWeight | None = None
+
+    def forward(self, x_NK: Tensor, bias: Tensor | None | object = _SAME) -> Tensor:
+        """``x_NK @ weight.T + bias``, (..., K) -> (..., M), in ``x_NK``'s dtype.
+
+        Args:
+            x_NK: Input (..., K).
+            bias: A bias (M,) to use instead of the layer's own, or None for none.
+        """
+        bias_M = self.bias if bias is _SAME else bias
+        if self.packed is not None and not torch.is_grad_enabled() and x_NK.device.type == "cpu":
+            if self.packed.matches(self.weight):
+                return self._packed_forward(x_NK, bias_M)
+            logger.warning("a packed weight changed after pack(); this layer runs unpacked again "
+                           "(call pack_weights() to pack the new weights)")
+            self.packed = None
+        return linear(x_NK, self.weight, bias_M)
+
+    def _packed_forward(self, x_NK: Tensor, bias_M: Tensor | None) -> Tensor:
+        dtype = self.weight.dtype
+        rows_NK = x_NK.reshape(-1, x_NK.shape[-1]).to(dtype)
+        fused_bias = bias_M if dtype == x_NK.dtype else None  # else added in x's dtype below
+        y_NM = torch.ops.mkldnn._linear_pointwise(rows_NK, self.packed.tensor, fused_bias, "none", [], "")
+        y_NM = y_NM.to(x_NK.dtype)
+        if bias_M is not None and fused_bias is None:
+            y_NM = y_NM + bias_M.to(x_NK.dtype)
+        return y_NM.reshape(*x_NK.shape[:-1], self.packed.out_features)
+
+    def pack(self) -> None:
+        """Lay the weight out for oneDNN (a copy of it). Raises ValueError where that cannot run."""
+        weight = self.weight
+        if weight.device.type != "cpu":
+            raise ValueError(f"weight packing is for the CPU; this layer's weight is on {weight.device}")
+        if weight.dtype not in PACKABLE_DTYPES:
+            allowed = ", ".join(str(d) for d in PACKABLE_DTYPES)
+            raise ValueError(f"weight packing takes {allowed} weights, got {weight.dtype}")
+        if not packing_available():
+            raise ValueError("this PyTorch build has no oneDNN (torch.backends.mkldnn is unavailable), "
+                             "so weights cannot be packed")
+        self.packed = PackedWeight(weight)
+
+    def unpack(self) -> None:
+        """Drop the pack: plain ``F.linear`` arithmetic again."""
+        self.packed = None
