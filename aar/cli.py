@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                 f"(default {DEFAULT_MODEL})")
     gen_help = f"generator: native folder, official AAR .pth or Hub repo id (default {DEFAULT_MODEL})"
     pair_help = "the paired tokenizer, for an official AAR .pth"
+    pack_help = ("CPU only: pack the transformer's weights for oneDNN, faster generation that equals the "
+                 "default to float32 rounding (not bit for bit)")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help, description=help)
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
     p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
     p.add_argument("--tokenizer", help=pair_help)
+    p.add_argument("--pack-weights", action="store_true", help=pack_help)
     p.add_argument("--cfg", type=_finite, default=4.0, help="guidance (default 4.0; negative: anti-guidance)")
     p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
     p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all (default 0.95)")
@@ -154,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
     p.add_argument("--tokenizer", help=pair_help)
+    p.add_argument("--pack-weights", action="store_true", help=pack_help)
     p.add_argument("--cfg", type=_finite, default=4.0, help="guidance (default 4.0; negative: anti-guidance)")
     p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
     p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all (default 0.95)")

@@ -18,13 +18,13 @@ import os
 from numbers import Real
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from . import editing, hub
+from . import editing, hub, scoring
 from ._loading import adopt_state, skip_init
 from .codes import AudioCodes
+from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
 from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
 from .nn.precision import cast_matrix_weights, warn_if_slow
@@ -227,18 +227,7 @@ class AARGenerator(nn.Module):
         Returns:
             (B, D) float tensor on the model's device.
         """
-        named = (("clap_emb", clap_emb), ("prompt", prompt), ("audio", audio))
-        given = [n for n, v in named if v is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"pass exactly one of clap_emb, prompt or audio, got {given or 'none'}"
-            )
-        if prompt is not None:
-            clap_emb = self._clap().embed_text(prompt)
-        elif audio is not None:
-            if sample_rate is None:
-                raise ValueError("audio= needs sample_rate= (its rate in Hz)")
-            clap_emb = self._clap().embed_audio(audio, sample_rate)
+        clap_emb = resolve_condition(clap_emb, prompt, audio, sample_rate, self._clap)
         return self._check_clap(clap_emb)
 
     def _clap(self):
@@ -249,20 +238,8 @@ class AARGenerator(nn.Module):
         return self.clap_encoder
 
     def _check_clap(self, clap_emb) -> torch.Tensor:
-        D = self.config.cond_dim
-        if isinstance(clap_emb, np.ndarray):
-            clap_emb = torch.from_numpy(clap_emb)
-        if not isinstance(clap_emb, torch.Tensor):
-            raise TypeError(f"clap_emb must be a tensor or numpy array, got {type(clap_emb).__name__}")
-        if not clap_emb.is_floating_point():
-            raise TypeError(f"clap_emb must be floating point, got dtype {clap_emb.dtype}")
-        if clap_emb.ndim == 1:
-            clap_emb = clap_emb.unsqueeze(0)
-        if clap_emb.ndim != 2 or clap_emb.shape[1] != D or clap_emb.shape[0] == 0:
-            raise ValueError(f"clap_emb must be shaped ({D},) or (B, {D}), got {tuple(clap_emb.shape)}")
-        if not torch.isfinite(clap_emb).all():
-            raise ValueError("clap_emb contains NaN or Inf values")
-        return clap_emb.to(self.device, self.transformer.activation_dtype)
+        clap_BD = check_clap_embedding(clap_emb, self.config.cond_dim)
+        return clap_BD.to(self.device, self.transformer.activation_dtype)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -427,13 +404,7 @@ class AARGenerator(nn.Module):
     # ------------------------------------------------------------------ scoring
     def next_scale_inputs(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """Teacher-forcing input from one window's codes: S tensors (B, s_i) -> (B, L - s_0, E)."""
-        quantizer = self.tokenizer.quantizer
-        f_BEF, inputs = None, []
-        for si in range(self.config.num_scales - 1):
-            h_BEF = quantizer.scale_residual(si, levels[si])
-            f_BEF = h_BEF if f_BEF is None else f_BEF + h_BEF
-            inputs.append(quantizer.next_scale_input(f_BEF, si + 1))
-        return torch.cat(inputs, dim=1)
+        return scoring.next_scale_inputs(self.tokenizer.quantizer, levels)
 
     @torch.no_grad()
     def logits(self, codes, clap_emb=None) -> torch.Tensor:
@@ -446,7 +417,7 @@ class AARGenerator(nn.Module):
         Returns:
             Float32 logits (B, L, V); position j is predicted from the scales before its own.
         """
-        levels = self._window_codes(codes)
+        levels = scoring.window_levels(self.tokenizer, codes, self.device)
         B = levels[0].shape[0]
         model = self.transformer
         if clap_emb is None:
@@ -470,19 +441,8 @@ class AARGenerator(nn.Module):
         Returns:
             (B,) float32 tensor.
         """
-        logits_BLV = self.logits(codes, clap_emb)
-        idx_BL = torch.cat(self._window_codes(codes), dim=1).to(logits_BLV.device)
-        log_probs = logits_BLV.log_softmax(dim=-1).gather(-1, idx_BL.unsqueeze(-1))
-        return log_probs.squeeze(-1).sum(dim=1)
-
-    def _window_codes(self, codes) -> list[torch.Tensor]:
-        levels = self.tokenizer.check_codes(codes)
-        if levels[0].shape[1] != 1:
-            raise ValueError(
-                f"the generator scores one window at a time: codes have W={levels[0].shape[1]}; "
-                "pass codes[i][:, w] for window w"
-            )
-        return [c[:, 0].to(self.device) for c in levels]
+        levels = scoring.window_levels(self.tokenizer, codes, self.device)
+        return scoring.sum_log_probs(self.logits(levels, clap_emb), levels)
 
 
 def _check_pair(config: AARConfig, tokenizer: SATTokenizer) -> None:

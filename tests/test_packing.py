@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aar import AARConfig, AARGenerator, SATTokenizer
-from aar.nn.linear import Linear, packing_available
+from aar.nn.linear import PACKED_MAX_ROWS, Linear, packing_available
 
 pytestmark = pytest.mark.skipif(not packing_available(), reason="this PyTorch build has no oneDNN")
 
@@ -50,14 +50,35 @@ def test_packed_generator_reproduces_the_official_tokens(official_pair, referenc
     torch.testing.assert_close(packed.tokenizer.decode(codes), reference[f"{run}.audio"], atol=1e-4, rtol=0)
 
 
-def test_packed_logits_equal_unpacked_to_rounding(official_pair, reference):
+@pytest.fixture
+def packed_calls(monkeypatch):
+    """Counts the products that ran on packed weights."""
+    calls = []
+    forward = Linear._packed_forward
+    monkeypatch.setattr(Linear, "_packed_forward", lambda self, *a: calls.append(1) or forward(self, *a))
+    return calls
+
+
+def test_packed_logits_equal_unpacked_to_rounding(official_pair, reference, packed_calls):
     plain, packed = official_pair
-    codes = _codes(reference)
-    for clap in (reference["clap"], None):
+    codes = [c[:1] for c in _codes(reference)]  # one item: 455 rows, within PACKED_MAX_ROWS
+    for clap in (reference["clap"][:1], None):
         a, b = plain.logits(codes, clap), packed.logits(codes, clap)
         torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
-    got = packed.logits(codes, reference["clap"])
-    torch.testing.assert_close(got, reference["tf_logits"], atol=1e-3, rtol=0)
+    assert len(packed_calls) == 2 * (2 + 4 * packed.config.depth)  # word_embed, head, 4 per block
+    got = packed.logits(codes, reference["clap"][:1])
+    torch.testing.assert_close(got, reference["tf_logits"][:1], atol=1e-3, rtol=0)
+
+
+def test_large_products_run_unpacked(packed_calls):
+    layer = Linear(16, 8)
+    layer.pack()
+    with torch.no_grad():
+        big = torch.randn(PACKED_MAX_ROWS + 1, 16)
+        assert torch.equal(layer(big), F.linear(big, layer.weight, layer.bias)) and not packed_calls
+        layer(torch.randn(2, PACKED_MAX_ROWS // 2, 16))
+        assert len(packed_calls) == 1
+        assert layer(torch.randn(0, 16)).shape == (0, 8)
 
 
 def test_packed_other_shapes_batch_and_cache():

@@ -9,7 +9,8 @@ unchanged):
 - ``pack()`` lays the weight out once in oneDNN's blocked format for the CPU. PyTorch's CPU
   ``F.linear`` hands the weight to a BLAS that re-lays it out for its kernels at every call; for the
   few-row products of next-scale generation (2 to 150 rows per step) that costs nearly as much as
-  the product itself. A packed layer skips it. Its results equal the unpacked ones to float32
+  the product itself. A packed layer skips it (for products of up to ``PACKED_MAX_ROWS`` rows;
+  larger ones gain nothing from it and run unpacked). Its results equal the unpacked ones to float32
   rounding, not bit for bit, so packing is opt-in (``AARGenerator.pack_weights``) and the default
   keeps the official code's exact arithmetic. Speed-ups are measured in docs/performance.md.
 
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Weight dtypes ``Linear.pack`` accepts (float16 needs matrix units that few CPUs have).
 PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
+#: Products of more rows than this run unpacked: from about 500 rows on, the BLAS behind ``F.linear``
+#: is as fast as oneDNN or faster (measured on 2 AVX-512 cores, docs/performance.md), as its
+#: per-call re-layout of the weight is spread over many rows.
+PACKED_MAX_ROWS = 512
 _SAME = object()  # "use the layer's own bias"
 
 
@@ -93,7 +98,9 @@ class Linear(nn.Linear):
         bias_M = self.bias if bias is _SAME else bias
         if self.packed is not None and not torch.is_grad_enabled() and x_NK.device.type == "cpu":
             if self.packed.matches(self.weight):
-                return self._packed_forward(x_NK, bias_M)
+                if 0 < x_NK.numel() <= PACKED_MAX_ROWS * x_NK.shape[-1]:
+                    return self._packed_forward(x_NK, bias_M)
+                return linear(x_NK, self.weight, bias_M)
             logger.warning("a packed weight changed after pack(); this layer runs unpacked again "
                            "(call pack_weights() to pack the new weights)")
             self.packed = None
