@@ -194,7 +194,8 @@ class AARGenerator(nn.Module):
         Results equal the unpacked ones to float32 rounding, not bit for bit: a seed can give a
         different token where two candidates nearly tie, whereas the default reproduces the official
         code's tokens exactly. Speed-ups are measured in docs/performance.md. :meth:`to` re-packs for
-        a new CPU dtype; packs of weights changed in any other way are dropped, never used stale.
+        a new CPU dtype; packs of weights changed in any other way are dropped, never used stale
+        (except after writes through ``weight.data``, which PyTorch does not track: pack again).
 
         Args:
             enabled: False drops the packs again.

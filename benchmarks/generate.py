@@ -12,7 +12,9 @@ B one-second windows. With cfg (4.0, the official default) each step runs a batc
 and unconditional); ``cfg=0`` runs B. Sampling keeps top-k 200, top-p 0.95. bfloat16 casts the
 transformer's matrix weights (``gen.to(dtype=torch.bfloat16)``); the tokenizer stays float32.
 ``--packed`` also times each dtype with ``gen.pack_weights()`` (oneDNN-packed weights), interleaved
-with the unpacked runs, and checks the packed tokens against the unpacked ones.
+with the unpacked runs, and checks the packed tokens against the unpacked ones. ``--rows-sweep``
+times the per-step layers alone, packed against unpacked, by rows per product (the measurement
+behind ``aar.nn.linear.PACKED_MAX_ROWS``).
 
 A plain loop of the official kind (``baseline``: per scale, every block recomputes its AdaLN
 parameters and concatenates its KV cache, as the reference code does) runs at batch 1 with cfg,
@@ -126,10 +128,14 @@ def compile_check(gen, knobs: dict, runs: int) -> dict:
 
 @torch.no_grad()
 def packed_check(base, packed, one: dict, sizes: list[int], knobs: dict, seeds: int = 3) -> dict:
-    """Packed float32 weights against unpacked: speed-up (from the table) and agreement."""
+    """Packed float32 weights against unpacked: speed-up (from the table) and agreement.
+
+    The logits are compared at batch 1 (455 rows per product, within ``PACKED_MAX_ROWS``, so the
+    packed weights serve them); the tokens of ``seeds`` generations of batch 2.
+    """
     clap = clap_vectors(2, seed=1)
-    codes = base.generate_codes(clap, cfg=CFG, seed=0, **knobs)
-    diff = (base.logits(codes, clap) - packed.logits(codes, clap)).abs().max()
+    codes = base.generate_codes(clap[:1], cfg=CFG, seed=0, **knobs)
+    diff = (base.logits(codes, clap[:1]) - packed.logits(codes, clap[:1])).abs().max()
     same = all(
         all(torch.equal(a, b) for a, b in zip(base.generate_codes(clap, cfg=CFG, seed=s, **knobs),
                                                 packed.generate_codes(clap, cfg=CFG, seed=s, **knobs)))
@@ -137,6 +143,35 @@ def packed_check(base, packed, one: dict, sizes: list[int], knobs: dict, seeds: 
     )
     return {"batch": sizes[0], "cfg": CFG, "speedup": round(one["float32", False] / one["float32", True], 3),
             "logits_max_abs_diff": float(diff), "seeds": seeds, "tokens_identical": same}
+
+
+@torch.no_grad()
+def rows_sweep(gen, rows: list[int], runs: int) -> list[dict]:
+    """Every per-step layer of the transformer (``step_layers``) on inputs of ``rows`` rows, unpacked
+    against packed, taking turns: where packing stops paying (``aar.nn.linear.PACKED_MAX_ROWS``)."""
+    layers = gen.transformer.step_layers()
+    packed = [copy.deepcopy(layer) for layer in layers]
+    for layer in packed:
+        layer.pack()
+    out = []
+    for n in rows:
+        xs = [torch.randn(n, layer.in_features) for layer in layers]
+        def plain_run(xs=xs):
+            return [layer(x) for layer, x in zip(layers, xs)]
+
+        def packed_run(xs=xs):
+            return [layer._packed_forward(x, layer.bias) for layer, x in zip(packed, xs)]
+
+        plain_run(), packed_run()  # warm-up
+        plain_s = packed_s = float("inf")
+        for _ in range(max(runs, 3)):
+            plain_s = min(plain_s, timed(plain_run, 1))
+            packed_s = min(packed_s, timed(packed_run, 1))
+        out.append({"rows": n, "plain_ms": round(plain_s * 1e3, 2), "packed_ms": round(packed_s * 1e3, 2),
+                    "speedup": round(plain_s / packed_s, 3)})
+        print(f"{n} rows: {plain_s * 1e3:.1f} ms unpacked, {packed_s * 1e3:.1f} ms packed",
+              file=sys.stderr, flush=True)
+    return out
 
 
 def plot(results: list[dict], path: str) -> None:
@@ -172,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--compile", action="store_true", help="also time torch.compile (teacher forcing)")
     p.add_argument("--packed", action="store_true",
                    help="also time each dtype with packed weights (gen.pack_weights())")
+    p.add_argument("--rows-sweep", action="store_true",
+                   help="time every per-step layer packed and unpacked by rows per product")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain reference loop")
     p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
     args = p.parse_args(argv)
@@ -220,6 +257,9 @@ def main(argv: list[str] | None = None) -> dict:
                               "baseline_tokens_s": round(plain_s, 4), "ratio": round(plain_s / lib_s, 3)}
     if args.compile:
         report["compile"] = compile_check(base, knobs, runs)
+    if args.rows_sweep:
+        rows = [2, 16, 64] if args.tiny else [2, 16, 64, 150, 300, 450, 600, 900, 1200]
+        report["rows_sweep"] = rows_sweep(base, rows, runs)
     one = {(r["dtype"], r["packed"]): r["seconds"] for r in results
            if r["batch"] == sizes[0] and r["cfg"] == CFG}
     if {("float32", False), ("bfloat16", False)} <= set(one):
@@ -243,6 +283,10 @@ def main(argv: list[str] | None = None) -> dict:
         c = report["compile"]
         print(f"torch.compile, {c['what']}: {c['compiled_s']:.3f} s against eager {c['eager_s']:.3f} s "
               f"({c['speedup']:.2f}x) after a first call of {c['first_call_s']:.1f} s")
+    if "rows_sweep" in report:
+        print("per-step layers by rows per product (ms, best of 3 or more, taking turns)")
+        table(["rows", "unpacked ms", "packed ms", "speedup"],
+              [[r["rows"], r["plain_ms"], r["packed_ms"], r["speedup"]] for r in report["rows_sweep"]])
     if "packed" in report:
         k = report["packed"]
         print(f"packed weights against unpacked at batch {sizes[0]} with cfg, float32: "

@@ -69,8 +69,10 @@ def test_generate(dtypes):
 
 
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler")
-def test_generate_compile():
-    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile")
+def test_generate_compile_and_rows_sweep():
+    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile", "--rows-sweep")
+    assert [r["rows"] for r in report["rows_sweep"]] == [2, 16, 64]
+    assert {"plain_ms", "packed_ms", "speedup"} <= set(report["rows_sweep"][0])
     check = report["compile"]
     assert {"first_call_s", "eager_s", "compiled_s", "speedup"} <= set(check)
     assert check["logits_max_abs_diff"] < 1e-4  # the compiled graph computes the same logits

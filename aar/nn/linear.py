@@ -15,8 +15,9 @@ unchanged):
   keeps the official code's exact arithmetic. Speed-ups are measured in docs/performance.md.
 
 A pack is a copy of the weight: it doubles that weight's memory. It is used only on the CPU and
-without autograd, and it is dropped (with a log message) as soon as the weight it copied changes, so
-a stale pack is never used.
+without autograd, and it is dropped (with a log message) as soon as the weight it copied changes:
+in place (``load_state_dict``, ``nn.init``, optimisers) or by replacement (``.to()``). Writes through
+``weight.data`` bypass PyTorch's version counter and cannot be seen; pack again after them.
 """
 
 from __future__ import annotations
