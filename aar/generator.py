@@ -3,11 +3,11 @@
 Legend: B batch, D CLAP dim (512), S scales (16), s_i tokens of scale i, L tokens per window (455),
 V codebook size, E codebook vector width (latent_dim), F frames per window (75).
 
-Generation takes S steps, one whole scale per step, over an explicit KV cache. The conditional and
-unconditional branches run as one batch of 2B; their logits are mixed with the guidance ramp
-``t = cfg * si / (S - 1)``: ``(1 + t) * cond - t * uncond``. The tokens of step si are embedded by
-the tokenizer's codebook and phi convolution, added to the running latent ``f``, and ``f`` averaged
-down to the next scale is the next step's input.
+The generator pairs the transformer with its tokenizer and is the public face of both: loading and
+saving, argument checks, and the entry points. The work lies in small modules: the S-step sampling
+loop with its guidance ramp in ``aar/next_scale.py``, CLAP conditions in ``aar/conditions.py``,
+teacher forcing and likelihoods in ``aar/scoring.py``, variations and inpainting in
+``aar/editing.py``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
 from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
+from .next_scale import sample_scales
 from .nn.precision import cast_matrix_weights, warn_if_slow
 from .nn.transformer import AARTransformer
-from .sampling import cfg_mix, guidance_scale, make_generator, sample, validate_sampling
+from .sampling import make_generator, validate_sampling
 from .tokenizer import SATTokenizer, check_placement, read_native_weights, write_native
 
 logger = logging.getLogger(__name__)
@@ -299,7 +300,9 @@ class AARGenerator(nn.Module):
         validate_sampling(top_k, top_p, temperature, self.config.codebook_size)
         rng = make_generator(seed, generator, device=self.device)
         clap_BD, plan = editing.resolve_forced(self.tokenizer, clap_BD, prefix, keep_scales, forced)
-        levels = self._sample_scales(clap_BD, float(cfg), top_k, top_p, temperature, rng, progress, plan)
+        levels = sample_scales(self.transformer, self.tokenizer.quantizer, clap_BD, cfg=float(cfg),
+                               top_k=top_k, top_p=top_p, temperature=temperature, generator=rng,
+                               progress=progress, forced=plan)
         window = self.tokenizer.config.window
         return AudioCodes(tuple(c.unsqueeze(1) for c in levels), length=window, sample_rate=self.sample_rate)
 
@@ -372,35 +375,6 @@ class AARGenerator(nn.Module):
         """
         return editing.inpaint(self, codes_or_audio, known, clap_emb, sample_rate=sample_rate,
                                prompt=prompt, **kwargs)
-
-    def _sample_scales(self, clap_BD, cfg, top_k, top_p, temperature, rng, progress, forced=None):
-        model, quantizer, S = self.transformer, self.tokenizer.quantizer, self.config.num_scales
-        B = clap_BD.shape[0]
-        guided = cfg != 0  # cfg 0 takes nothing from the unconditional branch: skip running it
-        cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]) if guided else clap_BD)
-        f_BEF = clap_BD.new_zeros(B, self.config.latent_dim, quantizer.frames)
-        x_BlE, levels = None, []
-        steps = range(S)
-        if progress:
-            from tqdm.auto import tqdm
-
-            steps = tqdm(steps, desc="generate", unit="scale")
-        with model.kv_cache() as cache:
-            for si in steps:
-                x_2BlE = torch.cat([x_BlE, x_BlE]) if guided and x_BlE is not None else x_BlE
-                logits_2BlV = model.step(cache, cond_2BC, si, x_2BlE).float()
-                logits_BlV = logits_2BlV
-                if guided:
-                    logits_BlV = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
-                idx_Bl = sample(logits_BlV, top_k=top_k, top_p=top_p, temperature=temperature,
-                                generator=rng)
-                if forced is not None:  # known tokens replace the draw before they update f
-                    idx_Bl = forced.apply(si, idx_Bl)
-                levels.append(idx_Bl)
-                f_BEF = f_BEF + quantizer.scale_residual(si, idx_Bl)
-                if si + 1 < S:
-                    x_BlE = quantizer.next_scale_input(f_BEF, si + 1)
-        return levels
 
     # ------------------------------------------------------------------ scoring
     def next_scale_inputs(self, levels: list[torch.Tensor]) -> torch.Tensor:
