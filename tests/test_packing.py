@@ -12,6 +12,7 @@ from conftest import AAR_PTH, SAT_PTH, TINY_SAT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import aar.nn.linear as linear_module
 from aar import AARConfig, AARGenerator, SATTokenizer
 from aar.nn.linear import PACKED_MAX_ROWS, Linear, packing_available
 
@@ -110,7 +111,8 @@ def test_unpacking_restores_exact_arithmetic(reference):
     assert torch.equal(gen.logits(codes, reference["clap"]), plain.logits(codes, reference["clap"]))
 
 
-def test_a_changed_weight_is_never_used_stale(caplog):
+def test_a_changed_weight_is_never_used_stale(caplog, monkeypatch):
+    monkeypatch.setattr(linear_module, "_stale_logged", False)
     gen = tiny_generator().pack_weights()
     clap = torch.randn(2, 512)
     codes = gen.generate_codes(clap, seed=0)
@@ -118,13 +120,14 @@ def test_a_changed_weight_is_never_used_stale(caplog):
         gen.transformer.head.weight.mul_(2.0)  # in place: the pack no longer matches
     with caplog.at_level(logging.WARNING, logger="aar.nn.linear"):
         got = gen.logits(codes, clap)
-    assert "changed after pack()" in caplog.text and not gen.weights_packed
+    assert caplog.text.count("changed after pack()") == 1 and not gen.weights_packed
     assert gen.transformer.head.packed is None
     expected = copy.deepcopy(gen).pack_weights(False).logits(codes, clap)
     assert torch.equal(got, expected)
 
 
-def test_loading_new_weights_drops_stale_packs():
+def test_loading_new_weights_drops_stale_packs(caplog, monkeypatch):
+    monkeypatch.setattr(linear_module, "_stale_logged", False)
     gen, other = tiny_generator().pack_weights(), tiny_generator()
     with torch.no_grad():
         for p in other.transformer.parameters():
@@ -132,8 +135,10 @@ def test_loading_new_weights_drops_stale_packs():
     gen.transformer.load_state_dict(other.transformer.state_dict())
     clap = torch.randn(1, 512)
     codes = other.generate_codes(clap, seed=0)
-    assert torch.equal(gen.logits(codes, clap), other.logits(codes, clap))
+    with caplog.at_level(logging.WARNING, logger="aar.nn.linear"):
+        assert torch.equal(gen.logits(codes, clap), other.logits(codes, clap))
     assert not gen.weights_packed
+    assert caplog.text.count("changed after pack()") == 1  # once, not once per layer
 
 
 def test_dtype_changes_repack_or_unpack(caplog):

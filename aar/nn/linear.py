@@ -38,6 +38,16 @@ PACKABLE_DTYPES = (torch.float32, torch.bfloat16)
 #: per-call re-layout of the weight is spread over many rows.
 PACKED_MAX_ROWS = 512
 _SAME = object()  # "use the layer's own bias"
+_stale_logged = False
+
+
+def _log_stale() -> None:
+    """Say once per process (then only at debug level) that stale packs were dropped."""
+    global _stale_logged
+    level = logging.DEBUG if _stale_logged else logging.WARNING
+    _stale_logged = True
+    logger.log(level, "packed weights changed after pack(); the changed layers run unpacked again "
+                      "(call pack_weights() to pack the new weights)")
 
 
 def packing_available() -> bool:
@@ -102,8 +112,7 @@ class Linear(nn.Linear):
                 if 0 < x_NK.numel() <= PACKED_MAX_ROWS * x_NK.shape[-1]:
                     return self._packed_forward(x_NK, bias_M)
                 return linear(x_NK, self.weight, bias_M)
-            logger.warning("a packed weight changed after pack(); this layer runs unpacked again "
-                           "(call pack_weights() to pack the new weights)")
+            _log_stale()
             self.packed = None
         return linear(x_NK, self.weight, bias_M)
 
