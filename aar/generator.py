@@ -166,10 +166,10 @@ class AARGenerator(nn.Module):
 
         ``gen.to(dtype=torch.bfloat16)`` casts the transformer's matrix weights once, except the
         output head; biases, activations, softmax, normalisation statistics, logits and sampling stay
-        float32. The
-        tokenizer (codebooks, phi, decoder) keeps float32 and moves with the device only. On a CPU
-        without bfloat16 matrix units a one-time log message says that bfloat16 runs slower there
-        (docs/performance.md).
+        float32. The tokenizer (codebooks, phi, decoder) keeps float32 and moves with the device
+        only. On a CPU without bfloat16 matrix units a one-time log message says that bfloat16 runs
+        slower there (docs/performance.md). Packed weights (:meth:`pack_weights`) are packed again
+        for the new weights, or dropped (logged) where packing does not apply, e.g. on a GPU.
         """
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
         packed = self.transformer.weights_packed
@@ -178,7 +178,7 @@ class AARGenerator(nn.Module):
         if dtype is not None:
             cast_matrix_weights(self.transformer, dtype, keep=("head",))  # under 1 % of the work
         warn_if_slow(dtype, self.device)
-        if packed:  # the packs copied the old weights: make new ones where packing still applies
+        if packed and not self.transformer.weights_packed:  # the packs copied the old weights
             try:
                 self.transformer.pack_weights()
             except ValueError as exc:

@@ -143,6 +143,9 @@ def test_loading_new_weights_drops_stale_packs(caplog, monkeypatch):
 
 def test_dtype_changes_repack_or_unpack(caplog):
     gen = tiny_generator().pack_weights()
+    packs = [layer.packed for layer in gen.transformer.step_layers()]
+    gen.to("cpu", torch.float32)  # nothing changes: the packs are kept, not made again
+    assert [layer.packed for layer in gen.transformer.step_layers()] == packs
     gen.to(dtype=torch.bfloat16)
     assert gen.weights_packed and gen.transformer.head.packed.tensor.dtype == torch.float32  # head stays
     assert gen.transformer.blocks[0].ffn.fc1.packed.tensor.dtype == torch.bfloat16
