@@ -29,8 +29,8 @@ from ._clap_backends import (
     LaionClapBackend,
     TransformersClapBackend,
 )
+from ._loading import check_placement
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
-from .tokenizer import check_placement
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import editing, hub, scoring
-from ._loading import adopt_state, skip_init
+from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
@@ -31,7 +31,7 @@ from .next_scale import sample_scales
 from .nn.precision import cast_matrix_weights, warn_if_slow
 from .nn.transformer import AARTransformer
 from .sampling import make_generator, validate_sampling
-from .tokenizer import SATTokenizer, check_placement, read_native_weights, write_native
+from .tokenizer import SATTokenizer
 
 logger = logging.getLogger(__name__)
 

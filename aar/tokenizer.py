@@ -14,12 +14,10 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import hub
-from ._files import atomic_path
-from ._loading import adopt_state, skip_init
+from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
 from .audio import (
     as_audio_batch,
     check_sample_rate,
@@ -31,7 +29,6 @@ from .audio import (
 from .codes import AudioCodes, as_scale_list
 from .config import SATConfig
 from .convert import (
-    CheckpointError,
     convert_sat_state_dict,
     infer_sat_config,
     naming,
@@ -42,59 +39,6 @@ from .nn.seanet import SEANetDecoder, SEANetEncoder
 
 #: Windows per forward pass unless the caller says otherwise (see docs/performance.md).
 DEFAULT_WINDOW_BATCH = 4
-#: Parameter dtypes a model loads in, by name. Outputs are float32 whichever is chosen.
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-          "float64": torch.float64}
-
-
-def check_placement(device, dtype) -> tuple[torch.device | None, torch.dtype | None]:
-    """Validate the ``device=`` and ``dtype=`` of ``from_pretrained``; a dtype may be given by name.
-
-    Raises:
-        ValueError: an unknown device string, or a dtype other than those in ``DTYPES``.
-    """
-    if device is not None:
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ValueError(
-                f"device must be a torch.device or a name such as 'cpu' or 'cuda:0', got {device!r}"
-            ) from None
-    if isinstance(dtype, str):
-        dtype = DTYPES.get(dtype.removeprefix("torch."), dtype)
-    if dtype is not None and dtype not in DTYPES.values():
-        raise ValueError(f"dtype must be one of {list(DTYPES)} (a torch.dtype or its name), got {dtype!r}")
-    return device, dtype
-
-
-def read_native_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a native folder's ``model.safetensors``, with a clear error if unreadable."""
-    file = folder / hub.WEIGHTS_NAME
-    if not file.is_file():
-        raise FileNotFoundError(f"{folder} has no {hub.WEIGHTS_NAME}")
-    try:
-        return load_file(str(file))
-    except Exception as err:
-        raise CheckpointError(f"cannot read {file} as safetensors: {err}") from None
-
-
-def write_native(folder: str | os.PathLike, config: dict, state: dict[str, torch.Tensor]) -> Path:
-    """Write ``model.safetensors`` and then ``config.json`` into ``folder``, each atomically.
-
-    If writing the weights fails, the folder is left as it was. The old ``config.json`` is removed
-    just before the new weights replace the old, so a save cut short after that point leaves a folder
-    that loading refuses (no config), never new weights beside an old config.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    with atomic_path(folder / hub.WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        (folder / hub.CONFIG_NAME).unlink(missing_ok=True)
-    with atomic_path(folder / hub.CONFIG_NAME) as tmp:
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-    return folder
-
 
 class SATTokenizer(nn.Module):
     """The Scale-level Audio Tokenizer: SEANet encoder, 16-scale residual quantizer, SEANet decoder.

@@ -32,10 +32,10 @@ import torch
 from _common import RELEASED, emit, machine, parser, setup, sizes, table
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
+from aar._loading import read_native_weights
 from aar.convert import load_state_strict
 from aar.nn.conv import PaddedConv1d, TrimmedConvTranspose1d
 from aar.nn.quantizer import Phi
-from aar.tokenizer import read_native_weights
 
 
 def official_sat_state(tok: SATTokenizer) -> dict[str, torch.Tensor]:

@@ -351,14 +351,14 @@ def _files(folder: Path) -> dict:
 def test_interrupted_save_never_loads_as_a_mix(tmp_path, monkeypatch, kind, crash):
     """Weights that fail to write leave a tokenizer folder as it was; a generator folder whose
     tokenizer was already replaced (crash 2) is refused rather than loaded with the old generator."""
-    import aar.tokenizer
+    import aar._loading
 
     old, new = tiny_generator(0), tiny_generator(1)
     pick = (lambda g: g.tokenizer) if kind == "sat" else (lambda g: g)
     loader = SATTokenizer if kind == "sat" else AARGenerator
     folder = pick(old).save_pretrained(tmp_path / "model")
     before, complete = _files(folder), _files_of(pick(new), tmp_path / "reference")
-    monkeypatch.setattr(aar.tokenizer, "save_file", _crash_on_call(crash, aar.tokenizer.save_file))
+    monkeypatch.setattr(aar._loading, "save_file", _crash_on_call(crash, aar._loading.save_file))
     with pytest.raises(OSError, match="disk full"):
         pick(new).save_pretrained(folder)
     after = _files(folder)
