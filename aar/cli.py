@@ -100,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     pack_help = ("CPU only: pack the transformer's weights for oneDNN, faster generation that equals the "
                  "default to float32 rounding (not bit for bit)")
 
+    def generator_options(p: argparse.ArgumentParser, samples: str) -> None:
+        """The model and sampling options that ``generate`` and ``vary`` share."""
+        p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
+        p.add_argument("--tokenizer", help=pair_help)
+        p.add_argument("--pack-weights", action="store_true", help=pack_help)
+        p.add_argument("--cfg", type=_finite, default=4.0,
+                       help="guidance (default 4.0; negative: anti-guidance)")
+        p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
+        p.add_argument("--top-p", type=_top_p, default=0.95,
+                       help="nucleus mass in (0, 1]; 1: all (default 0.95)")
+        p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature (default 1.0)")
+        p.add_argument("--seed", type=_non_negative_int, default=None, help="output j uses seed SEED + j")
+        p.add_argument("--num-samples", type=_positive_int, default=1, help=samples)
+
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help, description=help)
         p.set_defaults(func=getattr(commands, name))
@@ -128,15 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     cond.add_argument("--audio", type=Path, help="reference audio file, embedded with CLAP")
     cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
     p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
-    p.add_argument("--tokenizer", help=pair_help)
-    p.add_argument("--pack-weights", action="store_true", help=pack_help)
-    p.add_argument("--cfg", type=_finite, default=4.0, help="guidance (default 4.0; negative: anti-guidance)")
-    p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
-    p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all (default 0.95)")
-    p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature (default 1.0)")
-    p.add_argument("--seed", type=_non_negative_int, default=None, help="output j uses seed SEED + j")
-    p.add_argument("--num-samples", type=_positive_int, default=1, help="samples per condition")
+    generator_options(p, samples="samples per condition")
     p.add_argument("--save-codes", action="store_true", help="also write each sample's codes (OUT.codes)")
     p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for --prompt/--audio")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
@@ -155,15 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--prompt", help="text condition (default: the input's own CLAP embedding)")
     cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
-    p.add_argument("--tokenizer", help=pair_help)
-    p.add_argument("--pack-weights", action="store_true", help=pack_help)
-    p.add_argument("--cfg", type=_finite, default=4.0, help="guidance (default 4.0; negative: anti-guidance)")
-    p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
-    p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all (default 0.95)")
-    p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature (default 1.0)")
-    p.add_argument("--seed", type=_non_negative_int, default=None, help="output j uses seed SEED + j")
-    p.add_argument("--num-samples", type=_positive_int, default=1, help="variations per condition")
+    generator_options(p, samples="variations per condition")
     p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id (without --clap)")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                    help="CLAP implementation (default laion-clap)")

@@ -54,6 +54,16 @@ def clap_vectors(batch: int, seed: int = 0) -> torch.Tensor:
     return v / v.norm(dim=1, keepdim=True)
 
 
+def timed(fn: Callable[[], object], runs: int) -> float:
+    """The best wall time of ``runs`` calls of ``fn``, in seconds."""
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
     """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times: min and median wall seconds."""
     for _ in range(warmup):

@@ -31,7 +31,18 @@ import sys
 import time
 
 import torch
-from _common import DTYPES, RELEASED, build_generator, clap_vectors, emit, machine, parser, setup, table
+from _common import (
+    DTYPES,
+    RELEASED,
+    build_generator,
+    clap_vectors,
+    emit,
+    machine,
+    parser,
+    setup,
+    table,
+    timed,
+)
 
 from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
 
@@ -87,15 +98,6 @@ def accuracy(ref, low, batch: int = 2) -> dict:
         "greedy_audio_max_abs_err": round(float((ref_audio - low_audio).abs().max()), 5),
         "greedy_audio_rms": round(float(ref_audio.pow(2).mean().sqrt()), 5),
     }
-
-
-def timed(fn, runs: int) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 @torch.no_grad()

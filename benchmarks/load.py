@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RELEASED, emit, machine, parser, setup, sizes, table
+from _common import RELEASED, emit, machine, parser, setup, sizes, table, timed
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
 from aar._loading import read_native_weights
@@ -102,15 +102,6 @@ def touch(model: torch.nn.Module) -> None:
     """Read every parameter once (pages in a memory-mapped file)."""
     for p in model.parameters():
         p.detach().sum()
-
-
-def timed(fn, runs: int) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv: list[str] | None = None) -> dict:
