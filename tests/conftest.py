@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from hypothesis import settings  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from aar import SATConfig, SATTokenizer  # noqa: E402
+from aar import AARGenerator, SATConfig, SATTokenizer  # noqa: E402
 
 # Property tests: no deadline (first calls warm up kernels); in CI the examples are fixed, and a failure
 # prints the blob that replays it (@reproduce_failure).
@@ -38,6 +38,22 @@ def reference() -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="session")
 def official_tokenizer() -> SATTokenizer:
     return SATTokenizer.from_pretrained(SAT_PTH)
+
+
+@pytest.fixture(scope="module")
+def official_generator() -> AARGenerator:
+    """The fixture checkpoints as a generator, one per test module."""
+    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
+
+
+@pytest.fixture
+def one_thread():
+    """Run on one torch thread (faster on a busy machine, and like the CLI subprocesses); restored
+    afterwards. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

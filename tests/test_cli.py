@@ -17,11 +17,13 @@ import torch
 from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
-from aar import AARGenerator, SATTokenizer
+from aar import SATTokenizer
 from aar.audio import read_audio
 from aar.clap import ClapEncoder
 from aar.cli import main
 from aar.codes_file import CodesFileError, load_codes, save_codes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def aar_cmd(*args, cwd=None, env=None):
@@ -56,32 +58,18 @@ def _unit(seed, shape=(512,)):
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """In-process runs on one thread too (faster on a busy machine); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def generator() -> AARGenerator:
-    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory, generator):
+def work(tmp_path_factory, official_generator):
     """A folder with a native generator, a tone, CLAP vectors and a few broken inputs."""
     root = tmp_path_factory.mktemp("cli")
-    generator.save_pretrained(root / "gen")
+    official_generator.save_pretrained(root / "gen")
     _write_tone(root / "tone.wav")
     np.save(root / "clap.npy", _unit(0))
     np.save(root / "clap3.npy", np.ones(3, dtype=np.float32))
     (root / "garbage.wav").write_bytes(b"RIFF" + bytes(range(200)))
     (root / "garbage.codes").write_bytes(bytes(range(256)))
     torch.manual_seed(1)  # same layout as the fixture tokenizer, other weights: another fingerprint
-    other = SATTokenizer(generator.tokenizer.config).eval()
+    other = SATTokenizer(official_generator.tokenizer.config).eval()
     save_codes(root / "other.codes", other.encode(torch.randn(1, 24000) * 0.1), other)
     return root
 
@@ -105,7 +93,7 @@ def test_encode_then_decode(work, official_tokenizer, tmp_path):
     np.testing.assert_allclose(back, official_tokenizer.decode(expected)[0, 0].numpy(), atol=1e-4)
 
 
-def test_generate_is_reproducible_with_a_seed(work, generator, tmp_path):
+def test_generate_is_reproducible_with_a_seed(work, official_generator, tmp_path):
     args = ("generate", "--clap", work / "clap.npy", "--model", work / "gen", "--seed", 5, "-q")
     procs = [aar_cmd(*args, "-o", tmp_path / name) for name in ("a.wav", "b.wav")]
     for result in map(finish, procs):
@@ -113,20 +101,20 @@ def test_generate_is_reproducible_with_a_seed(work, generator, tmp_path):
     a, rate = sf.read(tmp_path / "a.wav", dtype="float32")
     b, _ = sf.read(tmp_path / "b.wav", dtype="float32")
     assert rate == 24000 and a.shape == (24000,) and np.array_equal(a, b)
-    library = generator.generate(torch.from_numpy(np.load(work / "clap.npy")), seed=5)
+    library = official_generator.generate(torch.from_numpy(np.load(work / "clap.npy")), seed=5)
     np.testing.assert_allclose(a, library[0, 0].numpy(), atol=1e-6)
 
 
-def test_generate_with_packed_weights(work, generator, tmp_path, capsys):
+def test_generate_with_packed_weights(work, official_generator, tmp_path, capsys):
     out = tmp_path / "packed.wav"
     assert main(["generate", "--clap", str(work / "clap.npy"), "-o", str(out), "--model", str(work / "gen"),
                  "--seed", "5", "--pack-weights", "-q"]) == 0
     packed, _ = sf.read(out, dtype="float32")
-    library = generator.generate(torch.from_numpy(np.load(work / "clap.npy")), seed=5)
+    library = official_generator.generate(torch.from_numpy(np.load(work / "clap.npy")), seed=5)
     np.testing.assert_allclose(packed, library[0, 0].numpy(), atol=1e-4)  # equal to rounding
 
 
-def test_convert_then_info(work, official_tokenizer, generator, tmp_path):
+def test_convert_then_info(work, official_tokenizer, official_generator, tmp_path):
     conv = run_aar("convert", AAR_PTH, tmp_path / "native", "--tokenizer", SAT_PTH)
     assert conv.returncode == 0, conv.stderr
     written = sorted(p.name for p in (tmp_path / "native").iterdir())
@@ -137,7 +125,7 @@ def test_convert_then_info(work, official_tokenizer, generator, tmp_path):
     assert report["tokenizer_fingerprint"] == official_tokenizer.fingerprint()
     assert report["tokens_per_window"] == 455 and report["tokens_per_second"] == 455.0
     assert report["parameters"]["generator"]["transformer"] == sum(
-        p.numel() for p in generator.transformer.parameters())
+        p.numel() for p in official_generator.transformer.parameters())
     assert report["generator_config"]["depth"] == 2 and report["tokenizer_config"]["latent_dim"] == 16
 
 
@@ -170,7 +158,7 @@ def test_decode_variants(work, official_tokenizer, tmp_path, capsys):
     assert "batch_0.flac, " in capsys.readouterr().out
 
 
-def test_generate_samples_and_codes(work, generator, tmp_path, capsys):
+def test_generate_samples_and_codes(work, official_generator, tmp_path, capsys):
     np.save(tmp_path / "two.npy", _unit(1, (2, 512)))
     out = tmp_path / "g.wav"
     assert main(["generate", "--clap", str(tmp_path / "two.npy"), "-o", str(out), "--model",
@@ -183,12 +171,12 @@ def test_generate_samples_and_codes(work, generator, tmp_path, capsys):
                      "g_3.codes", "g_3.wav", "two.npy"]
     clap = torch.from_numpy(np.load(tmp_path / "two.npy"))
     for j in (1, 2):  # output j: condition j // 2, seed 7 + j
-        expected = generator.generate_codes(clap[j // 2], seed=7 + j, top_k=0, top_p=None)
-        assert load_codes(tmp_path / f"g_{j}.codes", generator.tokenizer).equal(expected)
+        expected = official_generator.generate_codes(clap[j // 2], seed=7 + j, top_k=0, top_p=None)
+        assert load_codes(tmp_path / f"g_{j}.codes", official_generator.tokenizer).equal(expected)
 
 
 @pytest.mark.parametrize("condition", ["prompt", "audio"])
-def test_generate_from_prompt_or_audio(work, generator, tmp_path, monkeypatch, condition):
+def test_generate_from_prompt_or_audio(work, official_generator, tmp_path, monkeypatch, condition):
     calls = []
 
     def fake_from_pretrained(name_or_path=None, *, backend="laion-clap", device=None, **kwargs):
@@ -206,7 +194,7 @@ def test_generate_from_prompt_or_audio(work, generator, tmp_path, monkeypatch, c
     assert main(["generate", *args, "-o", str(out), "--model", str(work / "gen"), "--seed", "3",
                  "--clap-backend", "transformers", "--cfg", "2.5", "-q"]) == 0
     assert calls == [(None, "transformers")]
-    expected = generator.generate(clap, seed=3, cfg=2.5)
+    expected = official_generator.generate(clap, seed=3, cfg=2.5)
     np.testing.assert_allclose(sf.read(out, dtype="float32")[0], expected[0, 0].numpy(), atol=1e-6)
 
 

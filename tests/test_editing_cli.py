@@ -13,17 +13,11 @@ import torch
 from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
-from aar import AARGenerator
 from aar.audio import read_audio
 from aar.clap import ClapEncoder
 from aar.cli import main
 
 MODEL = ["--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH)]
-
-
-@pytest.fixture(scope="module")
-def generator() -> AARGenerator:
-    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +37,13 @@ def _read(path):
     return data
 
 
-def test_generate_seconds_matches_the_library(files, generator, tmp_path, capsys):
+def test_generate_seconds_matches_the_library(files, official_generator, tmp_path, capsys):
     out = tmp_path / "long.wav"
     assert main(["generate", "--clap", str(files / "clap.npy"), "-o", str(out), *MODEL, "--seconds", "2.5",
                  "--overlap", "0.5", "--seed", "3"]) == 0
     assert "window" in capsys.readouterr().err  # the progress bar counts windows
     clap = torch.from_numpy(np.load(files / "clap.npy"))
-    expected = generator.generate(clap, seconds=2.5, overlap=0.5, seed=3)
+    expected = official_generator.generate(clap, seconds=2.5, overlap=0.5, seed=3)
     got = _read(out)
     assert got.shape == (60000,)
     np.testing.assert_allclose(got, expected[0, 0].numpy(), atol=1e-6)
@@ -64,7 +58,7 @@ def test_generate_seconds_through_the_real_command(files, tmp_path):
     assert _read(tmp_path / "x.wav").shape == (40800,)
 
 
-def test_vary_keeps_all_scales_and_matches_the_library(files, generator, tmp_path, monkeypatch):
+def test_vary_keeps_all_scales_and_matches_the_library(files, official_generator, tmp_path, monkeypatch):
     calls = []
 
     def fake_from_pretrained(name_or_path=None, *, backend="laion-clap", device=None, **kwargs):
@@ -76,14 +70,14 @@ def test_vary_keeps_all_scales_and_matches_the_library(files, generator, tmp_pat
     out = tmp_path / "same.wav"
     assert main(["vary", str(files / "tone.wav"), "-o", str(out), "--keep-scales", "16",
                  *MODEL, "-q"]) == 0
-    same = generator.tokenizer.decode(generator.tokenizer.encode(wav, rate))
+    same = official_generator.tokenizer.decode(official_generator.tokenizer.encode(wav, rate))
     np.testing.assert_allclose(_read(out), same[0, 0].numpy(), atol=1e-6)
     out = tmp_path / "v.wav"
     assert main(["vary", str(files / "tone.wav"), "-o", str(out), "--keep-scales", "5", "--seed", "2",
                  "--num-samples", "2", *MODEL, "-q"]) == 0
     clap = stand_in_clap().embed_audio(wav, rate)  # the input's own embedding
     for j in range(2):
-        expected = generator.vary(wav, rate, keep_scales=5, clap_emb=clap, seed=2 + j)
+        expected = official_generator.vary(wav, rate, keep_scales=5, clap_emb=clap, seed=2 + j)
         got = _read(tmp_path / f"v_{j}.wav")
         assert got.shape == (39000,)
         np.testing.assert_allclose(got, expected[0, 0].numpy(), atol=1e-6)

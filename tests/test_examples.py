@@ -17,26 +17,13 @@ import torch
 from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
-from aar import AARGenerator
 from aar.audio import read_audio, resample, to_mono
 from aar.clap import ClapEncoder
 from aar.codes_file import load_codes
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as in the subprocesses (faster on a busy machine); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def generator() -> AARGenerator:
-    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +104,18 @@ def test_coarse_to_fine(runs, inputs, official_tokenizer):
         assert f"k={k:2d}: {tokens:3d} tokens per window" in stdout
 
 
-def test_text_to_audio_and_variation_with_clap_files(runs, inputs, generator):
+def test_text_to_audio_and_variation_with_clap_files(runs, inputs, official_generator):
     out, results = runs
     _ok(results["text_to_audio"])
     _ok(results["variation"])
     clap = torch.from_numpy(np.load(inputs / "clap.npy"))
     cat, rate = sf.read(out / "cat.wav", dtype="float32")
     assert rate == 24000
-    np.testing.assert_allclose(cat, generator.generate(clap, seed=3)[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(cat, official_generator.generate(clap, seed=3)[0, 0].numpy(), atol=1e-6)
     for i in range(2):
         variation, _ = sf.read(out / "variations" / f"variation_{i}.wav", dtype="float32")
-        np.testing.assert_allclose(variation, generator.generate(clap, seed=5 + i)[0, 0].numpy(), atol=1e-6)
+        expected = official_generator.generate(clap, seed=5 + i)[0, 0].numpy()
+        np.testing.assert_allclose(variation, expected, atol=1e-6)
 
 
 def test_tokenize_folder(runs, inputs, official_tokenizer):
@@ -154,20 +142,20 @@ def test_default_input_is_a_test_tone(tmp_path, monkeypatch, capsys):
     assert rate == 24000 and tone.shape == (48000,) and "SNR" in capsys.readouterr().out
 
 
-def test_prompt_and_audio_go_through_clap(inputs, generator, tmp_path, monkeypatch, capsys):
+def test_prompt_and_audio_go_through_clap(inputs, official_generator, tmp_path, monkeypatch, capsys):
     """Without --clap, the scripts embed the prompt or the audio with CLAP (a stand-in here)."""
     monkeypatch.setattr(ClapEncoder, "from_pretrained", lambda *args, **kwargs: stand_in_clap())
     clap = stand_in_clap()
     _run_in_process("text_to_audio.py", ["dry leaves", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
                                          "--out", tmp_path / "leaves.wav"], monkeypatch)
-    expected = generator.generate(clap.embed_text("dry leaves"), seed=0)
+    expected = official_generator.generate(clap.embed_text("dry leaves"), seed=0)
     np.testing.assert_allclose(sf.read(tmp_path / "leaves.wav", dtype="float32")[0], expected[0, 0].numpy(),
                                atol=1e-6)
 
     _run_in_process("variation.py", [inputs / "clip.wav", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
                                      "--num", "1", "--out-dir", tmp_path], monkeypatch)
     wav, rate = read_audio(inputs / "clip.wav")
-    expected = generator.generate(clap.embed_audio(wav, rate), seed=0)
+    expected = official_generator.generate(clap.embed_audio(wav, rate), seed=0)
     np.testing.assert_allclose(sf.read(tmp_path / "variation_0.wav", dtype="float32")[0],
                                expected[0, 0].numpy(), atol=1e-6)
     assert "dry leaves" in capsys.readouterr().out

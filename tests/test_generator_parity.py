@@ -2,19 +2,11 @@
 
 import pytest
 import torch
-from conftest import AAR_PTH, SAT_PTH
-
-from aar import AARGenerator
 
 RUNS = {
     "greedy": dict(cfg=3.0, top_k=1, top_p=None, seed=0),
     "sampled": dict(cfg=3.0, top_k=50, top_p=0.95, seed=1234),
 }
-
-
-@pytest.fixture(scope="module")
-def official_generator():
-    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
 
 
 def _first_window(reference):

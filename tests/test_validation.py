@@ -29,11 +29,6 @@ def gen(tok) -> AARGenerator:
     return AARGenerator(config, tok).eval()
 
 
-@pytest.fixture(scope="module")
-def official_generator() -> AARGenerator:
-    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
-
-
 def _clap(batch=1, seed=0):
     v = torch.randn(batch, 512, generator=torch.Generator().manual_seed(seed))
     return v / v.norm(dim=1, keepdim=True)
