@@ -132,8 +132,6 @@ def decode(args) -> int:
 
 def generate(args) -> int:
     """``aar generate (--prompt | --audio | --clap) -o OUT.wav``."""
-    from tqdm.auto import tqdm
-
     from .audio import read_audio, write_audio
     from .codes_file import save_codes
 
@@ -145,23 +143,41 @@ def generate(args) -> int:
     audio = read_audio(args.audio) if args.audio is not None else None
     gen = _load_generator(args)
     clap_BD = _condition(args, gen, clap, audio)
-    paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
-    knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
-    bar = tqdm(paths, desc="generate", unit="sample", disable=args.quiet or len(paths) == 1)
-    for j, path in enumerate(bar):
-        b = j // args.num_samples
-        seed = None if args.seed is None else args.seed + j
+    paths, plan = _sample_plan(args, clap_BD, "generate")
+    for path, clap_1D, knobs in plan:
         if args.seconds is not None:
-            wav = gen.generate(clap_BD[b : b + 1], seconds=args.seconds, overlap=args.overlap, seed=seed,
+            wav = gen.generate(clap_1D, seconds=args.seconds, overlap=args.overlap,
                                progress=not args.quiet, **knobs)
             write_audio(path, wav[0], gen.sample_rate)
             continue
-        codes = gen.generate_codes(clap_BD[b : b + 1], seed=seed, **knobs)
+        codes = gen.generate_codes(clap_1D, **knobs)
         write_audio(path, gen.tokenizer.decode(codes)[0], gen.sample_rate)
         if args.save_codes:
             save_codes(path.with_suffix(".codes"), codes, gen.tokenizer, model=str(args.model))
     _say(args, f"wrote {', '.join(map(str, paths))}")
     return 0
+
+
+def _sample_plan(args, clap_BD: torch.Tensor, desc: str):
+    """The outputs of ``generate`` and ``vary``: ``--num-samples`` per condition, output j seeded
+    ``--seed + j``.
+
+    Returns:
+        The output paths, and an iterator (with a progress bar) of ``(path, condition (1, D),
+        sampling keyword arguments including seed)``.
+    """
+    from tqdm.auto import tqdm
+
+    paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
+    knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
+
+    def plan():
+        bar = tqdm(paths, desc=desc, unit="sample", disable=args.quiet or len(paths) == 1)
+        for j, path in enumerate(bar):
+            b = j // args.num_samples
+            yield path, clap_BD[b : b + 1], dict(knobs, seed=None if args.seed is None else args.seed + j)
+
+    return paths, plan()
 
 
 def _condition(args, gen, clap, audio) -> torch.Tensor:
@@ -179,8 +195,6 @@ def _condition(args, gen, clap, audio) -> torch.Tensor:
 
 def vary(args) -> int:
     """``aar vary IN.wav -o OUT.wav --keep-scales K``."""
-    from tqdm.auto import tqdm
-
     from .audio import read_audio, write_audio
 
     _need_file(args.input, "audio file")
@@ -191,14 +205,9 @@ def vary(args) -> int:
     if args.keep_scales > S:
         raise UsageError(f"--keep-scales must lie in [0, {S}] for this model, got {args.keep_scales}")
     clap_BD = _condition(args, gen, clap, (wav, rate))
-    paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
-    knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
-    bar = tqdm(paths, desc="vary", unit="sample", disable=args.quiet or len(paths) == 1)
-    for j, path in enumerate(bar):
-        b = j // args.num_samples
-        seed = None if args.seed is None else args.seed + j
-        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_BD[b : b + 1], seed=seed,
-                       **knobs)
+    paths, plan = _sample_plan(args, clap_BD, "vary")
+    for path, clap_1D, knobs in plan:
+        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, **knobs)
         write_audio(path, out[0], gen.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
                f"first {args.keep_scales} of {S} scales kept")
