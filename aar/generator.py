@@ -30,6 +30,7 @@ from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, 
 from .next_scale import sample_scales
 from .nn.precision import cast_matrix_weights, warn_if_slow
 from .nn.transformer import AARTransformer
+from .precision import apply_precision, resolve_precision
 from .sampling import make_generator, validate_sampling
 from .tokenizer import SATTokenizer
 
@@ -84,6 +85,7 @@ class AARGenerator(nn.Module):
         token: str | bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        precision: str | None = None,
     ) -> AARGenerator:
         """Load a generator and its tokenizer.
 
@@ -101,6 +103,9 @@ class AARGenerator(nn.Module):
             device: Where to put both models.
             dtype: Weight dtype of the transformer (float32 by default); ``torch.bfloat16`` runs the
                 reduced-precision path of :meth:`to`. The tokenizer stays float32.
+            precision: "fp32" (default: the official arithmetic), "bf16" (as
+                ``dtype=torch.bfloat16``), "int8" (CPU only) or "auto" (the fastest that meets the
+                accuracy gates on this processor); see ``aar.precision``. The tokenizer stays float32.
 
         Returns:
             The generator, in eval mode.
@@ -111,6 +116,8 @@ class AARGenerator(nn.Module):
                 keys (named).
         """
         device, dtype = check_placement(device, dtype)  # a bad argument fails before any loading
+        precision = resolve_precision(precision, dtype, device)
+        dtype = torch.bfloat16 if precision == "bf16" else dtype
         hub_kwargs = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
                           token=token)
         source = hub.resolve(name_or_path, "aar", filename=filename, **hub_kwargs)
@@ -138,7 +145,8 @@ class AARGenerator(nn.Module):
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config, tokenizer)
         adopt_state(model.transformer, state, str(source.path))
-        return model.to(device=device, dtype=dtype).eval()
+        model = model.to(device=device, dtype=dtype).eval()
+        return apply_precision(model, "int8") if precision == "int8" else model
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors``, and the tokenizer into ``tokenizer/``."""

@@ -36,6 +36,7 @@ from .convert import (
 )
 from .nn.quantizer import ScaleQuantizer
 from .nn.seanet import SEANetDecoder, SEANetEncoder
+from .precision import tokenizer_dtype
 
 #: Windows per forward pass unless the caller says otherwise (see docs/performance.md).
 DEFAULT_WINDOW_BATCH = 4
@@ -92,6 +93,7 @@ class SATTokenizer(nn.Module):
         token: str | bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        precision: str | None = None,
     ) -> SATTokenizer:
         """Load a tokenizer from an official ``.pth``, a native folder, or the Hub.
 
@@ -108,6 +110,8 @@ class SATTokenizer(nn.Module):
             device: Where to put the model.
             dtype: Parameter dtype: float32 (default), bfloat16, float16 or float64, or its name.
                 The codebook search runs in float32 and outputs are float32 whatever it is.
+            precision: "fp32" (default), "bf16" (as ``dtype=torch.bfloat16``) or "auto" (float32,
+                whose codes ``encode`` keeps; see ``aar.precision.tokenizer_dtype``).
 
         Returns:
             The tokenizer, in eval mode.
@@ -116,9 +120,10 @@ class SATTokenizer(nn.Module):
             FileNotFoundError: nothing at ``name_or_path``.
             CheckpointError: unreadable file, a config that does not parse, or
                 missing/unexpected/mis-shaped keys (named, with the file).
-            ValueError: an unknown ``device`` or ``dtype``.
+            ValueError: an unknown ``device``, ``dtype`` or ``precision``.
         """
         device, dtype = check_placement(device, dtype)
+        dtype = tokenizer_dtype(precision, dtype)
         source = hub.resolve(
             name_or_path, "sat", filename=filename, revision=revision, cache_dir=cache_dir,
             local_files_only=local_files_only, token=token,

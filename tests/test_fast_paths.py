@@ -74,7 +74,7 @@ def test_float32_linear_is_plain_linear():
 
 
 def test_slow_bfloat16_is_logged_once(monkeypatch, caplog):
-    monkeypatch.setattr(precision, "cpu_has_matrix_units", lambda dtype: False)
+    monkeypatch.setattr(precision, "runs_fast", lambda dtype: False)
     monkeypatch.setattr(precision, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="aar.nn.precision"):
         gen = tiny_generator()
@@ -82,6 +82,14 @@ def test_slow_bfloat16_is_logged_once(monkeypatch, caplog):
         gen.to(dtype=torch.bfloat16)
         gen.to(torch.float32)
     assert len(caplog.records) == 1 and "slower than float32" in caplog.records[0].getMessage()
+
+
+def test_fast_bfloat16_is_not_logged(monkeypatch, caplog):
+    monkeypatch.setattr(precision, "runs_fast", lambda dtype: True)
+    monkeypatch.setattr(precision, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="aar.nn.precision"):
+        tiny_generator().to(dtype=torch.bfloat16)
+    assert not caplog.records
 
 
 def test_matrix_units_probe_matches_torch():

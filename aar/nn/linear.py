@@ -1,11 +1,15 @@
-"""The transformer's linear layer: reduced-precision weights and opt-in oneDNN weight packing.
+"""The transformer's linear layer: reduced-precision or int8 weights, opt-in oneDNN weight packing.
 
 Legend: N rows (any leading dims), K input features, M output features.
 
-``Linear`` is ``nn.Linear`` with two additions, and the same parameter names (checkpoints load
+``Linear`` is ``nn.Linear`` with three additions, and the same parameter names (checkpoints load
 unchanged):
 
 - its weight may be bfloat16 or float16 while activations stay float32 (``aar.nn.precision``);
+- ``quantize()`` adds an int8 copy of the weight (``aar.nn.int8``) that every CPU product then uses;
+  the float weight stays the parameter (``state_dict`` and saving are unchanged). The copy follows
+  ``load_state_dict`` and is dropped (logged) when the weight is replaced (``.to(dtype)``); after
+  in-place writes (``nn.init``, optimisers) call ``quantize()`` again;
 - ``pack()`` lays the weight out once in oneDNN's blocked format for the CPU. PyTorch's CPU
   ``F.linear`` hands the weight to a BLAS that re-lays it out for its kernels at every call; for the
   few-row products of next-scale generation (2 to 150 rows per step) that costs nearly as much as
@@ -27,6 +31,7 @@ import logging
 import torch
 from torch import Tensor, nn
 
+from aar.nn.int8 import Int8Weight
 from aar.nn.precision import linear
 
 logger = logging.getLogger(__name__)
@@ -95,9 +100,11 @@ class Linear(nn.Linear):
 
     Attributes:
         packed: The ``PackedWeight`` in use, or None.
+        int8: The ``Int8Weight`` in use, or None (takes precedence over ``packed``).
     """
 
     packed: PackedWeight | None = None
+    int8: Int8Weight | None = None
 
     def forward(self, x_NK: Tensor, bias: Tensor | None | object = _SAME) -> Tensor:
         """``x_NK @ weight.T + bias``, (..., K) -> (..., M), in ``x_NK``'s dtype.
@@ -107,6 +114,12 @@ class Linear(nn.Linear):
             bias: A bias (M,) to use instead of the layer's own, or None for none.
         """
         bias_M = self.bias if bias is _SAME else bias
+        if self.int8 is not None:
+            if self.int8.source is self.weight:
+                return self.int8(x_NK, bias_M)
+            logger.warning("the weight of an int8 layer was replaced; the layer runs its new weight "
+                           "unquantized (call quantize() to quantize it)")
+            self.int8 = None
         if self.packed is not None and not torch.is_grad_enabled() and x_NK.device.type == "cpu":
             if self.packed.matches(self.weight):
                 if 0 < x_NK.numel() <= PACKED_MAX_ROWS * x_NK.shape[-1]:
@@ -139,6 +152,30 @@ class Linear(nn.Linear):
                              "so weights cannot be packed")
         self.packed = PackedWeight(weight)
 
+    def quantize(self, reduce_range: bool = False, emulate: bool = False) -> None:
+        """Multiply through an int8 copy of the weight from now on (CPU only, see ``aar.nn.int8``).
+
+        Args:
+            reduce_range: 7-bit activations, for CPUs without VNNI instructions.
+            emulate: Float32 emulation of the int8 rounding instead of the kernel.
+
+        Raises:
+            ValueError: the weight is not on the CPU.
+        """
+        self.int8 = Int8Weight(self.weight, reduce_range, emulate)
+        if getattr(self, "_requantize_hook", None) is None:
+            self._requantize_hook = self.register_load_state_dict_post_hook(_requantize)
+
+    def dequantize(self) -> None:
+        """Drop the int8 copy: products use the float weight again."""
+        self.int8 = None
+
     def unpack(self) -> None:
         """Drop the pack: plain ``F.linear`` arithmetic again."""
         self.packed = None
+
+
+def _requantize(layer: Linear, incompatible_keys: object) -> None:
+    """After ``load_state_dict``: quantize the loaded weight again if the layer runs int8."""
+    if layer.int8 is not None:
+        layer.quantize(layer.int8.reduce_range, layer.int8.mode == "emulated")

@@ -6,7 +6,8 @@ Only the matrix weights take the low-precision dtype (``cast_matrix_weights``). 
 reads its input cast to that dtype and hands back float32, so everything between the products (the
 residual stream, biases, LayerNorm statistics, the attention softmax) stays float32. The generator
 also keeps its output head in float32: logits reach ~12, where a bfloat16 step is 1/16. Accuracy
-against float32 is measured in docs/performance.md. With float32 weights nothing is cast: results
+against float32 is measured in docs/performance.md. ``aar.precision`` chooses between this path,
+int8 (``aar.nn.int8``) and float32. With float32 weights nothing is cast: results
 are bit for bit those of ``nn.Linear``.
 """
 
@@ -86,15 +87,28 @@ def cpu_has_matrix_units(dtype: torch.dtype) -> bool:
     return bool(torch.backends.mkldnn.is_available() and probe is not None and probe())
 
 
+def runs_fast(dtype: torch.dtype) -> bool:
+    """Whether ``dtype`` matrix products beat float32 on this CPU.
+
+    bfloat16: decided by ``aar.precision.bf16_is_fast`` (AMX, or AVX512-BF16 and a short
+    measurement); float16: AMX-FP16 units only.
+    """
+    if dtype == torch.bfloat16:
+        from aar.precision import bf16_is_fast  # the CPU probes live there
+
+        return bf16_is_fast()
+    return cpu_has_matrix_units(dtype)
+
+
 def warn_if_slow(dtype: torch.dtype | None, device: torch.device | str | None) -> None:
     """Log once per dtype when reduced-precision weights will run slower than float32 on this CPU."""
     if dtype not in REDUCED_DTYPES or torch.device(device or "cpu").type != "cpu" or dtype in _warned:
         return
     _warned.add(dtype)
-    if not cpu_has_matrix_units(dtype):
+    if not runs_fast(dtype):
         logger.warning(
-            "this CPU has no matrix units for %s (Intel AMX; torch.cpu reports none): %s matrix "
-            "products run slower than float32 here, so %s generation is slower too "
+            "%s matrix products are no faster than float32 on this CPU (no AMX, and no bfloat16 "
+            "dot products or they measured slower), so %s generation is slower than float32 here "
             "(see docs/performance.md)",
-            dtype, dtype, dtype,
+            dtype, dtype,
         )

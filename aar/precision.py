@@ -1,0 +1,256 @@
+"""The ``precision=`` of ``from_pretrained``: fp32, bf16, int8, or auto (chosen by the processor).
+
+- ``"fp32"`` (default): float32 everywhere, bit for bit the official code's arithmetic.
+- ``"bf16"``: the transformer's matrix weights in bfloat16 (``aar.nn.precision``), except the head.
+- ``"int8"``: the matrix products of the transformer blocks (attention and FFN, 99 % of the work)
+  multiply int8 weights, quantized once per output channel at load, with activations quantized per
+  call (``aar.nn.int8``). The output head, word embedding, AdaLN and condition layers stay float32:
+  the last two run once per generation, and the head sets the logits. CPU only.
+- ``"auto"``: the fastest of these that meets the accuracy gates of ``tests/test_precision.py`` on
+  this processor, from its instruction set (``cpu_features``) and, where that cannot tell, a short
+  measurement made once per process (``measured_speedups``).
+
+Softmax, normalisation, sampling and the guidance mix run in float32 on every path. Accuracy and
+speed of each path are measured in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .nn import int8
+from .nn.linear import Linear
+
+logger = logging.getLogger(__name__)
+
+#: The values ``precision=`` accepts.
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
+#: A measured path must beat float32 by this factor for ``auto`` to take it.
+MIN_SPEEDUP = 1.2
+_logged: set[str] = set()
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """What the CPU offers the fast paths.
+
+    Attributes:
+        flags: Instruction-set flags from /proc/cpuinfo (empty where it cannot be read).
+        capability: ``torch.backends.cpu.get_cpu_capability()``, e.g. "AVX512", "AVX2", "DEFAULT".
+        amx_bf16: Intel AMX tiles for bfloat16, as oneDNN sees them.
+        int8_kernel: PyTorch has a quantized dynamic linear kernel and engine here.
+    """
+
+    flags: frozenset[str]
+    capability: str
+    amx_bf16: bool
+    int8_kernel: bool
+
+    @property
+    def vnni(self) -> bool:
+        """int8 dot-product instructions (AVX512-VNNI or AVX-VNNI)."""
+        return bool({"avx512_vnni", "avx_vnni"} & self.flags) or self.amx_bf16
+
+    @property
+    def bf16_dot(self) -> bool:
+        """bfloat16 dot-product instructions (AVX512-BF16) or AMX tiles."""
+        return "avx512_bf16" in self.flags or self.amx_bf16
+
+
+def _cpuinfo_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _amx_bf16() -> bool:
+    # torch.cpu._is_amx_tile_supported is private; getattr keeps aar working if it goes away.
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(torch.backends.mkldnn.is_available() and probe is not None and probe())
+    except RuntimeError:
+        return False
+
+
+@functools.cache
+def cpu_features() -> CpuFeatures:
+    """The features of this process's CPU (read once)."""
+    return CpuFeatures(_cpuinfo_flags(), torch.backends.cpu.get_cpu_capability(), _amx_bf16(),
+                       int8.kernel_available())
+
+
+@functools.cache
+def measured_speedups(rows: int = 64, features: int = 512, repeats: int = 5) -> dict[str, float]:
+    """Speed of bf16 and int8 products relative to float32 on this CPU, measured once per process.
+
+    A (rows, features) input times a (4 features, features) weight, the three taking turns,
+    best of ``repeats`` each (about 50 ms in all).
+
+    Returns:
+        ``{"bf16": x, "int8": y}``, float32 time over the path's time (above 1 is faster).
+    """
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, features, generator=gen)
+    w = torch.randn(4 * features, features, generator=gen) / features**0.5
+    w_bf16, w_int8 = w.bfloat16(), int8.Int8Weight(w, reduce_range=not cpu_features().vnni)
+    runs = {"fp32": lambda: F.linear(x, w), "bf16": lambda: F.linear(x.bfloat16(), w_bf16).float(),
+            "int8": lambda: w_int8(x, None)}
+    best = dict.fromkeys(runs, float("inf"))
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first round warms up
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+    speedups = {name: best["fp32"] / best[name] for name in ("bf16", "int8")}
+    logger.info("measured speed against float32 on this CPU: %s", speedups)
+    return speedups
+
+
+def bf16_is_fast(features: CpuFeatures | None = None) -> bool:
+    """Whether bfloat16 products beat float32 on this CPU.
+
+    AMX: yes. No bfloat16 dot-product instructions: no. AVX512-BF16 without AMX varies by processor
+    (faster on AMD EPYC, slower on an Intel Xeon, docs/performance.md): measured.
+    """
+    features = features or cpu_features()
+    if features.amx_bf16:
+        return True
+    if not features.bf16_dot:
+        return False
+    return measured_speedups()["bf16"] >= MIN_SPEEDUP
+
+
+def int8_is_fast(features: CpuFeatures | None = None) -> bool:
+    """Whether the int8 kernel beats float32 on this CPU: with VNNI yes; x86 AVX2 without it, and
+    other processors, are measured."""
+    features = features or cpu_features()
+    if not features.int8_kernel:
+        return False
+    if features.vnni:
+        return True
+    return measured_speedups()["int8"] >= MIN_SPEEDUP
+
+
+def auto_precision(device: torch.device | str | None = None, features: CpuFeatures | None = None) -> str:
+    """What ``precision="auto"`` picks for ``device``.
+
+    CPU: int8 where its kernel is fast, else bf16 where bfloat16 is fast, else fp32. CUDA: bf16
+    where the GPU supports it (int8 is CPU-only), else fp32. Other devices: fp32.
+    """
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if device.type != "cpu":
+        return "fp32"
+    features = features or cpu_features()
+    if int8_is_fast(features):
+        return "int8"
+    return "bf16" if bf16_is_fast(features) else "fp32"
+
+
+def resolve_precision(precision: str | None, dtype: torch.dtype | None,
+                      device: torch.device | str | None = None) -> str | None:
+    """Check ``precision=`` against ``dtype=`` and resolve ``"auto"``.
+
+    Returns:
+        "fp32", "bf16" or "int8"; None where neither was given or only a ``dtype`` other than
+        bfloat16 was (that dtype then applies as before).
+
+    Raises:
+        ValueError: an unknown precision, one that contradicts ``dtype``, or int8 off the CPU.
+    """
+    if precision is None:
+        return "bf16" if dtype == torch.bfloat16 else None
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if dtype is not None and dtype != torch.float32 and not (precision == "bf16" and dtype == torch.bfloat16):
+        raise ValueError(f"precision={precision!r} sets the weight dtype itself; drop dtype={dtype} "
+                         "(dtype=torch.bfloat16 alone means precision='bf16')")
+    if precision == "auto":
+        precision = auto_precision(device)
+        _log_once(f"auto {precision}", "precision='auto' chose %r on this processor", precision)
+    if precision == "int8" and torch.device(device or "cpu").type != "cpu":
+        raise ValueError(f"precision='int8' runs on the CPU only, got device={device}; use 'bf16' or 'auto'")
+    return precision
+
+
+def tokenizer_dtype(precision: str | None, dtype: torch.dtype | None) -> torch.dtype | None:
+    """The parameter dtype of ``SATTokenizer.from_pretrained(precision=..., dtype=...)``.
+
+    "fp32" and "auto" keep float32: ``encode``'s codes stay those of float32, and bfloat16 decoding
+    was not faster on the CPUs measured (docs/performance.md). "bf16" is all-bfloat16 parameters.
+    The tokenizer is convolutional and has no int8 path.
+
+    Raises:
+        ValueError: an unknown precision, "int8", or one that contradicts ``dtype``.
+    """
+    if precision is None:
+        return dtype
+    if precision == "int8":
+        raise ValueError("precision='int8' applies to the generator's transformer; the tokenizer takes "
+                         "'fp32', 'bf16' or 'auto' (which keeps float32)")
+    resolved = "fp32" if precision == "auto" else resolve_precision(precision, dtype)
+    return torch.bfloat16 if resolved == "bf16" else dtype
+
+
+def int8_layers(transformer: torch.nn.Module) -> list[Linear]:
+    """The layers ``precision="int8"`` quantizes: attention and FFN of every block."""
+    return [layer for block in transformer.blocks
+            for layer in (block.attn.mat_qkv, block.attn.proj, block.ffn.fc1, block.ffn.fc2)]
+
+
+def apply_precision(generator, precision: str, *, emulate: bool = False):
+    """Put ``generator`` (an ``AARGenerator``, in float32) in ``precision``, in place.
+
+    Args:
+        generator: The generator; its tokenizer stays float32.
+        precision: One of ``PRECISIONS``.
+        emulate: int8 only: emulate the int8 rounding in float32 instead of running the kernel.
+
+    Returns:
+        ``generator``.
+
+    Raises:
+        ValueError: an unknown precision, or int8 off the CPU.
+    """
+    precision = resolve_precision(precision, None, generator.device)
+    for layer in int8_layers(generator.transformer):
+        layer.dequantize()
+    if precision == "bf16":
+        return generator.to(dtype=torch.bfloat16)
+    if generator.dtype != torch.float32:
+        generator.to(dtype=torch.float32)
+    if precision == "fp32":
+        return generator
+    features = cpu_features()
+    if not emulate and not int8_is_fast(features):
+        _log_once("int8 slow", "this CPU (%s, no VNNI) runs int8 products no faster than float32 "
+                  "(docs/performance.md); precision='auto' would not choose int8", features.capability)
+    for layer in int8_layers(generator.transformer):
+        layer.quantize(reduce_range=not features.vnni, emulate=emulate)
+    return generator
+
+
+def precision_of(generator) -> str:
+    """The precision ``generator`` runs in: "int8", "bf16" or "fp32" (also for float16/64 weights)."""
+    if any(layer.int8 is not None for layer in int8_layers(generator.transformer)):
+        return "int8"
+    return "bf16" if generator.dtype == torch.bfloat16 else "fp32"
+
+
+def _log_once(key: str, message: str, *args: object) -> None:
+    if key not in _logged:
+        _logged.add(key)
+        logger.warning(message, *args) if "slow" in key else logger.info(message, *args)

@@ -1,0 +1,219 @@
+"""precision= fp32 / bf16 / int8 / auto: accuracy gates, the choice of ``auto``, and fallbacks."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import torch
+from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+
+import aar.nn.int8 as int8
+import aar.precision as precision
+from aar import AARConfig, AARGenerator, SATTokenizer
+from aar.nn.linear import Linear
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def features(flags=(), capability="AVX512", amx=False, kernel=True) -> precision.CpuFeatures:
+    return precision.CpuFeatures(frozenset(flags), capability, amx, kernel)
+
+
+def gates(ref: AARGenerator, low: AARGenerator, codes, clap) -> dict:
+    """Teacher-forced measures of ``low`` against ``ref`` on ``codes``."""
+    a, b = ref.logits(codes, clap), low.logits(codes, clap)
+    log_a, log_b = a.log_softmax(-1), b.log_softmax(-1)
+    idx = torch.cat([c.reshape(c.shape[0], -1) for c in codes], dim=1).unsqueeze(-1)  # (B, L, 1)
+    return {
+        "dtype": b.dtype,
+        "kl": float((log_a.exp() * (log_a - log_b)).sum(-1).mean()),
+        "top1": float((a.argmax(-1) == b.argmax(-1)).float().mean()),
+        "max_err": float((a - b).abs().max()),
+        "ll_diff": float((log_a.gather(-1, idx) - log_b.gather(-1, idx)).mean().abs()),
+    }
+
+
+@pytest.fixture(scope="module")
+def ref() -> AARGenerator:
+    return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
+
+
+@pytest.fixture(scope="module", params=["kernel", "emulated"])
+def low(request, ref) -> AARGenerator:
+    """The fixture in int8: PyTorch's kernel, and the float32 emulation a CPU without it runs."""
+    if request.param == "kernel":
+        if not int8.kernel_available():
+            pytest.skip("this PyTorch build has no quantized dynamic linear kernel")
+        return AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH, precision="int8")
+    return precision.apply_precision(copy.deepcopy(ref), "int8", emulate=True)
+
+
+def test_int8_gates_on_the_fixture(ref, low, reference):
+    """Measured (docs/performance.md): KL 3.6e-5 nats/token, top-1 99.3 %, max logit error 0.056
+    (logits up to 11.6), log-likelihood of the official fp32-sampled codes within 0.0005 nats."""
+    codes = [reference[f"codes.{i}"][:, 0] for i in range(16)]
+    g = gates(ref, low, codes, reference["clap"])
+    assert g["dtype"] == torch.float32
+    assert g["kl"] < 2e-4 and g["top1"] >= 0.98 and g["max_err"] < 0.15 and g["ll_diff"] < 0.003
+
+
+def test_int8_greedy_audio_on_the_fixture(ref, low, reference):
+    """Measured: 95.8 % of greedy tokens and the 6 coarsest scales equal; audio max error 0.15."""
+    greedy = dict(cfg=3.0, top_k=1, top_p=None)
+    x, y = ref.generate_codes(reference["clap"], **greedy), low.generate_codes(reference["clap"], **greedy)
+    assert torch.cat([(p == q).flatten() for p, q in zip(x, y)]).float().mean() >= 0.9
+    assert all(torch.equal(p, q) for p, q in zip(x[:4], y[:4]))
+    assert (ref.tokenizer.decode(x) - low.tokenizer.decode(y)).abs().max() < 0.3
+
+
+def test_int8_gates_at_a_wider_random_model():
+    """Random weights, 256 wide (flat logits: KL is the measure; the released size is in the benchmark)."""
+    torch.manual_seed(0)
+    config = AARConfig(depth=2, embed_dim=256, num_heads=4, latent_dim=TINY_SAT.latent_dim,
+                       codebook_size=TINY_SAT.codebook_size)
+    ref = AARGenerator(config, SATTokenizer(TINY_SAT)).eval()
+    low = precision.apply_precision(copy.deepcopy(ref), "int8")
+    gen = torch.Generator().manual_seed(1)
+    codes = [torch.randint(0, config.codebook_size, (2, s), generator=gen) for s in config.scales]
+    g = gates(ref, low, codes, torch.nn.functional.normalize(torch.randn(2, 512, generator=gen), dim=1))
+    assert g["kl"] < 1e-5 and g["top1"] >= 0.97 and 0 < g["max_err"] < 0.05 and g["ll_diff"] < 1e-4
+
+
+def test_emulation_matches_the_kernel():
+    if not int8.kernel_available():
+        pytest.skip("no quantized dynamic linear kernel")
+    w, x = torch.randn(48, 32) / 6, torch.randn(5, 7, 32)
+    for reduce_range in (False, True):
+        kernel, emulated = int8.Int8Weight(w, reduce_range), int8.Int8Weight(w, reduce_range, emulate=True)
+        assert (kernel.mode, emulated.mode) == (int8.KERNEL, int8.EMULATED)
+        torch.testing.assert_close(kernel(x, None), emulated(x, None), atol=2e-5, rtol=1e-5)
+    exact = x @ w.T
+    assert 0 < (kernel(x, None) - exact).abs().max() < 0.1
+
+
+def test_weight_quantization_is_per_output_channel():
+    w = torch.tensor([[0.5, -1.0, 0.25], [0.0, 0.0, 0.0], [100.0, 1.0, -50.0]])
+    q, scale = int8.quantize_weight(w)
+    assert q.dtype == torch.int8 and q.abs().max() == 127
+    torch.testing.assert_close(scale, torch.tensor([1 / 127, 1.0, 100 / 127]))
+    assert q[0].tolist() == [64, -127, 32] and q[1].tolist() == [0, 0, 0]  # 63.5 rounds to even
+
+
+def test_fp32_is_the_default_bit_for_bit(ref, reference):
+    same = AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH, precision="fp32")
+    codes = [reference[f"codes.{i}"][:, 0] for i in range(16)]
+    assert torch.equal(same.logits(codes, reference["clap"]), ref.logits(codes, reference["clap"]))
+    assert precision.precision_of(same) == precision.precision_of(ref) == "fp32"
+
+
+def test_bf16_precision_is_dtype_bfloat16():
+    gen = AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH, precision="bf16")
+    assert gen.dtype == torch.bfloat16 and gen.tokenizer.dtype == torch.float32
+    assert precision.precision_of(gen) == "bf16"
+    old = AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH, dtype=torch.bfloat16)
+    assert precision.precision_of(old) == "bf16"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(precision="int4"), "precision must be one of"),
+    (dict(precision="int8", dtype=torch.bfloat16), "drop dtype"),
+    (dict(precision="int8", device="meta"), "CPU only"),
+])
+def test_bad_precision_is_refused_before_loading(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AARGenerator.from_pretrained("/nonexistent", **kwargs)
+
+
+def test_tokenizer_precision():
+    assert SATTokenizer.from_pretrained(SAT_PTH, precision="auto").dtype == torch.float32
+    assert SATTokenizer.from_pretrained(SAT_PTH, precision="bf16").dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="tokenizer takes 'fp32', 'bf16' or 'auto'"):
+        SATTokenizer.from_pretrained(SAT_PTH, precision="int8")
+
+
+@pytest.mark.parametrize("cpu, speed, expected", [
+    (features({"avx512_vnni", "avx512_bf16"}), None, "int8"),            # this CI machine kind
+    (features({"avx_vnni"}, "AVX2"), None, "int8"),                        # AVX-VNNI without AVX-512
+    (features(amx=True, kernel=False), None, "bf16"),                      # AMX, no int8 kernel
+    (features({"avx2"}, "AVX2"), {"int8": 2.0, "bf16": 0.5}, "int8"),      # no VNNI: measured
+    (features({"avx2"}, "AVX2"), {"int8": 1.0, "bf16": 0.5}, "fp32"),      # ... and found slow
+    (features({"avx512_bf16"}, kernel=False), {"int8": 0, "bf16": 2.7}, "bf16"),  # AMD EPYC kind
+    (features({"avx512_bf16"}, kernel=False), {"int8": 0, "bf16": 0.9}, "fp32"),  # Intel Xeon kind
+    (features(capability="DEFAULT", kernel=False), None, "fp32"),          # nothing fast
+])
+def test_auto_follows_the_instruction_set(monkeypatch, cpu, speed, expected):
+    def measured():
+        assert speed is not None, "the instruction set should have decided without measuring"
+        return speed
+
+    monkeypatch.setattr(precision, "measured_speedups", measured)
+    assert precision.auto_precision("cpu", cpu) == expected
+
+
+def test_auto_off_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert precision.auto_precision("cuda") == "bf16"
+    assert precision.auto_precision("meta") == "fp32"
+
+
+def test_measured_speedups_are_cached():
+    first = precision.measured_speedups()
+    assert set(first) == {"bf16", "int8"} and all(v > 0 for v in first.values())
+    assert precision.measured_speedups() is first
+
+
+def test_cpu_without_the_kernel_runs_emulated_and_says_so(monkeypatch, caplog):
+    monkeypatch.setattr(int8, "kernel_available", lambda: False)
+    monkeypatch.setattr(int8, "_logged", set())
+    layer = Linear(16, 8)
+    x = torch.randn(3, 16)
+    with caplog.at_level(logging.WARNING, logger="aar.nn.int8"):
+        layer.quantize()
+        layer.quantize()
+    assert layer.int8.mode == int8.EMULATED and len(caplog.records) == 1
+    assert "emulated" in caplog.records[0].getMessage()
+    assert 0 < (layer(x) - torch.nn.functional.linear(x, layer.weight, layer.bias)).abs().max() < 0.05
+
+
+def test_cpu_without_vnni_uses_reduced_range_and_says_so(monkeypatch, caplog):
+    monkeypatch.setattr(precision, "cpu_features", lambda: features({"avx2"}, "AVX2"))
+    monkeypatch.setattr(precision, "measured_speedups", lambda: {"int8": 1.0, "bf16": 0.5})
+    monkeypatch.setattr(precision, "_logged", set())
+    torch.manual_seed(0)
+    config = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=256)
+    gen = AARGenerator(config, SATTokenizer(TINY_SAT)).eval()
+    with caplog.at_level(logging.WARNING, logger="aar.precision"):
+        precision.apply_precision(gen, "int8")
+    assert any("no VNNI" in r.getMessage() for r in caplog.records)
+    layers = precision.int8_layers(gen.transformer)
+    assert layers and all(layer.int8.reduce_range for layer in layers)
+    assert gen.transformer.head.int8 is None and gen.transformer.word_embed.int8 is None
+    assert gen.generate(torch.randn(1, 512), seed=0).shape[:2] == (1, 1)
+
+
+def test_int8_follows_weight_changes(caplog):
+    torch.manual_seed(0)
+    layer, x = Linear(32, 16), torch.randn(4, 32)
+    layer.quantize()
+    twin = copy.deepcopy(layer)
+    assert twin.int8 is not None and twin.int8.source is twin.weight
+    torch.testing.assert_close(twin(x), layer(x))
+    new = {"weight": torch.randn(16, 32), "bias": torch.zeros(16)}
+    layer.load_state_dict(new)  # quantized again
+    assert layer.int8.source is layer.weight
+    torch.testing.assert_close(layer(x), x @ new["weight"].T, atol=0.1, rtol=0.05)
+    with caplog.at_level(logging.WARNING, logger="aar.nn.linear"):
+        layer.weight = torch.nn.Parameter(torch.ones(16, 32))  # replaced: runs unquantized
+        assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    assert layer.int8 is None and "replaced" in caplog.records[0].getMessage()
+
+
+def test_int8_refuses_other_devices():
+    with pytest.raises(ValueError, match="CPU only"):
+        int8.Int8Weight(torch.randn(4, 4, device="meta"))
+    weight = int8.Int8Weight(torch.randn(4, 4))
+    with pytest.raises(ValueError, match="CPU only"):
+        weight(torch.randn(2, 4, device="meta"), None)
