@@ -72,7 +72,8 @@ def _load_generator(args):
     if args.pack_weights and args.device is not None and args.device.type != "cpu":
         raise UsageError(f"--pack-weights is for the CPU; --device is {args.device}")
     try:
-        gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device)
+        gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device,
+                                           precision=args.precision)
     except ValueError as err:
         raise _missing_pair(err, args) from None
     return gen.pack_weights() if args.pack_weights else gen

@@ -1,26 +1,30 @@
-"""Generation speed: seconds of compute per generated second, by batch size, cfg and dtype.
+"""Generation speed: seconds of compute per generated second, by batch size, cfg and precision.
 
-    python benchmarks/generate.py                          # released sizes, batch 1..16, float32
-    python benchmarks/generate.py --dtype float32 bfloat16 # float32 against bfloat16, side by side
-    python benchmarks/generate.py --quick                  # released sizes, batch 1, 4, 16; 1 run
-    python benchmarks/generate.py --tiny                   # a tiny model (for tests)
+    python benchmarks/generate.py                              # released sizes, batch 1..16, fp32
+    python benchmarks/generate.py --precision fp32,bf16,int8   # side by side, with the official loop
+    python benchmarks/generate.py --quick                      # released sizes, batch 1, 4, 16; 1 run
+    python benchmarks/generate.py --tiny                       # a tiny model (for tests)
 
 The models have random weights of the released sizes (``SATConfig()`` = SAT_d128_lat128,
 ``AARConfig()`` = AAR_d16_bs2048): speed does not depend on the weights. One run is one
 ``gen.generate(clap_BD, cfg=..., seed=0)`` call: the 16 transformer steps and the decode to audio of
 B one-second windows. With cfg (4.0, the official default) each step runs a batch of 2B (conditional
-and unconditional); ``cfg=0`` runs B. Sampling keeps top-k 200, top-p 0.95. bfloat16 casts the
-transformer's matrix weights (``gen.to(dtype=torch.bfloat16)``); the tokenizer stays float32.
-``--packed`` also times each dtype with ``gen.pack_weights()`` (oneDNN-packed weights), interleaved
+and unconditional); ``cfg=0`` runs B. Sampling keeps top-k 200, top-p 0.95. Each precision is
+``aar.precision.apply_precision`` on the same float32 weights (bf16: bfloat16 matrix weights; int8:
+int8 attention and FFN products); the tokenizer stays float32. The plain loop of the official kind
+(below), followed by the decode, is timed at every point as ``official`` (float32). For every
+precision other than fp32 the JSON holds its accuracy against fp32 on codes fp32 sampled (mean KL
+per token, top-1 agreement, max logit error, log-likelihood) and greedy generation's audio error.
+``--packed`` also times each precision with ``gen.pack_weights()`` (oneDNN-packed weights), interleaved
 with the unpacked runs, and checks the packed tokens against the unpacked ones. ``--rows-sweep``
 times the per-step layers alone, packed against unpacked, by rows per product (the measurement
 behind ``aar.nn.linear.PACKED_MAX_ROWS``).
 
 A plain loop of the official kind (``baseline``: per scale, every block recomputes its AdaLN
 parameters and concatenates its KV cache, as the reference code does) runs at batch 1 with cfg,
-float32, and must give the same tokens. ``--compile`` also times ``torch.compile`` on its best case,
-the teacher-forced pass over a window (fixed shapes, one graph). The table goes to stdout; the last
-line is one JSON object.
+float32, and must give the same tokens as the library's fp32. ``--compile`` also times
+``torch.compile`` on its best case, the teacher-forced pass over a window (fixed shapes, one graph).
+The table goes to stdout; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ import time
 
 import torch
 from _common import (
-    DTYPES,
     RELEASED,
     build_generator,
     clap_vectors,
@@ -44,9 +47,13 @@ from _common import (
     timed,
 )
 
+from aar.precision import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
 from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
 
 CFG = 4.0
+#: /proc/cpuinfo flags that decide the fast paths, reported in the JSON.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_int8")
 
 
 @torch.no_grad()
@@ -76,28 +83,39 @@ def baseline_codes(gen, clap_BD, cfg: float, knobs: dict, seed: int) -> list[tor
 
 @torch.no_grad()
 def accuracy(ref, low, batch: int = 2) -> dict:
-    """``low`` (reduced precision) against ``ref`` (float32) on the same weights.
+    """``low`` (another precision) against ``ref`` (fp32) on the same weights.
 
-    Teacher forcing on tokens that ``ref`` sampled: max abs error of the logits and agreement of
-    their argmax over the L positions. Greedy generation (cfg 4, top-k 1): token agreement per
-    scale and the max abs error of the audio.
+    Teacher forcing on tokens that ``ref`` sampled (cfg 4, top-k 200, top-p 0.95): mean KL(ref || low)
+    per token, agreement of the argmax, max abs error of the logits, and the mean log-likelihood of
+    the sampled tokens under each. Greedy generation (cfg 4, top-k 1): token agreement per scale and
+    the max abs error of the audio.
     """
     clap = clap_vectors(batch, seed=1)
     codes = ref.generate_codes(clap, cfg=CFG, seed=0, top_k=min(200, ref.config.codebook_size), top_p=0.95)
     a, b = ref.logits(codes, clap), low.logits(codes, clap)
+    log_a, log_b = a.log_softmax(-1), b.log_softmax(-1)
+    idx = torch.cat([c.reshape(batch, -1) for c in codes], dim=1).unsqueeze(-1)
     greedy = dict(cfg=CFG, top_k=1, top_p=None)
     ref_codes, low_codes = ref.generate_codes(clap, **greedy), low.generate_codes(clap, **greedy)
     ref_audio, low_audio = ref.tokenizer.decode(ref_codes), low.tokenizer.decode(low_codes)
     return {
         "conditions": batch,
+        "mean_kl_nats": float((log_a.exp() * (log_a - log_b)).sum(-1).mean()),
+        "top1_agreement": round(float((a.argmax(-1) == b.argmax(-1)).float().mean()), 5),
         "logits_max_abs_err": round(float((a - b).abs().max()), 5),
         "logits_abs_max": round(float(a.abs().max()), 3),
-        "top1_agreement": round(float((a.argmax(-1) == b.argmax(-1)).float().mean()), 5),
+        "loglik_fp32": round(float(log_a.gather(-1, idx).mean()), 5),
+        "loglik_fast": round(float(log_b.gather(-1, idx).mean()), 5),
         "greedy_token_agreement": [round(float((x == y).float().mean()), 4)
                                    for x, y in zip(ref_codes, low_codes)],
         "greedy_audio_max_abs_err": round(float((ref_audio - low_audio).abs().max()), 5),
         "greedy_audio_rms": round(float(ref_audio.pow(2).mean().sqrt()), 5),
     }
+
+
+def official_run(gen, clap_BD, cfg: float, knobs: dict) -> torch.Tensor:
+    """The official-kind loop and the decode: the audio (B, 1, T) of one call."""
+    return gen.tokenizer.decode(baseline_codes(gen, clap_BD, cfg, knobs, seed=0))
 
 
 @torch.no_grad()
@@ -143,7 +161,7 @@ def packed_check(base, packed, one: dict, sizes: list[int], knobs: dict, seeds: 
                                                 packed.generate_codes(clap, cfg=CFG, seed=s, **knobs)))
         for s in range(seeds)
     )
-    return {"batch": sizes[0], "cfg": CFG, "speedup": round(one["float32", False] / one["float32", True], 3),
+    return {"batch": sizes[0], "cfg": CFG, "speedup": round(one["fp32", False] / one["fp32", True], 3),
             "logits_max_abs_diff": float(diff), "seeds": seeds, "tokens_identical": same}
 
 
@@ -177,16 +195,16 @@ def rows_sweep(gen, rows: list[int], runs: int) -> list[dict]:
 
 
 def plot(results: list[dict], path: str) -> None:
-    """Seconds per generated second against batch size, one curve per dtype, packing and cfg."""
+    """Seconds per generated second against batch size, one curve per precision, packing and cfg."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for dtype, packed in dict.fromkeys((r["dtype"], r["packed"]) for r in results):
+    for dtype, packed in dict.fromkeys((r["precision"], r["packed"]) for r in results):
         for cfg in (CFG, 0.0):
-            rows = [r for r in results if (r["dtype"], r["packed"], r["cfg"]) == (dtype, packed, cfg)]
+            rows = [r for r in results if (r["precision"], r["packed"], r["cfg"]) == (dtype, packed, cfg)]
             ax.plot([r["batch"] for r in rows], [r["s_per_generated_s"] for r in rows], marker="o",
                     label=f"{dtype}{' packed' if packed else ''}, {'cfg 4' if cfg else 'no cfg'}")
     ax.set(xscale="log", xlabel="batch size (one-second windows per call)",
@@ -200,18 +218,26 @@ def plot(results: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def precision_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PRECISIONS]
+    if unknown or not names:
+        raise ValueError(f"--precision takes a comma-separated list of {list(PRECISIONS)}, got {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__)
-    p.add_argument("--dtype", nargs="+", default=["float32"], choices=sorted(DTYPES),
-                   help="transformer weight dtype(s), timed side by side (default float32)")
+    p.add_argument("--precision", default="fp32", type=precision_list,
+                   help="comma-separated precisions timed side by side: fp32,bf16,int8,auto (default fp32)")
     p.add_argument("--batch-sizes", help="comma-separated (default 1,2,4,8,16; quick 1,4,16)")
     p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 2; 1 quick/tiny)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (teacher forcing)")
     p.add_argument("--packed", action="store_true",
-                   help="also time each dtype with packed weights (gen.pack_weights())")
+                   help="also time each precision with packed weights (gen.pack_weights())")
     p.add_argument("--rows-sweep", action="store_true",
                    help="time every per-step layer packed and unpacked by rows per product")
-    p.add_argument("--no-baseline", action="store_true", help="skip the plain reference loop")
+    p.add_argument("--no-baseline", action="store_true", help="skip the plain loop of the official kind")
     p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
     args = p.parse_args(argv)
     setup(args)
@@ -221,8 +247,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     base = build_generator(args.tiny)
     knobs = dict(top_k=min(200, base.config.codebook_size), top_p=0.95)
-    gens = {name: base if name == "float32" else copy.deepcopy(base).to(dtype=DTYPES[name])
-            for name in args.dtype}
+    gens = {name: base if name == "fp32" else apply_precision(copy.deepcopy(base), name)
+            for name in args.precision}
     if args.packed:
         gens.update({f"{name} packed": copy.deepcopy(gen).pack_weights() for name, gen in list(gens.items())})
     results = []
@@ -231,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
         for cfg in (CFG, 0.0):
             runners = {name: functools.partial(gen.generate, clap, cfg=cfg, seed=0, **knobs)
                        for name, gen in gens.items()}
+            if not args.no_baseline:
+                runners["official"] = functools.partial(official_run, base, clap, cfg, knobs)
             for run in runners.values():
                 run()  # warm-up
             best = dict.fromkeys(runners, float("inf"))
@@ -238,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for name, run in runners.items():
                     best[name] = min(best[name], timed(run, 1))
             for name, seconds in best.items():
-                results.append({"dtype": name.split()[0], "packed": name.endswith("packed"), "cfg": cfg,
+                results.append({"precision": name.split()[0], "packed": name.endswith("packed"), "cfg": cfg,
                                 "batch": batch, "seconds": round(seconds, 4),
                                 "s_per_generated_s": round(seconds / batch, 4)})
                 print(f"{name} cfg={cfg:g} batch={batch}: {seconds:.3f} s", file=sys.stderr, flush=True)
@@ -254,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(max(runs, 3)):  # interleaved, so both see the same machine load
             lib_s = min(lib_s, timed(lambda: base.generate_codes(clap, cfg=CFG, seed=0, **knobs), 1))
             plain_s = min(plain_s, timed(lambda: baseline_codes(base, clap, CFG, knobs, seed=0), 1))
-        report["baseline"] = {"batch": 1, "cfg": CFG, "dtype": "float32", "tokens_identical": same,
+        report["baseline"] = {"batch": 1, "cfg": CFG, "precision": "fp32", "tokens_identical": same,
                               "runs": max(runs, 3), "library_tokens_s": round(lib_s, 4),
                               "baseline_tokens_s": round(plain_s, 4), "ratio": round(plain_s / lib_s, 3)}
     if args.compile:
@@ -262,19 +290,23 @@ def main(argv: list[str] | None = None) -> dict:
     if args.rows_sweep:
         rows = [2, 16, 64] if args.tiny else [2, 16, 64, 150, 300, 450, 600, 900, 1200]
         report["rows_sweep"] = rows_sweep(base, rows, runs)
-    one = {(r["dtype"], r["packed"]): r["seconds"] for r in results
+    one = {(r["precision"], r["packed"]): r["seconds"] for r in results
            if r["batch"] == sizes[0] and r["cfg"] == CFG}
-    if {("float32", False), ("bfloat16", False)} <= set(one):
-        report["bfloat16_speedup"] = round(one["float32", False] / one["bfloat16", False], 3)
-    if args.packed and "float32" in gens:
-        report["packed"] = packed_check(base, gens["float32 packed"], one, sizes, knobs)
-    if "bfloat16" in gens:
-        report["bfloat16_accuracy"] = accuracy(base, gens["bfloat16"])
+    for against in ("fp32", "official"):
+        if (against, False) in one:
+            report[f"speedup_vs_{against}"] = {f"{name}{' packed' if packed else ''}": round(
+                one[against, False] / s, 3) for (name, packed), s in one.items()}
+    if args.packed and "fp32" in gens:
+        report["packed"] = packed_check(base, gens["fp32 packed"], one, sizes, knobs)
+    report["accuracy"] = {name: accuracy(base, gens[name]) for name in args.precision if name != "fp32"}
     report["machine"] = machine(args.tiny)
+    report["machine"]["cpu_flags"] = sorted(set(CPU_FLAGS) & cpu_features().flags)
+    report["auto_precision"] = auto_precision("cpu")
+    report["measured_speedups"] = {k: round(v, 2) for k, v in measured_speedups().items()}
 
     print(f"seconds per generated second (best of {runs}); batch = one-second windows per call")
-    table(["dtype", "packed", "cfg", "batch", "seconds", "s / generated s"],
-          [[r["dtype"], "yes" if r["packed"] else "no", r["cfg"], r["batch"], r["seconds"],
+    table(["precision", "packed", "cfg", "batch", "seconds", "s / generated s"],
+          [[r["precision"], "yes" if r["packed"] else "no", r["cfg"], r["batch"], r["seconds"],
             r["s_per_generated_s"]] for r in results])
     if "baseline" in report:
         b = report["baseline"]
@@ -294,13 +326,17 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"packed weights against unpacked at batch {sizes[0]} with cfg, float32: "
               f"{k['speedup']:.2f}x; teacher-forced logits max abs diff {k['logits_max_abs_diff']:.2g}; "
               f"identical tokens for seeds 0-{k['seeds'] - 1}: {k['tokens_identical']}")
-    if "bfloat16_speedup" in report:
-        print(f"bfloat16 against float32 at batch {sizes[0]} with cfg: {report['bfloat16_speedup']:.2f}x")
-    if "bfloat16_accuracy" in report:
-        acc = report["bfloat16_accuracy"]
-        print(f"bfloat16 accuracy: teacher-forced logits max abs err {acc['logits_max_abs_err']:.4g}, "
-              f"top-1 agreement {acc['top1_agreement']:.2%}; greedy audio max abs err "
-              f"{acc['greedy_audio_max_abs_err']:.4g}")
+    for against in ("official", "fp32"):
+        if f"speedup_vs_{against}" in report:
+            speedups = report[f"speedup_vs_{against}"]
+            print(f"speed-up against {against} at batch {sizes[0]} with cfg: {speedups}")
+    for name, acc in report["accuracy"].items():
+        print(f"{name} against fp32: mean KL {acc['mean_kl_nats']:.2g} nats/token, top-1 agreement "
+              f"{acc['top1_agreement']:.2%}, logits max abs err {acc['logits_max_abs_err']:.4g}, "
+              f"log-likelihood {acc['loglik_fast']:.4f} (fp32 {acc['loglik_fp32']:.4f}); "
+              f"greedy audio max abs err {acc['greedy_audio_max_abs_err']:.4g}")
+    print(f"precision='auto' picks {report['auto_precision']} on this CPU "
+          f"({report['machine']['cpu']}; {', '.join(report['machine']['cpu_flags'])})")
     if args.plot:
         plot(results, args.plot)
     return emit(report)

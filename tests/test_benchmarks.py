@@ -51,18 +51,24 @@ def test_tokenizer():
     assert any("window batch" in line for line in lines)
 
 
-@pytest.mark.parametrize("dtypes", [["float32", "bfloat16"]])
-def test_generate(dtypes):
-    report, _ = run("generate", "--dtype", *dtypes, "--packed")
-    points = {(r["dtype"], r["packed"], r["cfg"], r["batch"]) for r in report["results"]}
-    assert points == {(d, k, c, b) for d in dtypes for k in (False, True) for c in (4.0, 0.0) for b in (1, 2)}
+def test_generate():
+    precisions = ["fp32", "bf16", "int8"]
+    report, _ = run("generate", "--precision", ",".join(precisions), "--packed")
+    points = {(r["precision"], r["packed"], r["cfg"], r["batch"]) for r in report["results"]}
+    timed = {(p, k) for p in precisions for k in (False, True)} | {("official", False)}
+    assert points == {(p, k, c, b) for p, k in timed for c in (4.0, 0.0) for b in (1, 2)}
     assert {"seconds", "s_per_generated_s"} <= set(report["results"][0])
     assert report["baseline"]["tokens_identical"] is True
     assert {"library_tokens_s", "baseline_tokens_s", "ratio"} <= set(report["baseline"])
-    assert isinstance(report["bfloat16_speedup"], float)
-    accuracy = report["bfloat16_accuracy"]
-    assert {"logits_max_abs_err", "top1_agreement", "greedy_audio_max_abs_err"} <= set(accuracy)
-    assert len(accuracy["greedy_token_agreement"]) == 16
+    assert isinstance(report["speedup_vs_official"]["int8"], float) and report["speedup_vs_fp32"]["fp32"] == 1
+    assert set(report["accuracy"]) == {"bf16", "int8"}
+    for accuracy in report["accuracy"].values():
+        assert 0 <= accuracy["mean_kl_nats"] < 0.01 and accuracy["top1_agreement"] > 0.9
+        keys = {"logits_max_abs_err", "loglik_fp32", "loglik_fast", "greedy_audio_max_abs_err"}
+        assert keys <= set(accuracy)
+        assert len(accuracy["greedy_token_agreement"]) == 16
+    assert report["auto_precision"] in ("fp32", "bf16", "int8")
+    assert isinstance(report["machine"]["cpu_flags"], list)
     packed = report["packed"]
     assert packed["logits_max_abs_diff"] < 1e-4 and packed["tokens_identical"] is True
     assert isinstance(packed["speedup"], float)

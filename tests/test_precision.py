@@ -217,3 +217,20 @@ def test_int8_refuses_other_devices():
     weight = int8.Int8Weight(torch.randn(4, 4))
     with pytest.raises(ValueError, match="CPU only"):
         weight(torch.randn(2, 4, device="meta"), None)
+
+
+def test_cli_generate_with_int8(tmp_path, reference):
+    import numpy as np
+    import soundfile as sf
+
+    from aar.cli import main
+
+    AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH).save_pretrained(tmp_path / "gen")
+    np.save(tmp_path / "clap.npy", reference["clap"][0].numpy())
+    out = tmp_path / "int8.wav"
+    assert main(["generate", "--clap", str(tmp_path / "clap.npy"), "-o", str(out), "--model",
+                 str(tmp_path / "gen"), "--seed", "5", "--precision", "int8", "-q"]) == 0
+    audio, _ = sf.read(out, dtype="float32")
+    low = AARGenerator.from_pretrained(tmp_path / "gen", precision="int8")
+    expected = low.generate(reference["clap"][:1], seed=5)[0, 0].numpy()
+    np.testing.assert_allclose(audio, expected, atol=1e-4)
