@@ -15,8 +15,9 @@ The real-time factor (RTF) is processing seconds per audio second: below 1 is fa
   against the library at its default, the two taking turns (best of at least 3 each); the codes
   must be identical.
 - ``peak_rss``: a fresh process encodes and decodes the longest clip; its peak resident memory.
-- ``bfloat16``: the tokenizer cast to bfloat16 against float32 on a 10 s clip: speed, code agreement,
-  audio error.
+- ``bfloat16``: the tokenizer in bfloat16 (``precision="bf16"``) against float32 on a 10 s clip, the
+  two taking turns (best of at least 3 each): speed, code agreement, audio error of decoding float32's
+  codes. ``--precision-only`` runs just this part (and the machine line).
 
 The table goes to stdout; the last line is one JSON object.
 """
@@ -105,10 +106,35 @@ def peak_rss(seconds: float, tiny: bool, threads: int) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def precision_check(tok: SATTokenizer, wav: torch.Tensor, runs: int) -> dict:
+    """bfloat16 against float32, taking turns: encode and decode speed, codes, audio error."""
+    low = copy.deepcopy(tok).to(torch.bfloat16)
+    f32_enc = bf_enc = f32_dec = bf_dec = float("inf")
+    for _ in range(max(runs, 3)):
+        seconds, f32_codes = best(lambda: tok.encode(wav, RATE), 1)
+        f32_enc = min(f32_enc, seconds)
+        seconds, bf_codes = best(lambda: low.encode(wav, RATE), 1)
+        bf_enc = min(bf_enc, seconds)
+        seconds, f32_audio = best(lambda: tok.decode(f32_codes), 1)  # noqa: B023
+        f32_dec = min(f32_dec, seconds)
+        seconds, bf_audio = best(lambda: low.decode(f32_codes), 1)  # noqa: B023
+        bf_dec = min(bf_dec, seconds)
+    return {
+        "audio_s": wav.shape[-1] / RATE,
+        "float32_encode_s": round(f32_enc, 4), "bfloat16_encode_s": round(bf_enc, 4),
+        "float32_decode_s": round(f32_dec, 4), "bfloat16_decode_s": round(bf_dec, 4),
+        "encode_speedup": round(f32_enc / bf_enc, 3), "decode_speedup": round(f32_dec / bf_dec, 3),
+        "code_agreement": [round(float((a == b).float().mean()), 4) for a, b in zip(f32_codes, bf_codes)],
+        "decode_max_abs_diff": float((bf_audio - f32_audio).abs().max()),
+        "audio_rms": float(f32_audio.pow(2).mean().sqrt()),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__)
     p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 2; 1 quick/tiny)")
     p.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--precision-only", action="store_true", help="only bfloat16 against float32")
     args = p.parse_args(argv)
     setup(args)
     torch.set_grad_enabled(False)
@@ -119,6 +145,12 @@ def main(argv: list[str] | None = None) -> dict:
     sweep_seconds = 4.0 if args.tiny else 20.0 if args.quick else 60.0
     tok = build(args.tiny)
     tok.encode(audio(1.0), RATE)  # warm-up
+    if args.precision_only:
+        bfloat16 = precision_check(tok, audio(min(10.0, durations[-1])), runs)
+        print(f"bfloat16 / float32 speed: encode {bfloat16['encode_speedup']:.2f}x, decode "
+              f"{bfloat16['decode_speedup']:.2f}x; decode max abs diff {bfloat16['decode_max_abs_diff']:.3g}")
+        name = "tiny" if args.tiny else "SATConfig() (random weights)"
+        return emit({"benchmark": "tokenizer", "model": name, "runs": runs, "bfloat16": bfloat16, "machine": machine(args.tiny)})
 
     rows = []
     for seconds in durations:
@@ -155,21 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
         "encode_ratio": round(plain_enc / lib_enc, 3), "decode_ratio": round(plain_dec / lib_dec, 3),
     }
 
-    short = audio(min(10.0, durations[-1]))
-    low = copy.deepcopy(tok).to(torch.bfloat16)
-    f32_enc, f32_codes = best(lambda: tok.encode(short, RATE), runs)
-    bf_enc, bf_codes = best(lambda: low.encode(short, RATE), runs)
-    f32_dec, f32_audio = best(lambda: tok.decode(f32_codes), runs)
-    bf_dec, bf_audio = best(lambda: low.decode(f32_codes), runs)
-    bfloat16 = {
-        "audio_s": short.shape[-1] / RATE,
-        "float32_encode_s": round(f32_enc, 4), "bfloat16_encode_s": round(bf_enc, 4),
-        "float32_decode_s": round(f32_dec, 4), "bfloat16_decode_s": round(bf_dec, 4),
-        "encode_speedup": round(f32_enc / bf_enc, 3), "decode_speedup": round(f32_dec / bf_dec, 3),
-        "code_agreement": [round(float((a == b).float().mean()), 4) for a, b in zip(f32_codes, bf_codes)],
-        "decode_max_abs_diff": float((bf_audio - f32_audio).abs().max()),
-        "audio_rms": float(f32_audio.pow(2).mean().sqrt()),
-    }
+    bfloat16 = precision_check(tok, audio(min(10.0, durations[-1])), runs)
     rss = peak_rss(durations[-1], args.tiny, torch.get_num_threads())
 
     print(f"real-time factors (processing s per audio s; best of {runs}), window batch "
