@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"bfloat16 / float32 speed: encode {bfloat16['encode_speedup']:.2f}x, decode "
               f"{bfloat16['decode_speedup']:.2f}x; decode max abs diff {bfloat16['decode_max_abs_diff']:.3g}")
         name = "tiny" if args.tiny else "SATConfig() (random weights)"
-        return emit({"benchmark": "tokenizer", "model": name, "runs": runs, "bfloat16": bfloat16, "machine": machine(args.tiny)})
+        return emit({"benchmark": "tokenizer", "model": name, "runs": runs, "bfloat16": bfloat16,
+                     "machine": machine(args.tiny)})
 
     rows = []
     for seconds in durations:
