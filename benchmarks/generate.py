@@ -47,6 +47,7 @@ from _common import (
     timed,
 )
 
+from aar.nn.int8 import Int8Weight
 from aar.precision import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
 from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
 
@@ -194,6 +195,38 @@ def rows_sweep(gen, rows: list[int], runs: int) -> list[dict]:
     return out
 
 
+@torch.no_grad()
+def kernel_sweep(width: int, rows: list[int], runs: int) -> list[dict]:
+    """One (width, 4 width) linear layer by rows per product: GFLOP/s of fp32, bf16, aar's int8
+    (PyTorch's quantized dynamic kernel) and torchao's int8 dynamic quantization (when installed),
+    taking turns, best of ``runs``; and each one's max abs error against fp32."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(width, 4 * width)
+    low = {"bf16": layer.weight.bfloat16(), "int8": Int8Weight(layer.weight)}
+    paths = {"fp32": layer, "bf16": lambda x: torch.nn.functional.linear(x.bfloat16(), low["bf16"]).float()
+             + layer.bias, "int8": lambda x: low["int8"](x, layer.bias)}
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError:
+        print("torchao is not installed: its int8 is not timed", file=sys.stderr)
+    else:
+        paths["torchao int8"] = copy.deepcopy(layer)
+        quantize_(paths["torchao int8"], Int8DynamicActivationInt8WeightConfig())
+    out = []
+    for n in rows:
+        x = torch.randn(n, width)
+        best = dict.fromkeys(paths, float("inf"))
+        for _ in range(runs + 1):  # the first round warms up
+            for name, path in paths.items():
+                best[name] = min(best[name], timed(lambda: path(x), 1))  # noqa: B023
+        exact = layer(x)
+        rates = {f"{k}_gflops": round(8 * n * width**2 / v / 1e9, 1) for k, v in best.items()}
+        out.append({"rows": n, **rates,
+                    **{f"{k}_max_abs_err": round(float((p(x) - exact).abs().max()), 5)
+                       for k, p in paths.items() if k != "fp32"}})
+    return out
+
+
 def plot(results: list[dict], path: str) -> None:
     """Seconds per generated second against batch size, one curve per precision, packing and cfg."""
     import matplotlib
@@ -238,6 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rows-sweep", action="store_true",
                    help="time every per-step layer packed and unpacked by rows per product")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain loop of the official kind")
+    p.add_argument("--kernels", action="store_true",
+                   help="also time one linear layer per precision (and torchao's int8) by rows")
     p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
     args = p.parse_args(argv)
     setup(args)
@@ -296,6 +331,9 @@ def main(argv: list[str] | None = None) -> dict:
         if (against, False) in one:
             report[f"speedup_vs_{against}"] = {f"{name}{' packed' if packed else ''}": round(
                 one[against, False] / s, 3) for (name, packed), s in one.items()}
+    if args.kernels:
+        width = base.config.embed_dim
+        report["kernels"] = kernel_sweep(width, [2, 16] if args.tiny else [2, 32, 150, 512], max(runs, 5))
     if args.packed and "fp32" in gens:
         report["packed"] = packed_check(base, gens["fp32 packed"], one, sizes, knobs)
     report["accuracy"] = {name: accuracy(base, gens[name]) for name in args.precision if name != "fp32"}
@@ -326,6 +364,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"packed weights against unpacked at batch {sizes[0]} with cfg, float32: "
               f"{k['speedup']:.2f}x; teacher-forced logits max abs diff {k['logits_max_abs_diff']:.2g}; "
               f"identical tokens for seeds 0-{k['seeds'] - 1}: {k['tokens_identical']}")
+    if "kernels" in report:
+        C = base.config.embed_dim
+        print(f"one Linear({C}, {4 * C}): GFLOP/s by rows per product, max abs error against fp32")
+        table(list(report["kernels"][0]), [list(r.values()) for r in report["kernels"]])
     for against in ("official", "fp32"):
         if f"speedup_vs_{against}" in report:
             speedups = report[f"speedup_vs_{against}"]

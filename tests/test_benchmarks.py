@@ -53,7 +53,7 @@ def test_tokenizer():
 
 def test_generate():
     precisions = ["fp32", "bf16", "int8"]
-    report, _ = run("generate", "--precision", ",".join(precisions), "--packed")
+    report, _ = run("generate", "--precision", ",".join(precisions), "--packed", "--kernels")
     points = {(r["precision"], r["packed"], r["cfg"], r["batch"]) for r in report["results"]}
     timed = {(p, k) for p in precisions for k in (False, True)} | {("official", False)}
     assert points == {(p, k, c, b) for p, k in timed for c in (4.0, 0.0) for b in (1, 2)}
@@ -69,6 +69,8 @@ def test_generate():
         assert len(accuracy["greedy_token_agreement"]) == 16
     assert report["auto_precision"] in ("fp32", "bf16", "int8")
     assert isinstance(report["machine"]["cpu_flags"], list)
+    assert [k["rows"] for k in report["kernels"]] == [2, 16]
+    assert 0 < report["kernels"][0]["int8_max_abs_err"] < 0.1 and report["kernels"][0]["int8_gflops"] > 0
     packed = report["packed"]
     assert packed["logits_max_abs_diff"] < 1e-4 and packed["tokens_identical"] is True
     assert isinstance(packed["speedup"], float)
