@@ -69,14 +69,12 @@ def _missing_pair(err: ValueError, args) -> Exception:
 def _load_generator(args):
     from .generator import AARGenerator
 
-    if args.pack_weights and args.device is not None and args.device.type != "cpu":
-        raise UsageError(f"--pack-weights is for the CPU; --device is {args.device}")
     try:
         gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device,
                                            precision=args.precision)
     except ValueError as err:
         raise _missing_pair(err, args) from None
-    return gen.pack_weights() if args.pack_weights else gen
+    return gen
 
 
 def read_clap_file(path: Path):

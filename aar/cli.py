@@ -97,14 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                 f"(default {DEFAULT_MODEL})")
     gen_help = f"generator: native folder, official AAR .pth or Hub repo id (default {DEFAULT_MODEL})"
     pair_help = "the paired tokenizer, for an official AAR .pth"
-    pack_help = ("CPU only: pack the transformer's weights for oneDNN, faster generation that equals the "
-                 "default to float32 rounding (not bit for bit)")
 
     def generator_options(p: argparse.ArgumentParser, samples: str) -> None:
         """The model and sampling options that ``generate`` and ``vary`` share."""
         p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
         p.add_argument("--tokenizer", help=pair_help)
-        p.add_argument("--pack-weights", action="store_true", help=pack_help)
         p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
                        help="fp32 (default, the official arithmetic); bf16; int8 (CPU only); auto: the "
                             "fastest that meets aar's accuracy gates on this processor")

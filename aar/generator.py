@@ -176,53 +176,15 @@ class AARGenerator(nn.Module):
         output head; biases, activations, softmax, normalisation statistics, logits and sampling stay
         float32. The tokenizer (codebooks, phi, decoder) keeps float32 and moves with the device
         only. On a CPU without bfloat16 matrix units a one-time log message says that bfloat16 runs
-        slower there (docs/performance.md). Packed weights (:meth:`pack_weights`) are packed again
-        for the new weights, or dropped (logged) where packing does not apply, e.g. on a GPU.
+        slower there (docs/performance.md).
         """
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        packed = self.transformer.weights_packed
         for child in self.children():
             child.to(device=device, non_blocking=non_blocking)
         if dtype is not None:
             cast_matrix_weights(self.transformer, dtype, keep=("head",))  # under 1 % of the work
         warn_if_slow(dtype, self.device)
-        if packed and not self.transformer.weights_packed:  # the packs copied the old weights
-            try:
-                self.transformer.pack_weights()
-            except ValueError as exc:
-                self.transformer.pack_weights(False)
-                logger.info("weights unpacked: %s", exc)
         return self
-
-    def pack_weights(self, enabled: bool = True) -> AARGenerator:
-        """Lay the transformer's per-step weights out once for oneDNN: faster inference on a CPU.
-
-        Opt-in. PyTorch's CPU matrix product re-lays a weight out at every call, which for the
-        few-row products of generation costs about as much as the product; packed weights skip that
-        (``aar.nn.linear``). The cost is a second copy of those weights (0.8 GB for AAR_d16).
-        Results equal the unpacked ones to float32 rounding, not bit for bit: a seed can give a
-        different token where two candidates nearly tie, whereas the default reproduces the official
-        code's tokens exactly. Speed-ups are measured in docs/performance.md. :meth:`to` re-packs for
-        a new CPU dtype; packs of weights changed in any other way are dropped, never used stale
-        (except after writes through ``weight.data``, which PyTorch does not track: pack again).
-
-        Args:
-            enabled: False drops the packs again.
-
-        Returns:
-            ``self``, so that ``AARGenerator.from_pretrained(...).pack_weights()`` chains.
-
-        Raises:
-            ValueError: the model is not on the CPU, its weights are float16, or this PyTorch build
-                has no oneDNN.
-        """
-        self.transformer.pack_weights(enabled)
-        return self
-
-    @property
-    def weights_packed(self) -> bool:
-        """Whether :meth:`pack_weights` is in effect."""
-        return self.transformer.weights_packed
 
     # ------------------------------------------------------------------ conditions
     def clap_vectors(self, clap_emb=None, *, prompt=None, audio=None, sample_rate=None) -> torch.Tensor:

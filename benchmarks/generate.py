@@ -15,10 +15,8 @@ int8 attention and FFN products); the tokenizer stays float32. The plain loop of
 (below), followed by the decode, is timed at every point as ``official`` (float32). For every
 precision other than fp32 the JSON holds its accuracy against fp32 on codes fp32 sampled (mean KL
 per token, top-1 agreement, max logit error, log-likelihood) and greedy generation's audio error.
-``--packed`` also times each precision with ``gen.pack_weights()`` (oneDNN-packed weights), interleaved
-with the unpacked runs, and checks the packed tokens against the unpacked ones. ``--rows-sweep``
-times the per-step layers alone, packed against unpacked, by rows per product (the measurement
-behind ``aar.nn.linear.PACKED_MAX_ROWS``).
+``--kernels`` times one linear layer of the model's width per precision by rows per product,
+with torchao's int8 dynamic quantization beside aar's int8 where torchao is installed.
 
 A plain loop of the official kind (``baseline``: per scale, every block recomputes its AdaLN
 parameters and concatenates its KV cache, as the reference code does) runs at batch 1 with cfg,
@@ -148,54 +146,6 @@ def compile_check(gen, knobs: dict, runs: int) -> dict:
 
 
 @torch.no_grad()
-def packed_check(base, packed, one: dict, sizes: list[int], knobs: dict, seeds: int = 3) -> dict:
-    """Packed float32 weights against unpacked: speed-up (from the table) and agreement.
-
-    The logits are compared at batch 1 (455 rows per product, within ``PACKED_MAX_ROWS``, so the
-    packed weights serve them); the tokens of ``seeds`` generations of batch 2.
-    """
-    clap = clap_vectors(2, seed=1)
-    codes = base.generate_codes(clap[:1], cfg=CFG, seed=0, **knobs)
-    diff = (base.logits(codes, clap[:1]) - packed.logits(codes, clap[:1])).abs().max()
-    same = all(
-        all(torch.equal(a, b) for a, b in zip(base.generate_codes(clap, cfg=CFG, seed=s, **knobs),
-                                                packed.generate_codes(clap, cfg=CFG, seed=s, **knobs)))
-        for s in range(seeds)
-    )
-    return {"batch": sizes[0], "cfg": CFG, "speedup": round(one["fp32", False] / one["fp32", True], 3),
-            "logits_max_abs_diff": float(diff), "seeds": seeds, "tokens_identical": same}
-
-
-@torch.no_grad()
-def rows_sweep(gen, rows: list[int], runs: int) -> list[dict]:
-    """Every per-step layer of the transformer (``step_layers``) on inputs of ``rows`` rows, unpacked
-    against packed, taking turns: where packing stops paying (``aar.nn.linear.PACKED_MAX_ROWS``)."""
-    layers = gen.transformer.step_layers()
-    packed = [copy.deepcopy(layer) for layer in layers]
-    for layer in packed:
-        layer.pack()
-    out = []
-    for n in rows:
-        xs = [torch.randn(n, layer.in_features) for layer in layers]
-        def plain_run(xs=xs):
-            return [layer(x) for layer, x in zip(layers, xs)]
-
-        def packed_run(xs=xs):
-            return [layer._packed_forward(x, layer.bias) for layer, x in zip(packed, xs)]
-
-        plain_run(), packed_run()  # warm-up
-        plain_s = packed_s = float("inf")
-        for _ in range(max(runs, 3)):
-            plain_s = min(plain_s, timed(plain_run, 1))
-            packed_s = min(packed_s, timed(packed_run, 1))
-        out.append({"rows": n, "plain_ms": round(plain_s * 1e3, 2), "packed_ms": round(packed_s * 1e3, 2),
-                    "speedup": round(plain_s / packed_s, 3)})
-        print(f"{n} rows: {plain_s * 1e3:.1f} ms unpacked, {packed_s * 1e3:.1f} ms packed",
-              file=sys.stderr, flush=True)
-    return out
-
-
-@torch.no_grad()
 def kernel_sweep(width: int, rows: list[int], runs: int) -> list[dict]:
     """One (width, 4 width) linear layer by rows per product: GFLOP/s of fp32, bf16, aar's int8
     (PyTorch's quantized dynamic kernel) and torchao's int8 dynamic quantization (when installed),
@@ -228,18 +178,18 @@ def kernel_sweep(width: int, rows: list[int], runs: int) -> list[dict]:
 
 
 def plot(results: list[dict], path: str) -> None:
-    """Seconds per generated second against batch size, one curve per precision, packing and cfg."""
+    """Seconds per generated second against batch size, one curve per precision and cfg."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for dtype, packed in dict.fromkeys((r["precision"], r["packed"]) for r in results):
+    for name in dict.fromkeys(r["precision"] for r in results):
         for cfg in (CFG, 0.0):
-            rows = [r for r in results if (r["precision"], r["packed"], r["cfg"]) == (dtype, packed, cfg)]
+            rows = [r for r in results if (r["precision"], r["cfg"]) == (name, cfg)]
             ax.plot([r["batch"] for r in rows], [r["s_per_generated_s"] for r in rows], marker="o",
-                    label=f"{dtype}{' packed' if packed else ''}, {'cfg 4' if cfg else 'no cfg'}")
+                    label=f"{name}, {'cfg 4' if cfg else 'no cfg'}")
     ax.set(xscale="log", xlabel="batch size (one-second windows per call)",
            ylabel="seconds per generated second", title="AARGenerator.generate on the CPU")
     ax.set_xticks([r["batch"] for r in results], labels=[str(r["batch"]) for r in results])
@@ -266,10 +216,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-sizes", help="comma-separated (default 1,2,4,8,16; quick 1,4,16)")
     p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 2; 1 quick/tiny)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (teacher forcing)")
-    p.add_argument("--packed", action="store_true",
-                   help="also time each precision with packed weights (gen.pack_weights())")
-    p.add_argument("--rows-sweep", action="store_true",
-                   help="time every per-step layer packed and unpacked by rows per product")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain loop of the official kind")
     p.add_argument("--kernels", action="store_true",
                    help="also time one linear layer per precision (and torchao's int8) by rows")
@@ -284,8 +230,6 @@ def main(argv: list[str] | None = None) -> dict:
     knobs = dict(top_k=min(200, base.config.codebook_size), top_p=0.95)
     gens = {name: base if name == "fp32" else apply_precision(copy.deepcopy(base), name)
             for name in args.precision}
-    if args.packed:
-        gens.update({f"{name} packed": copy.deepcopy(gen).pack_weights() for name, gen in list(gens.items())})
     results = []
     for batch in sizes:
         clap = clap_vectors(batch)
@@ -301,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for name, run in runners.items():
                     best[name] = min(best[name], timed(run, 1))
             for name, seconds in best.items():
-                results.append({"precision": name.split()[0], "packed": name.endswith("packed"), "cfg": cfg,
+                results.append({"precision": name, "cfg": cfg,
                                 "batch": batch, "seconds": round(seconds, 4),
                                 "s_per_generated_s": round(seconds / batch, 4)})
                 print(f"{name} cfg={cfg:g} batch={batch}: {seconds:.3f} s", file=sys.stderr, flush=True)
@@ -322,20 +266,13 @@ def main(argv: list[str] | None = None) -> dict:
                               "baseline_tokens_s": round(plain_s, 4), "ratio": round(plain_s / lib_s, 3)}
     if args.compile:
         report["compile"] = compile_check(base, knobs, runs)
-    if args.rows_sweep:
-        rows = [2, 16, 64] if args.tiny else [2, 16, 64, 150, 300, 450, 600, 900, 1200]
-        report["rows_sweep"] = rows_sweep(base, rows, runs)
-    one = {(r["precision"], r["packed"]): r["seconds"] for r in results
-           if r["batch"] == sizes[0] and r["cfg"] == CFG}
+    one = {r["precision"]: r["seconds"] for r in results if r["batch"] == sizes[0] and r["cfg"] == CFG}
     for against in ("fp32", "official"):
-        if (against, False) in one:
-            report[f"speedup_vs_{against}"] = {f"{name}{' packed' if packed else ''}": round(
-                one[against, False] / s, 3) for (name, packed), s in one.items()}
+        if against in one:
+            report[f"speedup_vs_{against}"] = {name: round(one[against] / s, 3) for name, s in one.items()}
     if args.kernels:
         width = base.config.embed_dim
         report["kernels"] = kernel_sweep(width, [2, 16] if args.tiny else [2, 32, 150, 512], max(runs, 5))
-    if args.packed and "fp32" in gens:
-        report["packed"] = packed_check(base, gens["fp32 packed"], one, sizes, knobs)
     report["accuracy"] = {name: accuracy(base, gens[name]) for name in args.precision if name != "fp32"}
     report["machine"] = machine(args.tiny)
     report["machine"]["cpu_flags"] = sorted(set(CPU_FLAGS) & cpu_features().flags)
@@ -343,9 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
     report["measured_speedups"] = {k: round(v, 2) for k, v in measured_speedups().items()}
 
     print(f"seconds per generated second (best of {runs}); batch = one-second windows per call")
-    table(["precision", "packed", "cfg", "batch", "seconds", "s / generated s"],
-          [[r["precision"], "yes" if r["packed"] else "no", r["cfg"], r["batch"], r["seconds"],
-            r["s_per_generated_s"]] for r in results])
+    table(["precision", "cfg", "batch", "seconds", "s / generated s"],
+          [[r["precision"], r["cfg"], r["batch"], r["seconds"], r["s_per_generated_s"]] for r in results])
     if "baseline" in report:
         b = report["baseline"]
         print(f"tokens at batch 1 with cfg: library {b['library_tokens_s']:.3f} s, plain reference "
@@ -355,15 +291,6 @@ def main(argv: list[str] | None = None) -> dict:
         c = report["compile"]
         print(f"torch.compile, {c['what']}: {c['compiled_s']:.3f} s against eager {c['eager_s']:.3f} s "
               f"({c['speedup']:.2f}x) after a first call of {c['first_call_s']:.1f} s")
-    if "rows_sweep" in report:
-        print("per-step layers by rows per product (ms, best of 3 or more, taking turns)")
-        table(["rows", "unpacked ms", "packed ms", "speedup"],
-              [[r["rows"], r["plain_ms"], r["packed_ms"], r["speedup"]] for r in report["rows_sweep"]])
-    if "packed" in report:
-        k = report["packed"]
-        print(f"packed weights against unpacked at batch {sizes[0]} with cfg, float32: "
-              f"{k['speedup']:.2f}x; teacher-forced logits max abs diff {k['logits_max_abs_diff']:.2g}; "
-              f"identical tokens for seeds 0-{k['seeds'] - 1}: {k['tokens_identical']}")
     if "kernels" in report:
         C = base.config.embed_dim
         print(f"one Linear({C}, {4 * C}): GFLOP/s by rows per product, max abs error against fp32")

@@ -105,15 +105,6 @@ def test_generate_is_reproducible_with_a_seed(work, official_generator, tmp_path
     np.testing.assert_allclose(a, library[0, 0].numpy(), atol=1e-6)
 
 
-def test_generate_with_packed_weights(work, official_generator, tmp_path, capsys):
-    out = tmp_path / "packed.wav"
-    assert main(["generate", "--clap", str(work / "clap.npy"), "-o", str(out), "--model", str(work / "gen"),
-                 "--seed", "5", "--pack-weights", "-q"]) == 0
-    packed, _ = sf.read(out, dtype="float32")
-    library = official_generator.generate(torch.from_numpy(np.load(work / "clap.npy")), seed=5)
-    np.testing.assert_allclose(packed, library[0, 0].numpy(), atol=1e-4)  # equal to rounding
-
-
 def test_convert_then_info(work, official_tokenizer, official_generator, tmp_path):
     conv = run_aar("convert", AAR_PTH, tmp_path / "native", "--tokenizer", SAT_PTH)
     assert conv.returncode == 0, conv.stderr
@@ -245,8 +236,8 @@ ERRORS = {
     "unreadable reference": ("generate --audio {w}/garbage.wav -o {w}/o.wav", 1, "cannot read audio"),
     "clap shape": ("generate --clap {w}/clap3.npy -o {w}/o.wav --model {w}/gen", 1, "(512,) or (B, 512)"),
     "prompt without clap": ("generate --prompt hi -o {w}/o.wav --model {w}/gen", 1, ""),
-    "packed off the cpu": ("--device meta generate --clap {w}/clap.npy -o {w}/o.wav --model {w}/gen "
-                           "--pack-weights", 2, "--pack-weights is for the CPU"),
+    "int8 off the cpu": ("--device meta generate --clap {w}/clap.npy -o {w}/o.wav --model {w}/gen "
+                         "--precision int8", 1, "CPU only"),
     "pth without tokenizer": ("generate --clap {w}/clap.npy -o {w}/o.wav --model {aar}", 2, "--tokenizer"),
     "convert without tokenizer": ("convert {aar} {w}/conv", 2, "--tokenizer"),
     "convert missing": ("convert {w}/nope.pth {w}/conv", 1, "checkpoint not found"),

@@ -227,31 +227,6 @@ class AARTransformer(nn.Module):
         """Dtype of the activations: float32, also when the weights are bfloat16 or float16."""
         return stream_dtype(self.head.weight.dtype)
 
-    def step_layers(self) -> list[Linear]:
-        """The linear layers that run at every step: word embedding, attention, FFN and head.
-
-        The AdaLN and condition layers run once per condition and are not among them.
-        """
-        layers = [self.word_embed, self.head]
-        for block in self.blocks:
-            layers += [block.attn.mat_qkv, block.attn.proj, block.ffn.fc1, block.ffn.fc2]
-        return layers
-
-    def pack_weights(self, enabled: bool = True) -> None:
-        """Pack (or with ``enabled=False`` unpack) the weights of ``step_layers`` for oneDNN.
-
-        See ``aar.nn.linear``: faster CPU inference, equal to float32 rounding, one more copy of
-        those weights in memory. Raises ValueError off the CPU or for float16 weights.
-        """
-        for layer in self.step_layers():
-            layer.pack() if enabled else layer.unpack()
-
-    @property
-    def weights_packed(self) -> bool:
-        """Whether every layer of ``step_layers`` runs on a current oneDNN pack."""
-        layers = self.step_layers()
-        return all(layer.packed is not None and layer.packed.matches(layer.weight) for layer in layers)
-
     def kv_cache(self) -> KVCache:
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
         return KVCache(self.config.depth, capacity=self.config.tokens_per_window)
