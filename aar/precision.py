@@ -235,7 +235,7 @@ def apply_precision(generator, precision: str, *, emulate: bool = False):
     if precision == "fp32":
         return generator
     features = cpu_features()
-    if not emulate and not int8_is_fast(features):
+    if not emulate and features.int8_kernel and not int8_is_fast(features):
         _log_once("int8 slow", "this CPU (%s, no VNNI) runs int8 products no faster than float32 "
                   "(docs/performance.md); precision='auto' would not choose int8", features.capability)
     for layer in int8_layers(generator.transformer):
