@@ -244,3 +244,59 @@ def test_probabilities_rejected(probs, match):
 def test_kl_needs_pairs():
     with pytest.raises(ValueError, match="paired"):
         kl_divergence(torch.full((3, 4), 0.25), torch.full((2, 4), 0.25))
+
+
+# ------------------------------------------------------------------------ optional speech metrics
+
+
+def _voice(rate: int = 16_000, seconds: float = 2.0) -> torch.Tensor:
+    """A speech-like signal: a 140-Hz harmonic series modulated at a syllable rate of 4 Hz."""
+    t = torch.arange(int(rate * seconds)) / rate
+    voice = sum(torch.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 15))
+    voice = voice * (0.5 + 0.5 * torch.sin(2 * math.pi * 4 * t)).square()
+    return 0.3 * voice / voice.abs().max()
+
+
+def test_stoi_from_pystoi():
+    pytest.importorskip("pystoi")
+    from aar.metrics import stoi
+
+    voice = _voice()
+    noisy = voice + 0.05 * _noise(voice.numel())
+    assert float(stoi(voice, voice, 16_000)[0]) == pytest.approx(1.0, abs=1e-6)
+    assert 0.3 < float(stoi(voice, noisy, 16_000)[0]) < 0.99
+
+
+def test_pesq_from_pesq_package(caplog):
+    pytest.importorskip("pesq")
+    from aar.metrics import pesq
+
+    voice = _voice()
+    noisy = voice + 0.05 * _noise(voice.numel())
+    scores = pesq(torch.stack([voice, voice])[:, None], torch.stack([voice, noisy])[:, None], 16_000)
+    assert float(scores[0]) > 4.5 and float(scores[1]) < float(scores[0])
+    with caplog.at_level("WARNING", logger="aar.metrics.optional"):
+        assert math.isnan(float(pesq(torch.zeros(16_000), torch.zeros(16_000), 16_000)[0]))
+    assert "no utterance" in caplog.text
+
+
+def test_missing_optional_package_is_named(monkeypatch):
+    import importlib.util
+
+    import aar.metrics.optional as optional
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("pystoi", "pesq")
+                        else real(name, *a))
+    assert optional.optional_metrics() == {}
+    with pytest.raises(ImportError, match=r"pystoi.*aar-audio\[eval\]"):
+        optional.stoi(torch.zeros(100), torch.zeros(100), 16_000)
+    with pytest.raises(ImportError, match=r"'pesq'"):
+        optional.pesq(torch.zeros(100), torch.zeros(100), 16_000)
+
+
+def test_si_snr_is_si_sdr():
+    from aar.metrics import si_snr
+
+    ref, est = _noise(2, 1, 1000), _noise(2, 1, 1000, seed=1)
+    torch.testing.assert_close(si_snr(ref, est), si_sdr(ref, est))
