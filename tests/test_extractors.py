@@ -358,3 +358,33 @@ def test_cache_frames_and_errors(audio_files, tmp_path, vggish_file):
     frames = cache.embed_files(audio_files[:1], vggish_file[0], frames=True)
     assert frames.shape == (1, 128)  # 0.5 s is padded to one 0.96-s example
     assert frechet_distance(frames.repeat(3, 1) + torch.randn(3, 128), frames.repeat(3, 1)) > 0
+
+
+# ----------------------------------------------------------------------------- docs/evaluation.md
+
+
+def test_evaluation_doc_snippets(vggish_file, panns_file, audio_files, tmp_path, monkeypatch):
+    """The Python blocks of docs/evaluation.md run as written (the networks load from test files)."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    exec(compile(blocks[0], "evaluation.md[metrics]", "exec"), namespace)
+    assert namespace["mel"].shape == namespace["stft"].shape == (4,)
+    assert 38 < float(namespace["sdr"].mean()) < 42
+    assert 15 < namespace["fd"] < 20
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(VGGish, "from_pretrained", classmethod(lambda cls, path: vggish_file[0]))
+    monkeypatch.setattr(PANNsCNN14, "from_pretrained", classmethod(lambda cls, path: panns_file[0]))
+    namespace = {
+        "reference_files": audio_files[:2],
+        "generated_files": audio_files[1:],
+        "generated_batch": 0.1 * torch.randn(2, 1, 32_000, generator=torch.Generator().manual_seed(5)),
+    }
+    exec(compile(blocks[1], "evaluation.md[networks]", "exec"), namespace)
+    assert namespace["real"].shape == (2, 128) and namespace["fad"] > 0
+    assert 1 <= namespace["isc"] <= 2
+    assert namespace["cache"].misses == 3 and namespace["cache"].hits == 1  # stereo.flac is in both sets
