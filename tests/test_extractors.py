@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
 from aar.audio import write_audio
@@ -85,6 +86,19 @@ def test_vggish_log_mel_known_values():
     centres = [low + (high - low) * (i + 1) / 65 for i in range(64)]
     nearest = min(range(64), key=lambda i: abs(centres[i] - 1127 * math.log1p(1000 / 700)))
     assert int(examples[0, 0].mean(0).argmax()) == nearest
+
+
+def test_vggish_frontend_matches_the_published_code():
+    """Against fixtures/metrics/vggish_frontend.safetensors, written by the TensorFlow VGGish
+    ``mel_features`` module (as carried by harritaylor/torchvggish) in float64: a 2.1-s 440-Hz tone
+    with noise at 16 kHz, its two 96x64 log-mel examples, and the mel matrix."""
+    reference = load_file(str(Path(__file__).parent / "fixtures" / "metrics" / "vggish_frontend.safetensors"))
+    torch.testing.assert_close(vggish_module.mel_matrix(), reference["mel_matrix"], rtol=0, atol=1e-12)
+    examples = vggish_module.log_mel_examples(reference["input"].double()[None])[0]
+    torch.testing.assert_close(examples, reference["examples"], rtol=0, atol=1e-10)
+    # in float32, as embed_frames runs it
+    examples = vggish_module.log_mel_examples(reference["input"][None])[0]
+    torch.testing.assert_close(examples.double(), reference["examples"], rtol=0, atol=1e-4)
 
 
 def test_vggish_loads_back_equal(vggish_file):
@@ -366,7 +380,6 @@ def test_cache_frames_and_errors(audio_files, tmp_path, vggish_file):
 def test_evaluation_doc_snippets(vggish_file, panns_file, audio_files, tmp_path, monkeypatch):
     """The Python blocks of docs/evaluation.md run as written (the networks load from test files)."""
     import re
-    from pathlib import Path
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
     blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
