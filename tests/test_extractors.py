@@ -107,6 +107,8 @@ def test_vggish_loads_back_equal(vggish_file):
     assert frames.shape == (2, 1, 128) and frames.dtype == torch.float32
     torch.testing.assert_close(frames, model.embed_frames(wav), rtol=0, atol=0)
     torch.testing.assert_close(loaded.embed(wav), frames[:, 0], rtol=0, atol=0)
+    loaded.batch_size = 1  # one example per forward pass: the same values
+    torch.testing.assert_close(loaded.embed_frames(wav), frames, rtol=0, atol=1e-6)
     # a folder holding the default file name loads the same weights
     assert torch.equal(VGGish.from_pretrained(path.parent).features[0].weight, model.features[0].weight)
 
