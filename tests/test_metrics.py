@@ -300,3 +300,19 @@ def test_si_snr_is_si_sdr():
 
     ref, est = _noise(2, 1, 1000), _noise(2, 1, 1000, seed=1)
     torch.testing.assert_close(si_snr(ref, est), si_sdr(ref, est))
+
+
+def test_inception_score_splits():
+    import numpy as np
+
+    probs = torch.eye(2).repeat_interleave(2, dim=0)  # rows: class 0, class 0, class 1, class 1
+    assert inception_score(probs) == pytest.approx(2.0)
+    assert inception_score(probs, splits=2) == pytest.approx(1.0)  # each half holds one class
+    assert inception_score(probs, splits=4) == pytest.approx(1.0)  # a single row scores 1
+    order = np.random.RandomState(3).permutation(4)
+    expected = np.mean([inception_score(probs[torch.from_numpy(part)]) for part in np.array_split(order, 2)])
+    assert inception_score(probs, splits=2, seed=3) == pytest.approx(expected)
+    assert inception_score(torch.eye(5), splits=2) == pytest.approx((3.0 + 2.0) / 2)  # parts of 3 and 2
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ValueError, match="splits"):
+            inception_score(probs, splits=bad)
