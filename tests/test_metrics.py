@@ -71,6 +71,20 @@ def test_short_input_is_accepted(metric):
     assert float(metric(ref, _noise(1, 1, 10, seed=1))[0]) > 0
 
 
+@pytest.mark.parametrize("sample_rate, empty_bands", [(16_000, 0), (44_100, 0), (48_000, 2)])
+def test_mel_distance_rates_and_empty_bands(sample_rate, empty_bands, recwarn):
+    """An empty band (48 kHz, windows 32 and 64) is 0 on both sides: the gain closed form loses its share.
+
+    The signal is loud so that no other band reaches the 1e-5 floor (at 44.1 kHz the lowest band of the
+    32-sample window has weights of only 6e-5)."""
+    ref = 10 * _noise(1, 1, 8000)
+    per_scale = 2 * math.log10(2)
+    lost = per_scale * sum(1 / mels for window, _, mels in reconstruction_module.MEL_SCALES[:empty_bands])
+    expected = 7 * per_scale - lost
+    assert float(mel_distance(ref, 2 * ref, sample_rate)[0]) == pytest.approx(expected, abs=1e-4)
+    assert not [w for w in recwarn if "mel filterbank" in str(w.message)]
+
+
 def test_mel_distance_depends_on_sample_rate():
     ref, est = _noise(1, 1, 4000), _noise(1, 1, 4000, seed=1)
     assert not torch.allclose(mel_distance(ref, est, 16_000), mel_distance(ref, est, 24_000))
