@@ -193,6 +193,11 @@ def test_missing_weights_are_named(tmp_path):
         PANNsCNN14.from_pretrained("someone/panns", local_files_only=True, cache_dir=tmp_path)
     with pytest.raises(TypeError, match="int"):
         VGGish.from_pretrained(3)
+    with pytest.raises(FileNotFoundError, match="not a Hub repo id"):
+        VGGish.from_pretrained(tmp_path / "missing.pth")
+    (tmp_path / "weights.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match="is a file"):
+        PANNsCNN14.from_pretrained(tmp_path / "weights.pth", filename="other.pth")
 
 
 def test_two_dimensional_audio_is_ambiguous(vggish_file):
