@@ -321,11 +321,3 @@ def test_plan_ids_are_checked_where_forced(gen):
     junk[3][0, 1] = gen.config.codebook_size
     with pytest.raises(ValueError, match="forced.tokens: codes\\[3\\]"):
         gen.generate_codes(_clap(1), seed=0, forced=ForcedTokens(mask, junk))
-
-
-def test_docstring_examples():
-    import doctest
-
-    import aar.editing
-
-    assert doctest.testmod(aar.editing).failed == 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
 import pytest
 import torch
 
-import aar.sampling as sampling_module
 from aar.sampling import (
     apply_temperature,
     cfg_mix,
@@ -183,8 +181,3 @@ def test_make_generator_unseeded_and_given():
 def test_make_generator_errors(kwargs, error):
     with pytest.raises(error):
         make_generator(**kwargs)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(sampling_module)
-    assert result.attempted > 0 and result.failed == 0
