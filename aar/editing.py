@@ -35,7 +35,7 @@ from torch import Tensor
 from .codes import AudioCodes
 
 if TYPE_CHECKING:
-    from .next_scale import WindowGenerator
+    from .window_generator import WindowGenerator
 
 
 # ------------------------------------------------------------------------------------ forced tokens

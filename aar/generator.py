@@ -4,16 +4,15 @@ Legend: B batch, D CLAP dim (512), S scales (16), s_i tokens of scale i, L token
 V codebook size, E codebook vector width (latent_dim), F frames per window (75).
 
 The generator pairs the transformer with its tokenizer and is the public face of both: loading and
-saving, argument checks, and the entry points. The work lies in small modules: the S-step sampling
-loop with its guidance ramp in ``aar/next_scale.py``, CLAP conditions in ``aar/conditions.py``,
-teacher forcing and likelihoods in ``aar/scoring.py``, variations and inpainting in
-``aar/editing.py``, device and dtype placement in ``aar/placement.py``, the checks of the sampling
-arguments in ``aar/sampling_options.py``.
+saving, conditions and the entry points of generation. The work lies in small modules: the S-step
+sampling loop with its guidance ramp in ``aar/next_scale.py``, CLAP conditions in
+``aar/conditions.py``, variations and inpainting in ``aar/editing.py``, the checks of the sampling
+arguments in ``aar/sampling_options.py``. Two mixins hold whole method groups: device and dtype
+placement (``aar/placement.py``), and teacher forcing with likelihoods (``aar/scoring.py``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import editing, hub, scoring
+from . import editing, hub
 from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
@@ -32,14 +31,13 @@ from .nn.transformer import AARTransformer
 from .placement import GeneratorPlacement
 from .sampling import make_generator
 from .sampling_options import DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P, SamplingOptions, check_callback
+from .scoring import TeacherForcing
 from .tokenizer import SATTokenizer
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["AARGenerator", "DEFAULT_CFG", "DEFAULT_TOP_K", "DEFAULT_TOP_P"]
 
 
-class AARGenerator(GeneratorPlacement, nn.Module):
+class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
     """The AAR next-scale transformer together with its paired tokenizer.
 
     Args:
@@ -326,49 +324,6 @@ class AARGenerator(GeneratorPlacement, nn.Module):
         """
         return editing.inpaint(self, codes_or_audio, known, clap_emb, sample_rate=sample_rate,
                                prompt=prompt, **kwargs)
-
-    # ------------------------------------------------------------------ scoring
-    def next_scale_inputs(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """Teacher-forcing input from one window's codes: S tensors (B, s_i) -> (B, L - s_0, E)."""
-        return scoring.next_scale_inputs(self.tokenizer.quantizer, levels)
-
-    @torch.no_grad()
-    def logits(self, codes, clap_emb=None) -> torch.Tensor:
-        """Teacher-forced logits of every token of one window.
-
-        Args:
-            codes: ``AudioCodes`` with W = 1, or S tensors shaped (B, s_i) or (B, 1, s_i).
-            clap_emb: Condition (D,) or (B, D); None uses the stored unconditional embedding.
-
-        Returns:
-            Float32 logits (B, L, V); position j is predicted from the scales before its own.
-        """
-        levels = scoring.window_levels(self.tokenizer, codes, self.device)
-        B = levels[0].shape[0]
-        model = self.transformer
-        if clap_emb is None:
-            clap_BD = model.uncond_clap(B)
-        else:
-            clap_BD = self._check_clap(clap_emb)
-            if clap_BD.shape[0] != B:
-                raise ValueError(f"clap_emb has batch {clap_BD.shape[0]}, codes have batch {B}")
-        return model(model.condition(clap_BD), self.next_scale_inputs(levels)).float()
-
-    @torch.no_grad()
-    def log_likelihood(self, codes, clap_emb=None) -> torch.Tensor:
-        """Log-probability of a window's codes, in nats, summed over its L tokens.
-
-        Teacher-forced and without guidance: ``sum_j log softmax(logits)[j, code_j]``.
-
-        Args:
-            codes: As for :meth:`logits`.
-            clap_emb: Condition (D,) or (B, D); None scores under the unconditional branch.
-
-        Returns:
-            (B,) float32 tensor.
-        """
-        levels = scoring.window_levels(self.tokenizer, codes, self.device)
-        return scoring.sum_log_probs(self.logits(levels, clap_emb), levels)
 
 
 def _check_pair(config: AARConfig, tokenizer: SATTokenizer) -> None:

@@ -28,7 +28,7 @@ from .editing import ForcedTokens, token_mask
 from .next_scale import ScaleProgress
 
 if TYPE_CHECKING:
-    from .next_scale import WindowGenerator
+    from .window_generator import WindowGenerator
 
 #: Seconds each window of a long generation shares with the previous one, unless told otherwise.
 DEFAULT_OVERLAP = 0.25

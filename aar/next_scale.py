@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,10 +23,8 @@ from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, sample
 
 if TYPE_CHECKING:
-    from .codes import AudioCodes
     from .editing import ForcedTokens
     from .sampling_options import SamplingOptions
-    from .tokenizer import SATTokenizer
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,20 +47,6 @@ class ScaleProgress:
     codes: tuple[torch.Tensor, ...]
     window: int = 0
     num_windows: int = 1
-
-
-class WindowGenerator(Protocol):
-    """What editing and long generation need of a generator (``AARGenerator`` provides it)."""
-
-    tokenizer: SATTokenizer
-
-    @property
-    def device(self) -> torch.device: ...
-
-    def clap_vectors(self, clap_emb=None, *, prompt=None, audio=None,
-                     sample_rate=None) -> torch.Tensor: ...
-
-    def generate_codes(self, clap_emb=None, **kwargs) -> AudioCodes: ...
 
 
 def sample_scales(
