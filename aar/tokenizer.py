@@ -53,7 +53,7 @@ class SATTokenizer(nn.Module):
         >>> import torch
         >>> from aar import SATTokenizer, SATConfig
         >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=16, latent_dim=8)).eval()
-        >>> codes = tok.encode(torch.randn(2, 30000), sample_rate=24000)
+        >>> codes = tok.encode(torch.randn(2, 1, 30000), sample_rate=24000)  # 2 mono clips (B, 1, T)
         >>> len(codes), tuple(codes[0].shape), tuple(codes[-1].shape)
         (16, (2, 2, 1), (2, 2, 75))
         >>> tuple(tok.decode(codes).shape)
@@ -193,8 +193,10 @@ class SATTokenizer(nn.Module):
         """Tokenize audio of any length.
 
         Args:
-            wav: Tensor or numpy array shaped (T,), (C, T) or (B, C, T); float, or int16/int32 PCM.
-                Channels are averaged to mono.
+            wav: Tensor or numpy array: (T,) mono, (C, T) with C = 1 or 2 channels, or a batch
+                (B, C, T); float, or int16/int32 PCM. Channels are averaged to mono. Any other 2-D
+                shape raises: transpose soundfile's (frames, channels) arrays (or read files with
+                ``aar.load_audio``), and shape a batch of mono clips (B, 1, T).
             sample_rate: Rate of ``wav`` in Hz; resampled to 24 kHz if different. None means 24 kHz.
             batch_size: Windows per forward pass (memory stays bounded for long files).
             progress: Show a progress bar over window batches.
