@@ -37,9 +37,11 @@ def is_audio_file(path: str | os.PathLike) -> bool:
 
 def _layout_error(name: str, shape: tuple[int, ...]) -> ValueError:
     rows, cols = shape
-    if cols <= 2 < rows:
-        hint = (f"this looks like soundfile's (frames, channels) layout: pass {name}.T, or read the file "
-                "with aar.load_audio, which returns (C, T)")
+    if cols < rows:
+        hint = "this looks like soundfile's (frames, channels) layout: " + (
+            f"pass {name}.T, or read the file with aar.load_audio, which returns (C, T)" if cols <= 2
+            else f"pass {name}.T[None], shaped (1, C, T) (aar.load_audio returns (C, T): add the axis too)"
+        )
     else:
         hint = (f"for a batch of {rows} mono clips pass (B, 1, T), e.g. {name}[:, None]; for audio with "
                 f"{rows} channels pass (1, C, T), e.g. {name}[None], and the channels are averaged")
@@ -187,7 +189,10 @@ def load_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        raise ValueError(f"cannot read audio file {path}: {err}") from None
+        raise ValueError(
+            f"cannot read audio file {path}: it is damaged or not in a format libsndfile "
+            f"{sf.__libsndfile_version__} decodes (libsndfile says: {err})"
+        ) from None
     if data.shape[0] == 0:
         raise ValueError(f"audio file {path} holds no samples")
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)

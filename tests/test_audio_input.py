@@ -98,6 +98,8 @@ def test_batch_of_mono_clips_needs_its_channel_axis(tiny_tokenizer):
         tiny_tokenizer.encode(clips, 16000)
     with pytest.raises(ValueError, match=r"\(3, 5000\)"):
         tiny_tokenizer.encode(clips[:3].numpy(), 16000)
+    with pytest.raises(ValueError, match=r"\(5000, 3\).*\(frames, channels\).*wav\.T\[None\]"):
+        tiny_tokenizer.encode(clips[:3].T, 16000)  # soundfile's layout of a 3-channel file
     batch = tiny_tokenizer.encode(clips[:, None], 16000)  # (B, 1, T)
     assert batch.batch_size == 4
     for b in range(4):
@@ -253,4 +255,17 @@ def test_overwriting_keeps_the_files_mode(tmp_path):
 
 def test_load_audio_is_exported():
     assert aar.load_audio is load_audio and "load_audio" in aar.__all__
-    assert SAT_PTH.is_file()  # the fixture checkpoints the other tests of this module rely on
+
+
+def test_cli_encode_takes_any_channel_count(tmp_path, official_tokenizer):
+    """``aar encode`` reads with load_audio and codes a 3-channel file as one clip, like the library."""
+    from aar.cli import main
+    from aar.codes_file import load_codes
+
+    sf.write(tmp_path / "three.flac", _signal(11025, 3, 0.5).astype(np.float32), 11025)
+    assert main(["encode", str(tmp_path / "three.flac"), str(tmp_path / "three.codes"), "--model",
+                 str(SAT_PTH), "--quiet"]) == 0
+    wav, rate = load_audio(tmp_path / "three.flac")
+    codes = load_codes(tmp_path / "three.codes", official_tokenizer)
+    assert codes.equal(official_tokenizer.encode(wav[None], rate))
+    assert codes.length == math.ceil(wav.shape[-1] * 24000 / 11025) and codes.sample_rate == 11025
