@@ -154,6 +154,13 @@ def test_every_audio_argument_follows_the_rule(official_generator, monkeypatch):
             calls[name]()
     with pytest.raises(ValueError, match=r"\(24000, 2\).*\.T"):
         clap.embed_audio(torch.zeros(24000, 2), 24000)
+    # numpy arrays are taken wherever tensors are
+    clip = (0.2 * np.sin(np.arange(20000) / 7)).astype(np.float32)[None]  # (1, T) at 16 kHz
+    torch.testing.assert_close(clap.embed_audio(clip, 16000), clap.embed_audio(torch.from_numpy(clip), 16000),
+                               rtol=0, atol=0)
+    varied = gen.vary(clip, 16000, keep_scales=4, clap_emb=emb, seed=0)
+    assert varied.equal(gen.vary(torch.from_numpy(clip), 16000, keep_scales=4, clap_emb=emb, seed=0))
+    assert varied.shape == (1, 1, 30000)
 
 
 def test_load_audio_errors_name_the_path(tmp_path, monkeypatch):
