@@ -205,9 +205,13 @@ read_audio = load_audio
 def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int) -> Path:
     """Write (C, T) or (T,) float audio atomically; the format follows the extension.
 
+    The file gets the permissions an ordinary ``open(path, "w")`` gives (the umask, or the mode of the
+    file it replaces).
+
     Args:
         path: Output file: ``.wav`` (float32), ``.flac`` or ``.ogg``.
-        wav: Audio in [-1, 1].
+        wav: Audio in [-1, 1] shaped (T,) or (C, T) with C = 1 or 2 (the input rule of
+            :func:`as_audio_batch`; a decoded batch item ``wav_B1T[b]`` is (1, T)).
         sample_rate: Rate in Hz.
 
     Returns:
@@ -225,6 +229,8 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int) ->
     data = data.reshape(1, -1) if data.ndim == 1 else data
     if data.ndim != 2:
         raise ValueError(f"audio to write must be (C, T) or (T,), got shape {tuple(wav.shape)}")
+    if data.shape[0] > 2:
+        raise _layout_error("wav", tuple(data.shape))
     subtype = "FLOAT" if fmt == "WAV" else None
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data.T.numpy(), sample_rate, format=fmt, subtype=subtype)

@@ -251,6 +251,15 @@ def test_written_files_follow_the_umask(umask, tmp_path, tiny_tokenizer):
     assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]
 
 
+def test_write_audio_follows_the_same_rule(tmp_path):
+    with pytest.raises(ValueError, match=r"\(2400, 2\).*wav\.T"):
+        write_audio(tmp_path / "a.wav", torch.zeros(2400, 2), 24000)
+    assert not list(tmp_path.iterdir())
+    stereo = torch.stack([torch.linspace(-0.5, 0.5, 2400), torch.zeros(2400)])  # (2, T)
+    wav, rate = load_audio(write_audio(tmp_path / "a.wav", stereo, 24000))
+    assert rate == 24000 and wav.equal(stereo)
+
+
 def test_overwriting_keeps_the_files_mode(tmp_path):
     path = tmp_path / "a.flac"
     write_audio(path, torch.zeros(1, 100), 8000)
