@@ -204,6 +204,12 @@ class SATTokenizer(nn.Module):
         Returns:
             ``AudioCodes``: S LongTensors, ``codes[i]`` shaped (B, W, s_i), with ``length`` (samples
             at 24 kHz, ``ceil(T * 24000 / sample_rate)``) and the input ``sample_rate``.
+
+        Raises:
+            ValueError: a layout outside the rule above (the message names the shape and the fix),
+                no samples, NaN/Inf values, or a sample rate that is not a positive integer.
+            TypeError: not a tensor or array, an unsupported dtype, or a sample rate that is not a
+                number.
         """
         rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
         wav_BCT = as_audio_batch(wav)
