@@ -93,14 +93,22 @@ def read_clap_file(path: Path):
     return torch.from_numpy(array.astype(np.float32))
 
 
+def _read_clip(path) -> tuple[torch.Tensor, int]:
+    """An audio file as one clip (1, C, T) and its rate: the layout every audio argument takes, any C."""
+    from .audio import load_audio
+
+    wav_CT, rate = load_audio(path)
+    return wav_CT[None], rate
+
+
 # ---------------------------------------------------------------------------------------- commands
 def encode(args) -> int:
     """``aar encode IN OUT.codes``."""
-    from .audio import read_audio, resampled_length
+    from .audio import resampled_length
     from .codes_file import save_codes
 
     _need_file(args.input, "audio file")
-    wav, sr = read_audio(args.input)
+    wav, sr = _read_clip(args.input)
     tok = _load_tokenizer(args)
     windows = -(-resampled_length(wav.shape[-1], sr, tok.sample_rate) // tok.config.window)
     codes = tok.encode(wav, sr, batch_size=args.batch_size, progress=_is_long(args, tok, windows))
@@ -132,7 +140,7 @@ def decode(args) -> int:
 
 def generate(args) -> int:
     """``aar generate (--prompt | --audio | --clap) -o OUT.wav``."""
-    from .audio import read_audio, write_audio
+    from .audio import write_audio
     from .codes_file import save_codes
 
     if args.seconds is None and args.overlap is not None:
@@ -140,7 +148,7 @@ def generate(args) -> int:
     if args.seconds is not None and args.save_codes:
         raise UsageError("--save-codes writes one window; it does not combine with --seconds")
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
-    audio = read_audio(args.audio) if args.audio is not None else None
+    audio = _read_clip(args.audio) if args.audio is not None else None
     gen = _load_generator(args)
     clap_BD = _condition(args, gen, clap, audio)
     paths, plan = _sample_plan(args, clap_BD, "generate")
@@ -195,11 +203,11 @@ def _condition(args, gen, clap, audio) -> torch.Tensor:
 
 def vary(args) -> int:
     """``aar vary IN.wav -o OUT.wav --keep-scales K``."""
-    from .audio import read_audio, write_audio
+    from .audio import write_audio
 
     _need_file(args.input, "audio file")
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
-    wav, rate = read_audio(args.input)
+    wav, rate = _read_clip(args.input)
     gen = _load_generator(args)
     S = gen.config.num_scales
     if args.keep_scales > S:

@@ -170,7 +170,8 @@ class ClapEncoder:
         """Embed audio clips.
 
         Args:
-            wav: A tensor or numpy array shaped (T,), (C, T) or (B, C, T): float audio in [-1, 1],
+            wav: A tensor or numpy array shaped (T,), (C, T) with C = 1 or 2, or (B, C, T) (other
+                2-D shapes raise; see ``aar.audio.as_audio_batch``): float audio in [-1, 1],
                 or int16/int32 PCM. Channels are averaged.
             sample_rate: Rate of ``wav`` in Hz; it is resampled to 48 kHz.
             batch_size: Windows per model call (bounds memory on long or many clips).

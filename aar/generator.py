@@ -162,7 +162,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         Args:
             clap_emb: Tensor or array shaped (D,) or (B, D) (unit-norm CLAP embeddings).
             prompt: A string or a list of strings, embedded by ``clap_encoder.embed_text``.
-            audio: Audio (T,), (C, T) or (B, C, T), embedded by ``clap_encoder.embed_audio``.
+            audio: Audio (T,), (C, T) with C = 1 or 2, or (B, C, T), embedded by
+                ``clap_encoder.embed_audio``.
             sample_rate: Rate of ``audio`` (required with it).
 
         Returns:
@@ -284,7 +285,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         """A variation of audio: keep the first ``keep_scales`` scales of each window, resample the rest.
 
         Args:
-            audio: (T,), (C, T) or (B, C, T) at ``sample_rate``; every one-second window is varied.
+            audio: (T,), (C, T) with C = 1 or 2, or (B, C, T) at ``sample_rate``; every one-second
+                window is varied.
             sample_rate: Rate of ``audio`` in Hz.
             keep_scales: Scales kept, in [0, S]; more keeps more detail.
             clap_emb: Condition (D,) or (B, D). With neither it nor ``prompt``, the CLAP embedding of

@@ -193,8 +193,10 @@ class SATTokenizer(nn.Module):
         """Tokenize audio of any length.
 
         Args:
-            wav: Tensor or numpy array shaped (T,), (C, T) or (B, C, T); float, or int16/int32 PCM.
-                Channels are averaged to mono.
+            wav: Tensor or numpy array: (T,) mono, (C, T) with C = 1 or 2 channels, or a batch
+                (B, C, T); float, or int16/int32 PCM. Channels are averaged to mono. Any other 2-D
+                shape raises: transpose soundfile's (frames, channels) arrays (or read files with
+                ``aar.load_audio``), and shape a batch of mono clips (B, 1, T).
             sample_rate: Rate of ``wav`` in Hz; resampled to 24 kHz if different. None means 24 kHz.
             batch_size: Windows per forward pass (memory stays bounded for long files).
             progress: Show a progress bar over window batches.
@@ -202,6 +204,12 @@ class SATTokenizer(nn.Module):
         Returns:
             ``AudioCodes``: S LongTensors, ``codes[i]`` shaped (B, W, s_i), with ``length`` (samples
             at 24 kHz, ``ceil(T * 24000 / sample_rate)``) and the input ``sample_rate``.
+
+        Raises:
+            ValueError: a layout outside the rule above (the message names the shape and the fix),
+                no samples, NaN/Inf values, or a sample rate that is not a positive integer.
+            TypeError: not a tensor or array, an unsupported dtype, or a sample rate that is not a
+                number.
         """
         rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
         wav_BCT = as_audio_batch(wav)

@@ -33,8 +33,12 @@ def hub_cache(tmp_path, monkeypatch):
     return cache
 
 
-def test_python_snippets(hub_cache, monkeypatch):
+def test_python_snippets(hub_cache, tmp_path, monkeypatch):
     import aar.clap
+
+    noise = 0.1 * np.random.default_rng(0).standard_normal((3 * 44100, 2))  # soundfile: (frames, C)
+    sf.write(tmp_path / "song.flac", noise.astype("float32"), 44100)  # the quick start's input file
+    monkeypatch.chdir(tmp_path)
 
     stand_in = classmethod(lambda cls, **kw: stand_in_clap())
     monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained", stand_in)
