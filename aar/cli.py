@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--num-proc", type=_positive_int, default=1, help="worker processes (CPU)")
     workers.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                          help="run on Ray: 'auto' (the default), 'local' or a cluster address")
+
+    from .evaluation._parser import add_eval_parser
+
+    add_eval_parser(sub, common, _Parser)
     return parser
 
 
