@@ -22,7 +22,8 @@ SPEC_KINDS = ("vggish", "panns", "clap")
 
 def default_cache_dir() -> Path:
     """Where embeddings are cached unless ``--cache`` says otherwise: ``$XDG_CACHE_HOME/aar/embeddings``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "aar" / "embeddings"
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return root / "aar" / "embeddings"
 
 
 def _split(spec: str, what: str) -> tuple[str, str | None]:
@@ -124,8 +125,10 @@ def compare(args) -> int:
     report = compare_sets(args.a_dir, args.b_dir, extractor, classifier=classifier, cache=_cache(args),
                           progress=not args.quiet)
     print(f"FAD ({report.extractor}): {_fmt(report.fad)}  [{report.files_a} vs {report.files_b} file(s)]")
-    kl = f"{_fmt(report.kl)} over {report.kl_pairs} pair(s)" if report.kl is not None else report.kl_unavailable
-    print(f"KL: {kl}")
+    if report.kl is not None:
+        print(f"KL: {_fmt(report.kl)} over {report.kl_pairs} pair(s)")
+    else:
+        print(f"KL: unavailable ({report.kl_unavailable})")
     if args.json:
         write_json(args.json, report.to_dict())
     _report_errors(report.errors, args.quiet)
@@ -156,7 +159,8 @@ def generate(args) -> int:
     extractor = load_extractor(args.extractor, args)
     classifier = load_classifier(args.classifier, args) if args.classifier else None
     gen = _load_generator(args)
-    gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend, device=gen.device)
+    gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
+                                                   device=gen.device)
     if prompts is not None:
         clap_ND = gen.clap_vectors(prompt=prompts)
     else:

@@ -76,8 +76,8 @@ def paired_kl(files_ref, files_est, classifier: AudioClassifier, root_ref=None, 
         pairs = list(zip(map(Path, files_ref), map(Path, files_est)))
     if not pairs:
         return None, 0, "no files with the same relative path in both folders", []
-    probs_ref, done_ref, errors = classify_files([r for r, _ in pairs], classifier, progress, "classify a")
-    probs_est, done_est, errors_est = classify_files([e for _, e in pairs], classifier, progress, "classify b")
+    probs_ref, done_ref, errors = classify_files([r for r, _ in pairs], classifier, progress, "classify")
+    probs_est, done_est, errors_est = classify_files([e for _, e in pairs], classifier, progress, "classify")
     errors += errors_est
     ok_ref, ok_est = set(done_ref), set(done_est)
     keep = [i for i, (r, e) in enumerate(pairs) if r in ok_ref and e in ok_est]

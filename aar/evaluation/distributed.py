@@ -35,8 +35,8 @@ class GeneratorActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         audio = [
-            self.generator.generate(torch.from_numpy(np.asarray(clap, dtype=np.float32))[None], cfg=float(cfg),
-                                    seed=int(seed), **self.knobs)[0, 0].numpy()
+            self.generator.generate(torch.from_numpy(np.asarray(clap, dtype=np.float32))[None],
+                                    cfg=float(cfg), seed=int(seed), **self.knobs)[0, 0].numpy()
             for clap, cfg, seed in zip(batch["clap"], batch["cfg"], batch["seed"])
         ]
         return {"index": batch["index"], "audio": np.stack(audio)}

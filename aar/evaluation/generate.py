@@ -183,7 +183,8 @@ def evaluate_generation(
     clap_ND = generator.clap_vectors(conditions)
     N = clap_ND.shape[0]
     if condition_audio is not None and len(condition_audio) != N:
-        raise ValueError(f"condition_audio must name one file per condition ({N}), got {len(condition_audio)}")
+        raise ValueError(f"condition_audio must name one file per condition ({N}), "
+                         f"got {len(condition_audio)}")
     if N * num_samples < 2:
         raise ValueError(f"FAD needs at least 2 clips per guidance value; got {N} condition(s) x "
                          f"{num_samples} sample(s)")
