@@ -27,11 +27,13 @@ def default_cache_dir() -> Path:
 
 
 def _split(spec: str, what: str) -> tuple[str, str | None]:
+    from .._commands import UsageError
+
     kind, _, where = spec.partition(":")
     if kind not in SPEC_KINDS:
-        raise ValueError(f"{what} must be one of vggish:PATH, panns:PATH, clap[:PATH], got {spec!r}")
+        raise UsageError(f"{what} must be one of vggish:PATH, panns:PATH, clap[:PATH], got {spec!r}")
     if kind != "clap" and not where:
-        raise ValueError(f"{what} {spec!r} needs a checkpoint: {kind}:PATH_OR_REPO")
+        raise UsageError(f"{what} {spec!r} needs a checkpoint: {kind}:PATH_OR_REPO")
     return kind, where or None
 
 
@@ -52,9 +54,11 @@ def load_classifier(spec: str, args):
     """An audio classifier from a spec: only ``panns:PATH`` classifies."""
     from .. import metrics
 
+    from .._commands import UsageError
+
     kind, where = _split(spec, "--classifier")
     if kind != "panns":
-        raise ValueError(f"--classifier must be panns:PATH (a classifier with class outputs), got {spec!r}")
+        raise UsageError(f"--classifier must be panns:PATH (a classifier with class outputs), got {spec!r}")
     return metrics.PANNsCNN14.from_pretrained(where)
 
 
