@@ -1,0 +1,166 @@
+"""``aar eval``: the command on folders of real files, driven in-process (one subprocess smoke)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+from eval_stand_ins import TinyClassifier, TinyExtractor, write_eval_folder
+from stand_ins import stand_in_clap
+
+from aar import SATTokenizer, metrics
+from aar.audio import read_audio, resample, to_mono
+from aar.clap import ClapEncoder
+from aar.cli import main
+from aar.evaluation import command
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalcli")
+    write_eval_folder(root / "clips")
+    torch.manual_seed(0)
+    SATTokenizer(TINY_SAT).eval().save_pretrained(root / "tiny")
+    return root
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """Spec loaders that give the test extractor and classifier, and a stand-in CLAP."""
+    made = {}
+
+    def extractor(spec, args):
+        made["extractor"] = TinyExtractor()
+        return made["extractor"]
+
+    monkeypatch.setattr(command, "load_extractor", extractor)
+    monkeypatch.setattr(command, "load_classifier", lambda spec, args: TinyClassifier())
+    monkeypatch.setattr(ClapEncoder, "from_pretrained", classmethod(lambda cls, *a, **k: stand_in_clap()))
+    return made
+
+
+def test_reconstruct_writes_json_and_table(work, capsys):
+    out = work / "reports" / "recon.json"
+    rc = main(["eval", "reconstruct", str(work / "clips"), "--model", str(work / "tiny"), "--json", str(out),
+               "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    data = json.loads(out.read_text())
+    assert {"mel_distance", "stft_distance", "si_sdr", "files", "errors", "windows"} <= data.keys()
+    assert [e["path"].rsplit("/", 1)[-1] for e in data["errors"]] == ["broken.wav", "blip.flac"]
+    assert len(data["files"]) == 5 and "2 file(s) skipped" in captured.err
+
+    # the JSON holds the library metric of each window: check one file, one window
+    tok = SATTokenizer.from_pretrained(work / "tiny")
+    row = next(f for f in data["files"] if f["path"].endswith("music_22k.wav"))
+    wav, rate = read_audio(work / "clips" / "music_22k.wav")
+    ref, est = resample(to_mono(wav[None]), rate, 24_000), tok.decode(tok.encode(wav, rate))
+    assert row["windows"] == 1
+    assert row["mel_distance"] == pytest.approx(float(metrics.mel_distance(ref, est)), rel=1e-5)
+    assert row["stft_distance"] == pytest.approx(float(metrics.stft_distance(ref, est)), rel=1e-5)
+    assert row["si_sdr"] == pytest.approx(float(metrics.si_sdr(ref, est)), rel=1e-5)
+
+    lines = captured.out.splitlines()
+    assert lines[0].split() == ["file", "seconds", "windows", "mel_distance", "stft_distance", "si_sdr"]
+    assert len(lines) == 7 and lines[-1].split()[0] == "all"
+    assert lines[-1].split()[3] == f"{data['mel_distance']:.4f}"
+    assert any(line.startswith(str(work / "clips" / "music_22k.wav")) for line in lines)
+
+
+def test_reconstruct_fails_only_when_every_file_fails(work, tmp_path, capsys):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.wav").write_bytes(b"not audio")
+    rc = main(["eval", "reconstruct", str(tmp_path / "bad"), "--model", str(work / "tiny"), "--quiet"])
+    assert rc == 1 and "no file could be scored" in capsys.readouterr().err
+    assert main(["eval", "reconstruct", str(tmp_path / "none"), "--model", str(work / "tiny")]) == 1
+    assert "audio folder not found" in capsys.readouterr().err
+
+
+def test_reconstruct_with_extractor_reports_fad(work, stand_ins, capsys):
+    rc = main(["eval", "reconstruct", str(work / "clips" / "sub"), "--model", str(work / "tiny"), "-q"])
+    assert rc == 1  # the only file there is too short
+    capsys.readouterr()
+    rc = main(["eval", "reconstruct", str(work / "clips"), "--model", str(work / "tiny"), "-q",
+               "--extractor", "clap"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "FAD (tiny-bands, originals vs reconstructions):" in out
+    assert stand_ins["extractor"].calls == 2 * 9  # each scored window, original and reconstruction
+
+
+def test_compare_a_folder_with_itself_is_zero_and_uses_the_cache(work, stand_ins, tmp_path, capsys):
+    if not hasattr(metrics, "EmbeddingCache"):
+        pytest.skip("aar.metrics.EmbeddingCache is not available")
+    args = ["eval", "compare", str(work / "clips"), str(work / "clips"), "--extractor", "vggish:x",
+            "--classifier", "panns:y", "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "c.json"),
+            "-q"]
+    assert main(args) == 0
+    first = stand_ins["extractor"].calls
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["fad"] == pytest.approx(0, abs=1e-9) and data["kl"] == pytest.approx(0, abs=1e-12)
+    assert data["files_a"] == 6 and data["kl_pairs"] == 6
+    assert "FAD (tiny-bands): 0.0000" in capsys.readouterr().out
+    assert first > 0
+    assert main(args) == 0
+    assert stand_ins["extractor"].calls == 0  # the fresh extractor of the re-run was never called
+    assert json.loads((tmp_path / "c.json").read_text())["fad"] == data["fad"]
+
+
+def test_compare_without_cache_or_classifier(work, stand_ins, tmp_path, capsys):
+    clips = str(work / "clips")
+    rc = main(["eval", "compare", clips, clips, "--extractor", "clap", "--no-cache"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "FAD (tiny-bands): 0.0000  [6 vs 6 file(s)]" in captured.out
+    assert "KL: unavailable (no classifier given)" in captured.out
+
+
+@pytest.mark.parametrize("spec, message", [("foo", "must be one of"), ("vggish", "needs a checkpoint")])
+def test_bad_extractor_spec_is_a_usage_error(work, spec, message, capsys):
+    rc = main(["eval", "compare", str(work / "clips"), str(work / "clips"), "--extractor", spec])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_generate_sweep_writes_json_and_png(work, stand_ins, tmp_path, capsys):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    for name in ("speech_16k.wav", "music_22k.wav"):
+        (sources / name).write_bytes((work / "clips" / name).read_bytes())
+    out = tmp_path / "gen"
+    rc = main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
+               "--reference", str(work / "clips"), "--clap-from", str(sources), "-o", str(out),
+               "--cfg", "1", "3", "--seed", "5", "--extractor", "clap", "--classifier", "panns:x",
+               "--no-cache", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    data = json.loads((out / "report.json").read_text())
+    assert [p["cfg"] for p in data["points"]] == [1.0, 3.0] and data["seed"] == 5
+    assert all(p["kl"] is not None and p["inception_score"] >= 1 and p["fad"] > 0 for p in data["points"])
+    assert sorted(p.name for p in (out / "cfg_3").iterdir()) == ["0_0.wav", "1_0.wav"]
+    assert (out / "guidance.png").read_bytes()[:4] == b"\x89PNG"
+    assert captured.out.splitlines()[0].split() == ["cfg", "clips", "FAD", "ISc", "KL"]
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# comment\na dog barks\n\nrain on a roof\n")
+    rc = main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
+               "--reference", str(work / "clips"), "--prompts", str(prompts), "-o", str(tmp_path / "p"),
+               "--extractor", "clap", "--no-cache", "-q", "--json", str(tmp_path / "p.json")])
+    assert rc == 0
+    point = json.loads((tmp_path / "p.json").read_text())["points"][0]
+    assert point["cfg"] == 4.0 and point["samples"] == 2 and point["inception_score"] is None
+    assert point["kl"] is None and (tmp_path / "p" / "guidance.png").is_file()
+
+
+def test_subprocess_smoke(work, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-m", "aar", "eval", "reconstruct", str(work / "clips"),
+                           "--model", str(work / "tiny"), "--json", str(tmp_path / "r.json"), "-q"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].split()[0] == "all" and "2 file(s) skipped" in proc.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["windows"] == 9
