@@ -177,3 +177,34 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
                                    cfgs=4.0, classifier=classifier)
     assert unpaired.points[0].kl is None and "--clap-from" in unpaired.points[0].kl_unavailable
     assert unpaired.points[0].samples == 2
+
+
+@pytest.fixture
+def local_ray():
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, folder, tmp_path):
+    from aar.evaluation.distributed import ray_runner
+
+    model = official_generator.save_pretrained(tmp_path / "gen_model")
+    clap = torch.randn(3, 512, generator=torch.Generator().manual_seed(1))
+    clap = clap / clap.norm(dim=-1, keepdim=True)
+    reference = folder["music_22k"].parent
+    options = dict(cfgs=(0.0, 2.0), seed=3)
+    local = evaluate_generation(official_generator, clap, reference, tmp_path / "local", TinyExtractor(),
+                                **options)
+    remote = evaluate_generation(official_generator, clap, reference, tmp_path / "ray", TinyExtractor(),
+                                 runner=ray_runner(model, None, "local", concurrency=2), **options)
+    for job in plan_jobs(3, (0.0, 2.0), 1, 3, "."):
+        a, _ = read_audio(tmp_path / "local" / job.path)
+        b, _ = read_audio(tmp_path / "ray" / job.path)
+        assert torch.equal(a, b), job
+    assert [p.fad for p in remote.points] == [p.fad for p in local.points]

@@ -53,7 +53,6 @@ def load_extractor(spec: str, args):
 def load_classifier(spec: str, args):
     """An audio classifier from a spec: only ``panns:PATH`` classifies."""
     from .. import metrics
-
     from .._commands import UsageError
 
     kind, where = _split(spec, "--classifier")
