@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from eval_stand_ins import TinyClassifier, TinyExtractor, write_eval_folder
 from stand_ins import stand_in_clap
 
 from aar import SATTokenizer, metrics
+from aar._commands import UsageError
 from aar.audio import read_audio, resample, to_mono
 from aar.clap import ClapEncoder
 from aar.cli import main
@@ -95,8 +97,6 @@ def test_reconstruct_with_extractor_reports_fad(work, stand_ins, capsys):
 
 
 def test_compare_a_folder_with_itself_is_zero_and_uses_the_cache(work, stand_ins, tmp_path, capsys):
-    if not hasattr(metrics, "EmbeddingCache"):
-        pytest.skip("aar.metrics.EmbeddingCache is not available")
     args = ["eval", "compare", str(work / "clips"), str(work / "clips"), "--extractor", "vggish:x",
             "--classifier", "panns:y", "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "c.json"),
             "-q"]
@@ -164,3 +164,24 @@ def test_subprocess_smoke(work, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].split()[0] == "all" and "2 file(s) skipped" in proc.stderr
     assert json.loads((tmp_path / "r.json").read_text())["windows"] == 9
+
+
+def test_specs_load_the_named_networks(monkeypatch):
+    calls = []
+
+    def fake(name):
+        return classmethod(lambda cls, where, device=None: calls.append((name, where, device)) or name)
+
+    monkeypatch.setattr(metrics.VGGish, "from_pretrained", fake("vggish"))
+    monkeypatch.setattr(metrics.PANNsCNN14, "from_pretrained", fake("panns"))
+    monkeypatch.setattr(ClapEncoder, "from_pretrained", classmethod(lambda cls, *a, **k: stand_in_clap()))
+    args = SimpleNamespace(device=torch.device("cpu"), clap_backend="laion-clap")
+    assert command.load_extractor("vggish:/w/v.pth", args) == "vggish"
+    assert command.load_extractor("panns:org/repo", args) == "panns"
+    assert command.load_classifier("panns:C:/w/p.pth", args) == "panns"
+    assert calls == [("vggish", "/w/v.pth", args.device), ("panns", "org/repo", args.device),
+                     ("panns", "C:/w/p.pth", args.device)]
+    clap = command.load_extractor("clap", args)
+    assert isinstance(clap, metrics.ClapExtractor) and clap.dim == 512
+    with pytest.raises(UsageError, match="panns:PATH"):
+        command.load_classifier("vggish:x", args)

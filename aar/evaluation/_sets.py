@@ -58,11 +58,19 @@ def load_mono(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     return resample(to_mono(wav_CT[None]), rate, sample_rate)
 
 
+def uses_frames(extractor: EmbeddingExtractor) -> bool:
+    """Whether FAD pools the extractor's per-frame embeddings (VGGish's 0.96-s examples, as the original
+    FAD does) rather than one embedding per clip: true when it has ``embed_frames``."""
+    return callable(getattr(extractor, "embed_frames", None))
+
+
 def embed_audio(wav_B1T: torch.Tensor, rate: int, extractor: EmbeddingExtractor) -> torch.Tensor:
-    """Embeddings (B, D) in float64 of audio at ``rate``, resampled to the extractor's rate first."""
+    """Embeddings (N, D) in float64 of audio at ``rate``, resampled to the extractor's rate first:
+    N = B clips, or every frame of every clip when :func:`uses_frames`."""
+    wav = resample(wav_B1T, rate, extractor.sample_rate)
     with torch.no_grad():
-        emb = extractor.embed(resample(wav_B1T, rate, extractor.sample_rate))
-    return emb.detach().to("cpu", torch.float64).reshape(wav_B1T.shape[0], -1)
+        emb = extractor.embed_frames(wav) if uses_frames(extractor) else extractor.embed(wav)
+    return emb.detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
 
 
 def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
@@ -77,8 +85,8 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
         desc: Its label.
 
     Returns:
-        ``(embeddings (N, D) float64, the N files embedded, errors of the files that failed)``. A file
-        whose extractor gives several frames contributes one row per frame.
+        ``(embeddings (N, D) float64, the files embedded, errors of the files that failed)``. With an
+        extractor that has per-frame embeddings (:func:`uses_frames`), each file gives one row per frame.
     """
     from tqdm.auto import tqdm
 
@@ -86,7 +94,7 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
     for path in tqdm(list(paths), desc=desc, unit="file", disable=not progress):
         try:
             if cache is not None:
-                emb = cache.embed_file(path, extractor)
+                emb = cache.embed_file(path, extractor, frames=uses_frames(extractor))
             else:
                 emb = embed_audio(load_mono(path, extractor.sample_rate), extractor.sample_rate, extractor)
         except FILE_ERRORS as err:

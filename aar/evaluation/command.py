@@ -47,7 +47,8 @@ def load_extractor(spec: str, args):
 
         return metrics.ClapExtractor(ClapEncoder.from_pretrained(where, backend=args.clap_backend,
                                                                  device=args.device))
-    return (metrics.VGGish if kind == "vggish" else metrics.PANNsCNN14).from_pretrained(where)
+    network = metrics.VGGish if kind == "vggish" else metrics.PANNsCNN14
+    return network.from_pretrained(where, device=args.device)
 
 
 def load_classifier(spec: str, args):
@@ -58,7 +59,7 @@ def load_classifier(spec: str, args):
     kind, where = _split(spec, "--classifier")
     if kind != "panns":
         raise UsageError(f"--classifier must be panns:PATH (a classifier with class outputs), got {spec!r}")
-    return metrics.PANNsCNN14.from_pretrained(where)
+    return metrics.PANNsCNN14.from_pretrained(where, device=args.device)
 
 
 def _cache(args):
