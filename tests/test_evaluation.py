@@ -192,7 +192,12 @@ def local_ray():
 
 @pytest.mark.slow
 def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, folder, tmp_path):
-    from aar.evaluation.distributed import ray_runner
+    import eval_stand_ins
+    from ray import cloudpickle
+
+    from aar.evaluation.distributed import ray_embedder, ray_runner
+
+    cloudpickle.register_pickle_by_value(eval_stand_ins)  # Ray workers cannot import the tests folder
 
     model = official_generator.save_pretrained(tmp_path / "gen_model")
     clap = torch.randn(3, 512, generator=torch.Generator().manual_seed(1))
@@ -202,9 +207,18 @@ def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, f
     local = evaluate_generation(official_generator, clap, reference, tmp_path / "local", TinyExtractor(),
                                 **options)
     remote = evaluate_generation(official_generator, clap, reference, tmp_path / "ray", TinyExtractor(),
-                                 runner=ray_runner(model, None, "local", concurrency=2), **options)
+                                 runner=ray_runner(model, None, "local", concurrency=2),
+                                 embedder=ray_embedder("local", concurrency=2), **options)
     for job in plan_jobs(3, (0.0, 2.0), 1, 3, "."):
         a, _ = read_audio(tmp_path / "local" / job.path)
         b, _ = read_audio(tmp_path / "ray" / job.path)
         assert torch.equal(a, b), job
     assert [p.fad for p in remote.points] == [p.fad for p in local.points]
+    assert remote.errors == local.errors and [e.path for e in local.errors] == [str(folder["broken"])]
+    # a cache shared with the workers: they fill it, and a local run reads it back without embedding
+    cache = metrics.EmbeddingCache(tmp_path / "cache")
+    on_ray = compare_sets(reference, tmp_path / "ray" / "cfg_2", TinyExtractor(), cache=cache,
+                          embedder=ray_embedder("local", concurrency=2))
+    counting = TinyExtractor()
+    here = compare_sets(reference, tmp_path / "ray" / "cfg_2", counting, cache=cache)
+    assert counting.calls == 0 and here.fad == on_ray.fad and here.errors == on_ray.errors

@@ -35,6 +35,11 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
                        help="CLAP implementation for clap specs (default laion-clap)")
         p.add_argument("--json", type=Path, default=None, help="write the report here (JSON)")
 
+    def ray_option(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                       help=f"{what} on Ray: 'auto' (the default), 'local' or a cluster address; "
+                            "workers must reach the files and the cache folder")
+
     top = sub.add_parser("eval", help="Score a tokenizer, a generator or two folders of audio "
                                       "(docs/evaluation.md).",
                          description="Score a tokenizer's reconstructions, a generator's samples "
@@ -71,8 +76,7 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
     p.add_argument("--classifier", metavar="SPEC", help="panns:PATH, for ISc and KL")
     p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for the conditions")
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default OUTPUT/guidance.png)")
-    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                   help="generate on Ray: 'auto' (the default), 'local' or a cluster address")
+    ray_option(p, "generate and embed")
     scoring_options(p, needed=True)
     p.set_defaults(pack_weights=False)
 
@@ -80,4 +84,5 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
     p.add_argument("a_dir", type=Path, help="first folder (the reference side of KL)")
     p.add_argument("b_dir", type=Path, help="second folder")
     p.add_argument("--classifier", metavar="SPEC", help="panns:PATH, for KL")
+    ray_option(p, "embed")
     scoring_options(p, needed=True)

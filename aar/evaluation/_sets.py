@@ -73,9 +73,30 @@ def embed_audio(wav_B1T: torch.Tensor, rate: int, extractor: EmbeddingExtractor)
     return emb.detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
 
 
+def embed_one(path, extractor: EmbeddingExtractor, cache=None) -> torch.Tensor:
+    """The embeddings (n, D) float64 of one file: n = 1, or its frames when :func:`uses_frames`.
+
+    Through ``cache.embed_file`` when a cache is given, so a re-run reads them back.
+    """
+    if cache is not None:
+        emb = cache.embed_file(path, extractor, frames=uses_frames(extractor))
+    else:
+        emb = embed_audio(load_mono(path, extractor.sample_rate), extractor.sample_rate, extractor)
+    return torch.as_tensor(emb).detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
+
+
+def embed_locally(paths, extractor: EmbeddingExtractor, cache=None):
+    """Embed files one by one in this process: yields each file's (n, D) embeddings or its FileError."""
+    for path in paths:
+        try:
+            yield embed_one(path, extractor, cache)
+        except FILE_ERRORS as err:
+            yield FileError(str(path), describe(err))
+
+
 def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
-                desc: str = "embed") -> tuple[torch.Tensor, list[Path], list[FileError]]:
-    """Embed every file: through ``cache.embed_file`` when a cache is given (a re-run reads it back).
+                desc: str = "embed", embedder=None) -> tuple[torch.Tensor, list[Path], list[FileError]]:
+    """Embed every file, skipping (and recording) those that cannot be read.
 
     Args:
         paths: Audio files.
@@ -83,6 +104,9 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
         cache: An ``aar.metrics.EmbeddingCache``, or None to embed every file afresh.
         progress: Show a progress bar.
         desc: Its label.
+        embedder: Where the work runs: ``embedder(paths, extractor, cache)`` yielding what
+            :func:`embed_locally` yields, in order (``aar.evaluation.distributed.ray_embedder`` runs
+            on Ray); None: :func:`embed_locally`.
 
     Returns:
         ``(embeddings (N, D) float64, the files embedded, errors of the files that failed)``. With an
@@ -90,18 +114,16 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
     """
     from tqdm.auto import tqdm
 
+    paths = list(paths)
     rows, done, errors = [], [], []
-    for path in tqdm(list(paths), desc=desc, unit="file", disable=not progress):
-        try:
-            if cache is not None:
-                emb = cache.embed_file(path, extractor, frames=uses_frames(extractor))
-            else:
-                emb = embed_audio(load_mono(path, extractor.sample_rate), extractor.sample_rate, extractor)
-        except FILE_ERRORS as err:
-            errors.append(FileError(str(path), describe(err)))
-            continue
-        rows.append(torch.as_tensor(emb).detach().to("cpu", torch.float64).reshape(-1, extractor.dim))
-        done.append(Path(path))
+    results = (embedder or embed_locally)(paths, extractor, cache)
+    for path, result in zip(paths, tqdm(results, total=len(paths), desc=desc, unit="file",
+                                        disable=not progress)):
+        if isinstance(result, FileError):
+            errors.append(result)
+        else:
+            rows.append(result)
+            done.append(Path(path))
     dim = extractor.dim
     return (torch.cat(rows) if rows else torch.empty(0, dim, dtype=torch.float64)), done, errors
 

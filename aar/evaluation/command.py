@@ -8,6 +8,7 @@ JSON ``errors`` and counted on stderr), 1 when none could be.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -60,6 +61,20 @@ def load_classifier(spec: str, args):
     if kind != "panns":
         raise UsageError(f"--classifier must be panns:PATH (a classifier with class outputs), got {spec!r}")
     return metrics.PANNsCNN14.from_pretrained(where, device=args.device)
+
+
+@contextlib.contextmanager
+def _engines(args, model=None, tokenizer=None):
+    """``(runner, embedder)`` for ``--ray`` (one Ray session for the whole command), else ``(None, None)``."""
+    if args.ray is None:
+        yield None, None
+        return
+    from ..data._runners import ray_session
+    from .distributed import ray_embedder, ray_runner
+
+    with ray_session(args.ray):
+        runner = ray_runner(model, tokenizer, args.ray) if model is not None else None
+        yield runner, ray_embedder(args.ray)
 
 
 def _cache(args):
@@ -126,8 +141,9 @@ def compare(args) -> int:
     list_audio(args.a_dir), list_audio(args.b_dir)
     extractor = load_extractor(args.extractor, args)
     classifier = load_classifier(args.classifier, args) if args.classifier else None
-    report = compare_sets(args.a_dir, args.b_dir, extractor, classifier=classifier, cache=_cache(args),
-                          progress=not args.quiet)
+    with _engines(args) as (_, embedder):
+        report = compare_sets(args.a_dir, args.b_dir, extractor, classifier=classifier, cache=_cache(args),
+                              embedder=embedder, progress=not args.quiet)
     print(f"FAD ({report.extractor}): {_fmt(report.fad)}  [{report.files_a} vs {report.files_b} file(s)]")
     if report.kl is not None:
         print(f"KL: {_fmt(report.kl)} over {report.kl_pairs} pair(s)")
@@ -171,17 +187,13 @@ def generate(args) -> int:
         import torch
 
         clap_ND = torch.cat([gen.clap_vectors(audio=w, sample_rate=r) for w, r in map(read_audio, sources)])
-    runner = None
-    if args.ray is not None:
-        from .distributed import ray_runner
-
-        runner = ray_runner(args.model, args.tokenizer, args.ray)
-    report = evaluate_generation(
-        gen, clap_ND, args.reference, args.output, extractor, cfgs=args.cfg, num_samples=args.num_samples,
-        seed=args.seed, classifier=classifier, condition_audio=sources, cache=_cache(args),
-        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, runner=runner,
-        progress=not args.quiet,
-    )
+    with _engines(args, args.model, args.tokenizer) as (runner, embedder):
+        report = evaluate_generation(
+            gen, clap_ND, args.reference, args.output, extractor, cfgs=args.cfg,
+            num_samples=args.num_samples, seed=args.seed, classifier=classifier, condition_audio=sources,
+            cache=_cache(args), top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+            runner=runner, embedder=embedder, progress=not args.quiet,
+        )
     print_table(["cfg", "clips", "FAD", "ISc", "KL"],
                 [[f"{p.cfg:g}", p.samples, p.fad, p.inception_score, p.kl] for p in report.points])
     json_path = args.json or Path(args.output) / "report.json"

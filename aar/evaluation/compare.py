@@ -97,6 +97,7 @@ def compare_sets(
     *,
     classifier: AudioClassifier | None = None,
     cache: EmbeddingCache | None = None,
+    embedder=None,
     progress: bool = False,
 ) -> ComparisonReport:
     """FAD between two folders of audio, and KL over files paired by relative path.
@@ -107,6 +108,7 @@ def compare_sets(
         extractor: An ``aar.metrics`` embedding extractor.
         classifier: An ``aar.metrics`` audio classifier, for KL; None leaves KL unavailable.
         cache: An ``aar.metrics.EmbeddingCache``: embeddings computed once per file content.
+        embedder: Where embedding runs (see ``aar.evaluation._sets.embed_files``); None: here.
         progress: Show progress bars.
 
     Returns:
@@ -119,8 +121,8 @@ def compare_sets(
     from .. import metrics
 
     files_a, files_b = list_audio(a), list_audio(b)
-    emb_a, done_a, errors = embed_files(files_a, extractor, cache, progress, "embed a")
-    emb_b, done_b, errors_b = embed_files(files_b, extractor, cache, progress, "embed b")
+    emb_a, done_a, errors = embed_files(files_a, extractor, cache, progress, "embed a", embedder)
+    emb_b, done_b, errors_b = embed_files(files_b, extractor, cache, progress, "embed b", embedder)
     errors += errors_b
     for name, emb in ((a, emb_a), (b, emb_b)):
         if emb.shape[0] < 2:

@@ -145,6 +145,7 @@ def evaluate_generation(
     top_p: float | None = 0.95,
     temperature: float = 1.0,
     runner=None,
+    embedder=None,
     progress: bool = False,
 ) -> GenerationReport:
     """Generate ``num_samples`` clips per condition at each guidance value and score each set.
@@ -166,7 +167,9 @@ def evaluate_generation(
         top_p: Sampling knob.
         temperature: Sampling knob.
         runner: Where generation runs: a callable ``runner(jobs, clap_ND, knobs)`` yielding each job's
-            (1, T) audio in order; None runs in this process (``aar.evaluation.ray_runner`` runs on Ray).
+            (1, T) audio in order; None runs in this process (``aar.evaluation.distributed.ray_runner``
+            runs on Ray).
+        embedder: Where embedding runs (see ``aar.evaluation._sets.embed_files``); None: here.
         progress: Show progress bars.
 
     Returns:
@@ -201,13 +204,14 @@ def evaluate_generation(
     bar.close()
 
     ref_files = list_audio(reference)
-    emb_ref, ref_done, errors = embed_files(ref_files, extractor, cache, progress, "embed reference")
+    emb_ref, ref_done, errors = embed_files(ref_files, extractor, cache, progress, "embed reference",
+                                             embedder)
     if emb_ref.shape[0] < 2:
         raise ValueError(f"FAD needs at least 2 reference embeddings; {reference} gave {emb_ref.shape[0]}")
     points = []
     for c in cfgs:
         files = [Path(j.path) for j in jobs if j.cfg == c]
-        emb, _, _ = embed_files(files, extractor, cache, progress, f"embed cfg {c:g}")
+        emb, _, _ = embed_files(files, extractor, cache, progress, f"embed cfg {c:g}", embedder)
         isc, kl, why = None, None, "no classifier given"
         if classifier is not None:
             probs, _, _ = classify_files(files, classifier, progress, f"classify cfg {c:g}")
