@@ -105,6 +105,13 @@ def print_table(header: list[str], rows: list[list]) -> None:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
 def _report_errors(errors, quiet: bool) -> None:
     if errors:
         print(f"aar: {len(errors)} file(s) skipped; reasons in the JSON 'errors'"
@@ -122,7 +129,8 @@ def reconstruct(args) -> int:
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
     report = evaluate_reconstruction(tok, files, extractor=extractor, batch_size=args.batch_size,
                                      model=args.model, progress=not args.quiet)
-    rows = [[f.path, f.seconds, f.windows] + [getattr(f, m) for m in METRICS] for f in report.files]
+    rows = [[_relative(f.path, args.input_dir), f.seconds, f.windows] + [getattr(f, m) for m in METRICS]
+            for f in report.files]
     rows.append(["all", sum(f.seconds for f in report.files), report.windows]
                 + [getattr(report, m) for m in METRICS])
     print_table(["file", "seconds", "windows", *METRICS], rows)

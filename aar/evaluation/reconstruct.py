@@ -183,7 +183,7 @@ def evaluate_reconstruction(
                                  f"fewer than min_tail={min_tail}")
             scores = [score_windows(r, e, rate) for r, e in pairs]
         except FILE_ERRORS as err:
-            logger.warning("skipping %s: %s", path, describe(err))
+            logger.info("skipping %s: %s", path, describe(err))
             errors.append(FileError(str(path), describe(err)))
             continue
         joined = {name: torch.cat([s[name] for s in scores]) for name in METRICS}
