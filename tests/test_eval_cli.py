@@ -186,3 +186,34 @@ def test_specs_load_the_named_networks(monkeypatch):
     assert isinstance(clap, metrics.ClapExtractor) and clap.dim == 512
     with pytest.raises(UsageError, match="panns:PATH"):
         command.load_classifier("vggish:x", args)
+
+
+def test_readme_evaluation_lines_run(work, stand_ins, tmp_path, monkeypatch, capsys):
+    """The README's "Evaluation in three lines", against the fixture checkpoints laid out as qiuk6/AAR."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import huggingface_hub.constants as hf_constants
+    from official_layout import populate_hub_cache
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Evaluation in three lines\n\n```bash\n(.*?)```", readme, flags=re.S).group(1)
+    lines = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(lines) == 3 and all(line.startswith("aar eval ") for line in lines)
+    cache = tmp_path / "hub"
+    populate_hub_cache(cache, "qiuk6/AAR", {"SAT_d128_lat128.pth": SAT_PTH, "AAR_d16_bs2048.pth": AAR_PTH})
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    for name in ("speech_16k.wav", "music_22k.wav"):
+        (tmp_path / "clips" / name).write_bytes((work / "clips" / name).read_bytes())
+    for line in lines:
+        assert main(["--quiet", *shlex.split(line)[1:]]) == 0, capsys.readouterr().err
+    assert json.loads(Path("sat.json").read_text())["windows"] == 3  # 1.5 s and 1 s
+    report = json.loads(Path("samples/report.json").read_text())
+    assert [p["cfg"] for p in report["points"]] == [2.0, 4.0, 8.0] and Path("samples/guidance.png").is_file()
+    assert "FAD (tiny-bands):" in capsys.readouterr().out
+    assert any((tmp_path / "xdg" / "aar" / "embeddings").rglob("*.safetensors"))  # the default cache
