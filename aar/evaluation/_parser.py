@@ -28,9 +28,11 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
     def scoring_options(p: argparse.ArgumentParser, needed: bool) -> None:
         p.add_argument("--extractor", required=needed, metavar="SPEC",
                        help="embeddings for FAD: vggish:PATH, panns:PATH or clap[:PATH_OR_ID]")
-        p.add_argument("--cache", type=Path, default=None,
-                       help="embedding cache folder (default $XDG_CACHE_HOME/aar/embeddings)")
-        p.add_argument("--no-cache", action="store_true", help="embed every file afresh")
+        if needed:  # the sets of files; reconstruct embeds its windows in memory
+            cache = p.add_mutually_exclusive_group()
+            cache.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                               help="embedding cache folder (default $XDG_CACHE_HOME/aar/embeddings)")
+            cache.add_argument("--no-cache", action="store_true", help="embed every file afresh")
         p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                        help="CLAP implementation for clap specs (default laion-clap)")
         p.add_argument("--json", type=Path, default=None, help="write the report here (JSON)")
