@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .evaluation._parser import add_eval_parser
 
-    add_eval_parser(sub, common, _Parser)
+    add_eval_parser(sub, common, dict(positive_int=_positive_int, non_negative_int=_non_negative_int,
+                                      finite=_finite, positive=_positive, top_p=_top_p))
     return parser
 
 

@@ -16,9 +16,18 @@ def _lazy(name: str):
     return run
 
 
-def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
-    """Add ``aar eval ...`` to the ``aar`` sub-command set ``sub``; ``common`` holds the global options."""
-    from .. import cli
+def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
+    """Add ``aar eval ...`` to the ``aar`` sub-command set ``sub``.
+
+    Args:
+        sub: The ``aar`` sub-parsers.
+        common: The global options every command accepts.
+        types: The argument checkers of ``aar.cli``: positive_int, non_negative_int, finite, positive,
+            top_p.
+    """
+    from .._commands import DEFAULT_MODEL
+
+    t = argparse.Namespace(**types)
 
     def command(group, name: str, help: str) -> argparse.ArgumentParser:
         p = group.add_parser(name, parents=[common], help=help, description=help)
@@ -46,19 +55,18 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
                                       "(docs/evaluation.md).",
                          description="Score a tokenizer's reconstructions, a generator's samples "
                                      "across guidance values, or two folders of audio.")
-    group = top.add_subparsers(dest="eval_command", metavar="WHAT", required=True,
-                               parser_class=parser_class)
+    group = top.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
 
     p = command(group, "reconstruct", "Encode and decode every file of a folder; mel, STFT and SI-SDR "
                                       "per one-second window, per file and overall.")
     p.add_argument("input_dir", type=Path, help="folder of audio files (searched recursively)")
-    p.add_argument("--model", default=cli.DEFAULT_MODEL, help="tokenizer (as for aar encode)")
-    p.add_argument("--batch-size", type=cli._positive_int, default=None, help="windows per forward pass")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer (as for aar encode)")
+    p.add_argument("--batch-size", type=t.positive_int, default=None, help="windows per forward pass")
     scoring_options(p, needed=False)
 
     p = command(group, "generate", "Generate an evaluation set per --cfg and score FAD, ISc and KL "
                                    "against reference audio; writes JSON and a PNG plot.")
-    p.add_argument("--model", default=cli.DEFAULT_MODEL, help="generator (as for aar generate)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="generator (as for aar generate)")
     p.add_argument("--tokenizer", help="the paired tokenizer, for an official AAR .pth")
     p.add_argument("--reference", type=Path, required=True, help="folder of reference audio for FAD")
     cond = p.add_mutually_exclusive_group(required=True)
@@ -67,14 +75,14 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, parser_class) -> None:
                       help="folder of audio: each clip's CLAP embedding is a condition, and KL pairs "
                            "the samples with it")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for the generated audio")
-    p.add_argument("--cfg", type=cli._finite, nargs="+", default=[4.0],
+    p.add_argument("--cfg", type=t.finite, nargs="+", default=[4.0],
                    help="one or more guidance values (default 4); several give the sweep")
-    p.add_argument("--num-samples", type=cli._positive_int, default=1, help="samples per condition")
-    p.add_argument("--seed", type=cli._non_negative_int, default=0,
+    p.add_argument("--num-samples", type=t.positive_int, default=1, help="samples per condition")
+    p.add_argument("--seed", type=t.non_negative_int, default=0,
                    help="sample j of condition i uses SEED + i * num_samples + j (default 0)")
-    p.add_argument("--top-k", type=cli._non_negative_int, default=200, help="keep the k likeliest; 0: all")
-    p.add_argument("--top-p", type=cli._top_p, default=0.95, help="nucleus mass in (0, 1] (default 0.95)")
-    p.add_argument("--temperature", type=cli._positive, default=1.0, help="logit temperature (default 1)")
+    p.add_argument("--top-k", type=t.non_negative_int, default=200, help="keep the k likeliest; 0: all")
+    p.add_argument("--top-p", type=t.top_p, default=0.95, help="nucleus mass in (0, 1] (default 0.95)")
+    p.add_argument("--temperature", type=t.positive, default=1.0, help="logit temperature (default 1)")
     p.add_argument("--classifier", metavar="SPEC", help="panns:PATH, for ISc and KL")
     p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for the conditions")
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default OUTPUT/guidance.png)")
