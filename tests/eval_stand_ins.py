@@ -85,3 +85,13 @@ def write_eval_folder(root: Path) -> dict[str, Path]:
     paths["broken"] = root / "broken.wav"
     paths["broken"].write_bytes(b"RIFF" + bytes(range(120)))
     return paths
+
+
+class TinyFramesExtractor(TinyExtractor):
+    """Like VGGish, also offers per-frame embeddings: the band energies of each half of a clip."""
+
+    name = "tiny-frames"
+
+    def embed_frames(self, wav_B1T: torch.Tensor) -> torch.Tensor:
+        half = wav_B1T.shape[-1] // 2
+        return torch.stack([self.embed(wav_B1T[..., :half]), self.embed(wav_B1T[..., half:])], dim=1)

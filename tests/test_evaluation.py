@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_SAT
-from eval_stand_ins import TinyClassifier, TinyExtractor, write_eval_folder
+from eval_stand_ins import TinyClassifier, TinyExtractor, TinyFramesExtractor, write_eval_folder
 
 from aar import SATTokenizer, metrics
 from aar.audio import read_audio, resample, to_mono
@@ -134,6 +134,26 @@ def test_compare_a_folder_with_itself_and_another(tok, folder, tmp_path):
     no_classifier = compare_sets(other, other, TinyExtractor())
     assert no_classifier.kl is None and "classifier" in no_classifier.kl_unavailable
 
+
+def test_frame_embeddings_are_pooled_where_the_extractor_has_them(folder, tmp_path):
+    """VGGish-style extractors enter FAD with every frame, as the original FAD pools them."""
+    extractor = TinyFramesExtractor()
+    files = [folder[k] for k in ("speech_16k", "music_22k", "speech_8k")]
+    other = tmp_path / "b"
+    other.mkdir()
+    for f in files[:2]:
+        (other / f.name).write_bytes(f.read_bytes())
+    (other / "quiet.wav").write_bytes(folder["music_44k_stereo"].read_bytes())
+    sub = tmp_path / "a"
+    sub.mkdir()
+    for f in files:
+        (sub / f.name).write_bytes(f.read_bytes())
+    report = compare_sets(sub, other, extractor, cache=metrics.EmbeddingCache(tmp_path / "cache"))
+    frames_a = torch.cat([extractor.embed_frames(_at_16k(sub / f.name))[0] for f in files]).double()
+    frames_b = torch.cat([extractor.embed_frames(_at_16k(p))[0] for p in sorted(other.iterdir())]).double()
+    assert frames_a.shape == (6, 8)
+    assert report.fad == pytest.approx(metrics.frechet_distance(frames_a, frames_b), rel=1e-5)
+    assert report.fad != pytest.approx(compare_sets(sub, other, TinyExtractor()).fad, rel=1e-3)
 
 def _at_16k(path):
     wav, rate = read_audio(path)
