@@ -95,6 +95,14 @@ def test_reconstruct_with_extractor_reports_fad(work, stand_ins, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "FAD (tiny-bands, originals vs reconstructions):" in out
     assert stand_ins["extractor"].calls == 2 * 9  # each scored window, original and reconstruction
+    single = work / "single"
+    single.mkdir(exist_ok=True)
+    (single / "a.wav").write_bytes((work / "clips" / "music_22k.wav").read_bytes())
+    rc = main(["eval", "reconstruct", str(single), "--model", str(work / "tiny"), "-q", "--extractor", "clap",
+               "--json", str(work / "one.json")])
+    assert rc == 0 and "FAD: unavailable (FAD needs at least 2 scored windows)" in capsys.readouterr().out
+    data = json.loads((work / "one.json").read_text())
+    assert data["fad"] is None and data["windows"] == 1 and data["mel_distance"] > 0
 
 
 def test_compare_a_folder_with_itself_is_zero_and_uses_the_cache(work, stand_ins, tmp_path, capsys):

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 #: Extensions picked up (case-insensitive), as ``aar tokenize`` does; soundfile decides the rest.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-#: Exceptions that mark one file as bad (recorded and skipped) rather than stopping the run.
-FILE_ERRORS = (ValueError, OSError, RuntimeError)
+#: Exceptions that mark one file as bad (recorded and skipped) rather than stopping the run: unreadable,
+#: missing, empty, NaN samples. Anything else (out of memory, a bug) stops the run.
+FILE_ERRORS = (ValueError, OSError)
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,8 @@ def reconstruct(args) -> int:
     print_table(["file", "seconds", "windows", *METRICS], rows)
     if report.fad is not None:
         print(f"FAD ({report.extractor}, originals vs reconstructions): {_fmt(report.fad)}")
+    elif report.fad_unavailable:
+        print(f"FAD: unavailable ({report.fad_unavailable})")
     if args.json:
         write_json(args.json, report.to_dict())
     _report_errors(report.errors, args.quiet)

@@ -76,7 +76,8 @@ class ReconstructionReport:
         stft_distance: Mean over all windows.
         si_sdr: Mean over all windows, in dB.
         fad: Fréchet distance between the embeddings of the original and reconstructed windows, or
-            None when no extractor was given.
+            None when no extractor was given or too few windows were scored.
+        fad_unavailable: Why ``fad`` is None despite an extractor, else None.
         extractor: The extractor's name, or None.
     """
 
@@ -91,6 +92,7 @@ class ReconstructionReport:
     stft_distance: float
     si_sdr: float
     fad: float | None = None
+    fad_unavailable: str | None = None
     extractor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,9 +192,8 @@ def evaluate_reconstruction(
         for name in METRICS:
             per_window[name].append(joined[name])
         T = ref_11T.shape[-1]
-        count = len(joined["si_sdr"])
-        scored.append(FileScores(str(path), T / rate, count, T - min(T, sum(r.shape[-1] * r.shape[0]
-                                                                          for r, _ in pairs)),
+        scored_samples = sum(r.shape[0] * r.shape[-1] for r, _ in pairs)
+        scored.append(FileScores(str(path), T / rate, len(joined["si_sdr"]), T - scored_samples,
                                  **{name: float(joined[name].mean()) for name in METRICS}))
         if extractor is not None:
             for r, e in pairs:
@@ -202,11 +203,11 @@ def evaluate_reconstruction(
         raise ValueError(f"no file could be scored ({len(errors)} failed): "
                          + "; ".join(f"{e.path}: {e.error}" for e in errors[:3]))
     overall = {name: float(torch.cat(per_window[name]).mean()) for name in METRICS}
-    fad = None
-    if extractor is not None:
-        fad = float(metrics.frechet_distance(torch.cat(emb_ref), torch.cat(emb_est)))
+    fad, why = None, None if extractor is None else "FAD needs at least 2 scored windows"
+    if extractor is not None and sum(len(e) for e in emb_ref) >= 2:
+        fad, why = float(metrics.frechet_distance(torch.cat(emb_ref), torch.cat(emb_est))), None
     return ReconstructionReport(
         model=None if model is None else str(model), fingerprint=tokenizer.fingerprint(), sample_rate=rate,
         window=window, files=tuple(scored), errors=tuple(errors), windows=sum(f.windows for f in scored),
-        fad=fad, extractor=None if extractor is None else extractor.name, **overall,
+        fad=fad, fad_unavailable=why, extractor=None if extractor is None else extractor.name, **overall,
     )
