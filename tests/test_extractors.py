@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from official_layout import populate_hub_cache
+from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
 from aar.audio import write_audio
@@ -45,10 +47,6 @@ def _half_precision_weights(model: torch.nn.Module) -> torch.nn.Module:
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
     return model.eval()
-
-
-class _Evil:
-    """Any object that is not a tensor: a weights-only reader must refuse to build it."""
 
 
 # ------------------------------------------------------------------------------------------ VGGish
@@ -87,6 +85,19 @@ def test_vggish_log_mel_known_values():
     assert int(examples[0, 0].mean(0).argmax()) == nearest
 
 
+def test_vggish_frontend_matches_the_published_code():
+    """Against fixtures/metrics/vggish_frontend.safetensors, written by the TensorFlow VGGish
+    ``mel_features`` module (as carried by harritaylor/torchvggish) in float64: a 2.1-s 440-Hz tone
+    with noise at 16 kHz, its two 96x64 log-mel examples, and the mel matrix."""
+    reference = load_file(str(Path(__file__).parent / "fixtures" / "metrics" / "vggish_frontend.safetensors"))
+    torch.testing.assert_close(vggish_module.mel_matrix(), reference["mel_matrix"], rtol=0, atol=1e-12)
+    examples = vggish_module.log_mel_examples(reference["input"].double()[None])[0]
+    torch.testing.assert_close(examples, reference["examples"], rtol=0, atol=1e-10)
+    # in float32, as embed_frames runs it
+    examples = vggish_module.log_mel_examples(reference["input"][None])[0]
+    torch.testing.assert_close(examples.double(), reference["examples"], rtol=0, atol=1e-4)
+
+
 def test_vggish_loads_back_equal(vggish_file):
     model, path = vggish_file
     loaded = VGGish.from_pretrained(path)
@@ -96,8 +107,10 @@ def test_vggish_loads_back_equal(vggish_file):
     assert frames.shape == (2, 1, 128) and frames.dtype == torch.float32
     torch.testing.assert_close(frames, model.embed_frames(wav), rtol=0, atol=0)
     torch.testing.assert_close(loaded.embed(wav), frames[:, 0], rtol=0, atol=0)
-    # the folder form and the same weights as safetensors give the same network
-    assert VGGish.from_pretrained(path.parent).fingerprint == loaded.fingerprint
+    loaded.batch_size = 1  # one example per forward pass: the same values
+    torch.testing.assert_close(loaded.embed_frames(wav), frames, rtol=0, atol=1e-6)
+    # a folder holding the default file name loads the same weights
+    assert torch.equal(VGGish.from_pretrained(path.parent).features[0].weight, model.features[0].weight)
 
 
 def test_vggish_safetensors_and_pca_keys(vggish_file, tmp_path):
@@ -129,14 +142,39 @@ def test_vggish_keys_load_strictly(vggish_file, edit, match):
         _weights.load_into(model, state, "test")
 
 
+def _write_marker(path):
+    Path(path).write_text("the pickle ran code")
+
+
+class _Payload:
+    """Unpickling this writes a file: proof that a reader ran code from the checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_write_marker, (str(self.marker),))
+
+
 @pytest.mark.parametrize("cls", [VGGish, PANNsCNN14])
-@pytest.mark.parametrize(
-    "payload", [{"weight": _Evil()}, {"model": {"fc1.weight": torch.zeros(1)}, "x": _Evil()}]
-)
-def test_pickled_payload_is_refused(cls, payload, tmp_path):
-    torch.save(payload, tmp_path / "pickled.pth")
+@pytest.mark.parametrize("layout", ["flat", "model"])
+def test_pickled_payload_is_refused(cls, layout, tmp_path):
+    marker = tmp_path / "ran"
+    payload = {"fc1.weight": torch.zeros(1), "evil": _Payload(marker)}
+    torch.save(payload if layout == "flat" else {"model": payload}, tmp_path / "pickled.pth")
     with pytest.raises(CheckpointError, match="pickled Python objects are refused"):
         cls.from_pretrained(tmp_path / "pickled.pth")
+    assert not marker.exists()
+
+
+def test_vggish_from_the_hub_cache(vggish_file, tmp_path):
+    """A Hub repo id resolves through huggingface_hub's cache, offline (the suite sets HF_HUB_OFFLINE)."""
+    files = {vggish_module.CHECKPOINT_NAME: vggish_file[1]}
+    populate_hub_cache(tmp_path / "hub", "harritaylor/torchvggish", files)
+    loaded = VGGish.from_pretrained("harritaylor/torchvggish", cache_dir=tmp_path / "hub")
+    assert torch.equal(loaded.embeddings[4].weight, vggish_file[0].embeddings[4].weight)
+    with pytest.raises(FileNotFoundError, match="not in the local cache"):
+        VGGish.from_pretrained("harritaylor/torchvggish", cache_dir=tmp_path / "hub", filename="other.pth")
 
 
 def test_non_state_dict_is_refused(tmp_path):
@@ -155,6 +193,11 @@ def test_missing_weights_are_named(tmp_path):
         PANNsCNN14.from_pretrained("someone/panns", local_files_only=True, cache_dir=tmp_path)
     with pytest.raises(TypeError, match="int"):
         VGGish.from_pretrained(3)
+    with pytest.raises(FileNotFoundError, match="not a Hub repo id"):
+        VGGish.from_pretrained(tmp_path / "missing.pth")
+    (tmp_path / "weights.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match="is a file"):
+        PANNsCNN14.from_pretrained(tmp_path / "weights.pth", filename="other.pth")
 
 
 def test_two_dimensional_audio_is_ambiguous(vggish_file):
@@ -276,6 +319,18 @@ def test_clap_extractor_matches_the_encoder():
 # -------------------------------------------------------------------------------------------- cache
 
 
+def test_fingerprint_follows_the_weights():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    same = torch.nn.Linear(3, 2)
+    same.load_state_dict(layer.state_dict())
+    assert _weights.fingerprint(layer) == _weights.fingerprint(same)
+    with torch.no_grad():
+        same.bias[0] += 1e-6
+    assert _weights.fingerprint(layer) != _weights.fingerprint(same)
+    assert len(_weights.fingerprint(layer)) == 16
+
+
 class CountingExtractor:
     """A cheap extractor that records how often it runs and what it was given."""
 
@@ -357,4 +412,35 @@ def test_cache_frames_and_errors(audio_files, tmp_path, vggish_file):
         cache.embed_files([], CountingExtractor())
     frames = cache.embed_files(audio_files[:1], vggish_file[0], frames=True)
     assert frames.shape == (1, 128)  # 0.5 s is padded to one 0.96-s example
+    entry = cache.entry_path(audio_files[0], vggish_file[0], frames=True)
+    assert entry.is_file() and entry.parent.name == f"vggish-{vggish_file[0].fingerprint}"
     assert frechet_distance(frames.repeat(3, 1) + torch.randn(3, 128), frames.repeat(3, 1)) > 0
+
+
+# ----------------------------------------------------------------------------- docs/evaluation.md
+
+
+def test_evaluation_doc_snippets(vggish_file, panns_file, audio_files, tmp_path, monkeypatch):
+    """The Python blocks of docs/evaluation.md run as written (the networks load from test files)."""
+    import re
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    exec(compile(blocks[0], "evaluation.md[metrics]", "exec"), namespace)
+    assert namespace["mel"].shape == namespace["stft"].shape == (4,)
+    assert 38 < float(namespace["sdr"].mean()) < 42
+    assert 15 < namespace["fd"] < 20
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(VGGish, "from_pretrained", classmethod(lambda cls, path: vggish_file[0]))
+    monkeypatch.setattr(PANNsCNN14, "from_pretrained", classmethod(lambda cls, path: panns_file[0]))
+    namespace = {
+        "reference_files": audio_files[:2],
+        "generated_files": audio_files[1:],
+        "generated_batch": 0.1 * torch.randn(2, 1, 32_000, generator=torch.Generator().manual_seed(5)),
+    }
+    exec(compile(blocks[1], "evaluation.md[networks]", "exec"), namespace)
+    assert namespace["real"].shape == (2, 128) and namespace["fad"] > 0
+    assert 1 <= namespace["isc"] <= 2
+    assert namespace["cache"].misses == 3 and namespace["cache"].hits == 1  # stereo.flac is in both sets

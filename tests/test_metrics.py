@@ -71,6 +71,20 @@ def test_short_input_is_accepted(metric):
     assert float(metric(ref, _noise(1, 1, 10, seed=1))[0]) > 0
 
 
+@pytest.mark.parametrize("sample_rate, empty_bands", [(16_000, 0), (44_100, 0), (48_000, 2)])
+def test_mel_distance_rates_and_empty_bands(sample_rate, empty_bands, recwarn):
+    """An empty band (48 kHz, windows 32 and 64) is 0 on both sides: the gain closed form loses its share.
+
+    The signal is loud so that no other band reaches the 1e-5 floor (at 44.1 kHz the lowest band of the
+    32-sample window has weights of only 6e-5)."""
+    ref = 10 * _noise(1, 1, 8000)
+    per_scale = 2 * math.log10(2)
+    lost = per_scale * sum(1 / mels for window, _, mels in reconstruction_module.MEL_SCALES[:empty_bands])
+    expected = 7 * per_scale - lost
+    assert float(mel_distance(ref, 2 * ref, sample_rate)[0]) == pytest.approx(expected, abs=1e-4)
+    assert not [w for w in recwarn if "mel filterbank" in str(w.message)]
+
+
 def test_mel_distance_depends_on_sample_rate():
     ref, est = _noise(1, 1, 4000), _noise(1, 1, 4000, seed=1)
     assert not torch.allclose(mel_distance(ref, est, 16_000), mel_distance(ref, est, 24_000))
@@ -244,3 +258,75 @@ def test_probabilities_rejected(probs, match):
 def test_kl_needs_pairs():
     with pytest.raises(ValueError, match="paired"):
         kl_divergence(torch.full((3, 4), 0.25), torch.full((2, 4), 0.25))
+
+
+# ------------------------------------------------------------------------ optional speech metrics
+
+
+def _voice(rate: int = 16_000, seconds: float = 2.0) -> torch.Tensor:
+    """A speech-like signal: a 140-Hz harmonic series modulated at a syllable rate of 4 Hz."""
+    t = torch.arange(int(rate * seconds)) / rate
+    voice = sum(torch.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 15))
+    voice = voice * (0.5 + 0.5 * torch.sin(2 * math.pi * 4 * t)).square()
+    return 0.3 * voice / voice.abs().max()
+
+
+def test_stoi_from_pystoi():
+    pytest.importorskip("pystoi")
+    from aar.metrics import stoi
+
+    voice = _voice()
+    noisy = voice + 0.05 * _noise(voice.numel())
+    assert float(stoi(voice, voice, 16_000)[0]) == pytest.approx(1.0, abs=1e-6)
+    assert 0.3 < float(stoi(voice, noisy, 16_000)[0]) < 0.99
+
+
+def test_pesq_from_pesq_package(caplog):
+    pytest.importorskip("pesq")
+    from aar.metrics import pesq
+
+    voice = _voice()
+    noisy = voice + 0.05 * _noise(voice.numel())
+    scores = pesq(torch.stack([voice, voice])[:, None], torch.stack([voice, noisy])[:, None], 16_000)
+    assert float(scores[0]) > 4.5 and float(scores[1]) < float(scores[0])
+    with caplog.at_level("WARNING", logger="aar.metrics.optional"):
+        assert math.isnan(float(pesq(torch.zeros(16_000), torch.zeros(16_000), 16_000)[0]))
+    assert "no utterance" in caplog.text
+
+
+def test_missing_optional_package_is_named(monkeypatch):
+    import importlib.util
+
+    import aar.metrics.optional as optional
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("pystoi", "pesq")
+                        else real(name, *a))
+    assert optional.optional_metrics() == {}
+    with pytest.raises(ImportError, match=r"pystoi.*aar-audio\[eval\]"):
+        optional.stoi(torch.zeros(100), torch.zeros(100), 16_000)
+    with pytest.raises(ImportError, match=r"'pesq'"):
+        optional.pesq(torch.zeros(100), torch.zeros(100), 16_000)
+
+
+def test_si_snr_is_si_sdr():
+    from aar.metrics import si_snr
+
+    ref, est = _noise(2, 1, 1000), _noise(2, 1, 1000, seed=1)
+    torch.testing.assert_close(si_snr(ref, est), si_sdr(ref, est))
+
+
+def test_inception_score_splits():
+    import numpy as np
+
+    probs = torch.eye(2).repeat_interleave(2, dim=0)  # rows: class 0, class 0, class 1, class 1
+    assert inception_score(probs) == pytest.approx(2.0)
+    assert inception_score(probs, splits=2) == pytest.approx(1.0)  # each half holds one class
+    assert inception_score(probs, splits=4) == pytest.approx(1.0)  # a single row scores 1
+    order = np.random.RandomState(3).permutation(4)
+    expected = np.mean([inception_score(probs[torch.from_numpy(part)]) for part in np.array_split(order, 2)])
+    assert inception_score(probs, splits=2, seed=3) == pytest.approx(expected)
+    assert inception_score(torch.eye(5), splits=2) == pytest.approx((3.0 + 2.0) / 2)  # parts of 3 and 2
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ValueError, match="splits"):
+            inception_score(probs, splits=bad)

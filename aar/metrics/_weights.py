@@ -40,6 +40,7 @@ def resolve_weights(
 
     Raises:
         TypeError: ``path_or_repo`` is not a string or path.
+        ValueError: ``filename`` given with a file.
         FileNotFoundError: no such file or folder, or a Hub file that is neither cached nor reachable.
     """
     if not isinstance(path_or_repo, (str, os.PathLike)):
@@ -47,6 +48,8 @@ def resolve_weights(
     local = Path(path_or_repo).expanduser()
     name = filename or default_filename
     if local.is_file():
+        if filename is not None:
+            raise ValueError(f"filename={filename!r} applies to a folder or Hub repo, but {local} is a file")
         return local
     if local.is_dir():
         if not (local / name).is_file():

@@ -189,13 +189,13 @@ class PANNsCNN14(nn.Module):
         window = torch.hann_window(FFT_SIZE, periodic=True, dtype=wav_BT.dtype, device=wav_BT.device)
         spec = torch.stft(wav_BT, FFT_SIZE, hop_length=HOP, window=window, center=True,
                           pad_mode="reflect", return_complex=True)  # (B, F, N)
-        mel = torch.einsum("bfn,fm->bnm", spec.abs().square(), self.mel_filters.to(wav_BT.dtype))
+        mel = torch.einsum("bfn,fm->bnm", spec.abs().square(), self.mel_filters.to(spec.real.dtype))
         return (10 * torch.log10(mel.clamp(min=POWER_FLOOR)))[:, None]
 
     def forward(self, wav) -> PANNsOutput:
         """Classify and embed clips: (B, 1, T) at 32 kHz (or (T,)) -> :class:`PANNsOutput`."""
         wav_B1T = mono_batch(wav).to(self.fc1.weight.device)
-        x = self.log_mel(wav_B1T[:, 0])  # (B, 1, N, M)
+        x = self.log_mel(wav_B1T[:, 0]).to(self.fc1.weight.dtype)  # (B, 1, N, M), computed in float32
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)  # normalise each mel band
         for i in range(1, 7):
             x = getattr(self, f"conv_block{i}")(x, pool=2 if i < 6 else 1)  # (B, C, N', M')

@@ -26,6 +26,9 @@ Legend: B batch, T samples, F frequency bins, M mel bands, N frames.
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import torch
 import torchaudio.functional as AF
 
@@ -101,13 +104,28 @@ def _magnitude(wav_BT: torch.Tensor, n_fft: int, hop: int, window: int) -> torch
     return spec.abs()
 
 
+@functools.lru_cache(maxsize=32)
+def _mel_filters(window: int, mels: int, sample_rate: int) -> torch.Tensor:
+    """Slaney mel filters over 0 Hz ... Nyquist: (window // 2 + 1, mels), float64 on the CPU.
+
+    At 48 kHz the lowest band of the two shortest windows is narrower than an FFT bin and has no
+    weights; torchaudio's warning about it is silenced because the band is then 0 for both signals
+    and adds nothing to the distance, which is how DAC's implementation behaves too.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
+        return AF.melscale_fbanks(window // 2 + 1, 0.0, sample_rate / 2, mels, sample_rate,
+                                  norm="slaney", mel_scale="slaney").to("cpu", torch.float64)
+
+
 def mel_distance(ref, est, sample_rate: int = 24_000) -> torch.Tensor:
     """Multi-scale log-mel L1 distance (DAC's definition), one value per item.
 
     For each (window, hop, mel bands) in ``MEL_SCALES`` = (32, 8, 5), (64, 16, 10), ...,
     (2048, 512, 320): the magnitude STFT, Slaney mel filters over 0 Hz ... ``sample_rate / 2``,
     ``log10(max(mel, 1e-5) ** 2)``, the mean absolute difference over bands and frames. The seven
-    scale values are summed.
+    scale values are summed. (At 48 kHz one band of each of the two shortest windows is narrower than
+    an FFT bin and empty: it is 0 for both signals, as in DAC's implementation.)
 
     Args:
         ref: Reference audio (B, 1, T), (B, T) or (T,).
@@ -127,9 +145,7 @@ def mel_distance(ref, est, sample_rate: int = 24_000) -> torch.Tensor:
     both = torch.cat([ref_BT, est_BT])  # (2B, T): one STFT per scale for both sides
     total = both.new_zeros(ref_BT.shape[0])
     for window, hop, mels in MEL_SCALES:
-        fbank_FM = AF.melscale_fbanks(
-            window // 2 + 1, 0.0, sample_rate / 2, mels, sample_rate, norm="slaney", mel_scale="slaney"
-        ).to(both)
+        fbank_FM = _mel_filters(window, mels, sample_rate).to(both)
         mel = torch.einsum("bfn,fm->bmn", _magnitude(both, window, hop, window), fbank_FM)  # (2B, M, N)
         log_mel = 2 * torch.log10(mel.clamp(min=MEL_FLOOR))
         ref_log, est_log = log_mel.chunk(2)

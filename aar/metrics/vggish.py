@@ -111,6 +111,8 @@ class VGGish(nn.Module):
     name = "vggish"
     sample_rate = SAMPLE_RATE
     dim = 128
+    #: Examples per forward pass in ``embed_frames`` (bounds memory for long or many clips).
+    batch_size = 64
 
     def __init__(self) -> None:
         super().__init__()
@@ -188,18 +190,17 @@ class VGGish(nn.Module):
 
         ``n = floor((T - 400) / 160 + 1) // 96`` (at least 1: shorter clips are zero-padded).
         """
-        wav_B1T = mono_batch(wav).to(self._device())
-        examples = log_mel_examples(wav_B1T[:, 0])  # (B, n, F, M)
+        weight = self.embeddings[0].weight
+        wav_B1T = mono_batch(wav).to(weight.device)
+        examples = log_mel_examples(wav_B1T[:, 0])  # (B, n, F, M), float32 whatever the weights
         B, n = examples.shape[:2]
-        out = self(rearrange(examples, "b n f m -> (b n) 1 f m"))
+        flat = rearrange(examples, "b n f m -> (b n) 1 f m").to(weight.dtype)
+        out = torch.cat([self(chunk) for chunk in flat.split(self.batch_size)])
         return out.reshape(B, n, self.dim).float()
 
     def embed(self, wav) -> torch.Tensor:
         """One embedding per clip, the mean of its examples' embeddings: (B, 1, T) -> (B, 128)."""
         return self.embed_frames(wav).mean(dim=1)
-
-    def _device(self) -> torch.device:
-        return self.embeddings[0].weight.device
 
     def reset_fingerprint(self) -> None:
         """Forget the cached fingerprint (call after changing the weights in place)."""
