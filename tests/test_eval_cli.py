@@ -225,3 +225,20 @@ def test_readme_evaluation_lines_run(work, stand_ins, tmp_path, monkeypatch, cap
     assert [p["cfg"] for p in report["points"]] == [2.0, 4.0, 8.0] and Path("samples/guidance.png").is_file()
     assert "FAD (tiny-bands):" in capsys.readouterr().out
     assert any((tmp_path / "xdg" / "aar" / "embeddings").rglob("*.safetensors"))  # the default cache
+
+
+@pytest.mark.slow
+def test_compare_on_ray_equals_the_local_run(work, stand_ins, tmp_path, capsys):
+    pytest.importorskip("ray.data")
+    import eval_stand_ins
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(eval_stand_ins)  # Ray workers cannot import the tests folder
+    clips = str(work / "clips")
+    base = ["eval", "compare", clips, clips, "--extractor", "clap", "--classifier", "panns:x", "-q"]
+    assert main([*base, "--no-cache", "--json", str(tmp_path / "here.json")]) == 0
+    on_ray = ["--cache", str(tmp_path / "c"), "--ray", "local", "--json", str(tmp_path / "ray.json")]
+    assert main([*base, *on_ray]) == 0
+    here, there = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("here", "ray"))
+    assert there == here and stand_ins["extractor"].calls == 0  # the driver's copy never embedded
+    assert any((tmp_path / "c").rglob("*.safetensors"))  # the workers filled the cache
