@@ -176,13 +176,15 @@ def evaluate_generation(
         A :class:`GenerationReport`.
 
     Raises:
-        ValueError: bad arguments, or fewer than 2 clips in a set (FAD needs 2).
+        FileNotFoundError: ``reference`` is not a folder.
+        ValueError: bad arguments, no reference audio, or fewer than 2 clips in a set (FAD needs 2).
     """
     from tqdm.auto import tqdm
 
     from .. import metrics
 
     cfgs = _check(cfgs, num_samples, seed)
+    ref_files = list_audio(reference)  # a bad folder fails before any generation
     clap_ND = generator.clap_vectors(conditions)
     N = clap_ND.shape[0]
     if condition_audio is not None and len(condition_audio) != N:
@@ -203,7 +205,6 @@ def evaluate_generation(
         bar.update(1)
     bar.close()
 
-    ref_files = list_audio(reference)
     emb_ref, ref_done, errors = embed_files(ref_files, extractor, cache, progress, "embed reference",
                                              embedder)
     if emb_ref.shape[0] < 2:
