@@ -184,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--num-proc", type=_positive_int, default=1, help="worker processes (CPU)")
     workers.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                          help="run on Ray: 'auto' (the default), 'local' or a cluster address")
+
+    from .evaluation._parser import add_eval_parser
+
+    add_eval_parser(sub, common, dict(positive_int=_positive_int, non_negative_int=_non_negative_int,
+                                      finite=_finite, positive=_positive, top_p=_top_p))
     return parser
 
 
