@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 import aar.nn.transformer as transformer_module
 from aar.config import AARConfig
 from aar.convert import convert_aar_state_dict
-from aar.nn.transformer import AARTransformer, KVCache
+from aar.nn.transformer import AARTransformer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
 
@@ -143,7 +143,7 @@ def test_cache_reset_after_exception(tiny):
 @torch.no_grad()
 def test_failed_step_leaves_cache_unchanged(tiny):
     cond_BC, _ = _inputs(tiny)
-    cache = KVCache(TINY.depth)
+    cache = tiny.kv_cache()
     tiny.step(cache, cond_BC, 0)
     wrong_BlLat = torch.randn(2, TINY.scales[1], TINY.latent_dim + 1)
     with pytest.raises(ValueError, match="x_BlLat must have shape"):
