@@ -7,19 +7,12 @@ import logging
 
 import pytest
 import torch
-from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+from conftest import AAR_PTH, SAT_PTH, tiny_generator
 
 import aar.nn.kv_cache as kv_cache_module
 import aar.nn.precision as precision
-from aar import AARConfig, AARGenerator, SATTokenizer
+from aar import AARGenerator
 from aar.convert import CheckpointError
-
-
-def tiny_generator() -> AARGenerator:
-    torch.manual_seed(0)
-    config = AARConfig(depth=2, embed_dim=64, num_heads=2, latent_dim=TINY_SAT.latent_dim,
-                       codebook_size=TINY_SAT.codebook_size)
-    return AARGenerator(config, SATTokenizer(TINY_SAT)).eval()
 
 
 @pytest.fixture(scope="module")
