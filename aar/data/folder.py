@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
 from .._checks import check_positive_int
 from .._files import atomic_path
+from .._version import __version__
 from ..tokenizer import SATTokenizer
 from ._batch import (
     ERROR_COLUMN,

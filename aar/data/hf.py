@@ -10,8 +10,8 @@ import os
 
 import torch
 
-from .. import __version__
 from .._checks import check_positive_int
+from .._version import __version__
 from ..tokenizer import SATTokenizer
 from ._batch import (
     FORMAT_VERSION,
