@@ -68,6 +68,7 @@ def test_generate(dtypes):
     assert isinstance(packed["speedup"], float)
 
 
+@pytest.mark.slow  # torch.compile's first call builds C++ kernels: 40-50 s on 2 cores
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler")
 def test_generate_compile_and_rows_sweep():
     report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile", "--rows-sweep")
