@@ -258,9 +258,10 @@ ERRORS = {
     "unknown command": ("transcode x", 2, "invalid choice"),
     "no command": ("", 2, "required: COMMAND"),
 }
-#: Run as real processes (one per kind of failure; each costs a Python start-up). The rest run
-#: in-process through ``main``, which is what the command calls.
-IN_SUBPROCESS = ("missing audio", "corrupt codes", "top-p", "prompt without clap")
+#: Run as real processes: a failure while working (exit 1), a usage error (exit 2), and a missing
+#: optional dependency (no stand-in module can leak into a fresh process). Each costs a Python
+#: start-up; the rest run in-process through ``main``, which is what the command calls.
+IN_SUBPROCESS = ("missing audio", "top-p", "prompt without clap")
 
 
 def _check_one_line(status, stderr, name, work):
