@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -179,3 +180,15 @@ def test_condition_shape_error(tiny):
 def test_docstring_examples():
     result = doctest.testmod(transformer_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_any_object_with_the_fields_builds_the_same_model():
+    """The blocks read plain values (``TransformerShape``), not ``AARConfig`` itself."""
+    names = ("depth", "embed_dim", "num_heads", "cond_dim", "norm_eps", "max_scale_mul", "latent_dim",
+             "codebook_size", "scales", "mlp_dim", "num_scales", "tokens_per_window")
+    plain = SimpleNamespace(**{name: getattr(TINY, name) for name in names})
+    torch.manual_seed(0)
+    a = AARTransformer(TINY).state_dict()
+    torch.manual_seed(0)
+    b = AARTransformer(plain).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
