@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import hub
+from ._checks import check_positive_int
 from ._clap_backends import (
     LAION_FILENAME,
     LAION_REPO,
@@ -246,8 +247,7 @@ class ClapEncoder:
 
 
 def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
 
 
 def _laion_checkpoint(

@@ -75,7 +75,7 @@ def _codes_out(text: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aar`` argument parser: global options and one subparser per command."""
-    from . import __version__
+    from ._version import __version__
 
     def global_options(suppress: bool):  # a fresh parser each time: parents share their actions
         unset = argparse.SUPPRESS

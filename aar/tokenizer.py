@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from . import hub
+from ._checks import check_positive_int
 from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
 from .audio import (
     as_audio_batch,
@@ -314,9 +315,7 @@ def _progress(items, enabled: bool, desc: str):
 
 
 def _check_batch_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {size!r}")
-    return size
+    return check_positive_int("batch_size", size)
 
 
 def _batches(x: torch.Tensor, size: int, progress: bool, desc: str):

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+from conftest import AAR_PTH, SAT_PTH, tiny_generator
 from official_layout import aar_official_state, sat_official_state
 
 import aar
-from aar import AARConfig, AARGenerator, SATTokenizer
+from aar import AARGenerator, SATTokenizer
 from aar._clap_backends import _allowlist_pickle_module, read_laion_state_dict
 from aar.cli import main
 from aar.convert import CheckpointError, convert_checkpoint
@@ -26,16 +26,9 @@ from aar.convert import CheckpointError, convert_checkpoint
 PACKAGE = Path(aar.__file__).parent
 
 
-def tiny_generator(seed: int = 0) -> AARGenerator:
-    torch.manual_seed(seed)
-    config = AARConfig(depth=2, embed_dim=64, num_heads=2, latent_dim=TINY_SAT.latent_dim,
-                       codebook_size=TINY_SAT.codebook_size)
-    return AARGenerator(config, SATTokenizer(TINY_SAT).eval()).eval()
-
-
-@pytest.fixture(scope="module")
-def gen() -> AARGenerator:
-    return tiny_generator()
+@pytest.fixture
+def gen(shared_tiny_generator) -> AARGenerator:
+    return shared_tiny_generator
 
 
 # ------------------------------------------------------------------------------ pickled payloads

@@ -8,12 +8,12 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+from conftest import AAR_PTH, SAT_PTH, tiny_generator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aar.nn.linear as linear_module
-from aar import AARConfig, AARGenerator, SATTokenizer
+from aar import AARGenerator
 from aar.nn.linear import PACKED_MAX_ROWS, Linear, packing_available
 
 pytestmark = pytest.mark.skipif(not packing_available(), reason="this PyTorch build has no oneDNN")
@@ -22,13 +22,6 @@ RUNS = {
     "greedy": dict(cfg=3.0, top_k=1, top_p=None, seed=0),
     "sampled": dict(cfg=3.0, top_k=50, top_p=0.95, seed=1234),
 }
-
-
-def tiny_generator(depth: int = 3, embed_dim: int = 96, num_heads: int = 3) -> AARGenerator:
-    torch.manual_seed(0)
-    config = AARConfig(depth=depth, embed_dim=embed_dim, num_heads=num_heads,
-                       latent_dim=TINY_SAT.latent_dim, codebook_size=TINY_SAT.codebook_size)
-    return AARGenerator(config, SATTokenizer(TINY_SAT)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +77,7 @@ def test_large_products_run_unpacked(packed_calls):
 
 def test_packed_other_shapes_batch_and_cache():
     """Another depth, width and head count, batch 3: packed generation steps equal the packed full pass."""
-    plain = tiny_generator()
+    plain = tiny_generator(depth=3, heads=3)
     packed = copy.deepcopy(plain).pack_weights()
     clap = F.normalize(torch.randn(3, 512, generator=torch.Generator().manual_seed(5)), dim=1)
     codes = plain.generate_codes(clap, cfg=2.0, seed=7)
@@ -113,7 +106,7 @@ def test_unpacking_restores_exact_arithmetic(reference):
 
 def test_a_changed_weight_is_never_used_stale(caplog, monkeypatch):
     monkeypatch.setattr(linear_module, "_stale_logged", False)
-    gen = tiny_generator().pack_weights()
+    gen = tiny_generator(depth=3, heads=3).pack_weights()
     clap = torch.randn(2, 512)
     codes = gen.generate_codes(clap, seed=0)
     with torch.no_grad():
@@ -128,7 +121,7 @@ def test_a_changed_weight_is_never_used_stale(caplog, monkeypatch):
 
 def test_loading_new_weights_drops_stale_packs(caplog, monkeypatch):
     monkeypatch.setattr(linear_module, "_stale_logged", False)
-    gen, other = tiny_generator().pack_weights(), tiny_generator()
+    gen, other = tiny_generator(depth=3, heads=3).pack_weights(), tiny_generator(depth=3, heads=3)
     with torch.no_grad():
         for p in other.transformer.parameters():
             p.add_(0.01)
@@ -142,7 +135,7 @@ def test_loading_new_weights_drops_stale_packs(caplog, monkeypatch):
 
 
 def test_dtype_changes_repack_or_unpack(caplog):
-    gen = tiny_generator().pack_weights()
+    gen = tiny_generator(depth=3, heads=3).pack_weights()
     packs = [layer.packed for layer in gen.transformer.step_layers()]
     gen.to("cpu", torch.float32)  # nothing changes: the packs are kept, not made again
     assert [layer.packed for layer in gen.transformer.step_layers()] == packs
@@ -168,7 +161,7 @@ def test_packing_refuses_what_it_cannot_run():
     meta = Linear(8, 4, device="meta")
     with pytest.raises(ValueError, match="on meta"):
         meta.pack()
-    gen = tiny_generator().to(dtype=torch.float16)
+    gen = tiny_generator(depth=3, heads=3).to(dtype=torch.float16)
     with pytest.raises(ValueError, match="float16"):
         gen.pack_weights()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from safetensors.torch import load_file
 
 from aar.config import AARConfig
 from aar.convert import convert_aar_state_dict
-from aar.nn.transformer import AARTransformer, KVCache
+from aar.nn.transformer import AARTransformer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
 
@@ -141,7 +142,7 @@ def test_cache_reset_after_exception(tiny):
 @torch.no_grad()
 def test_failed_step_leaves_cache_unchanged(tiny):
     cond_BC, _ = _inputs(tiny)
-    cache = KVCache(TINY.depth)
+    cache = tiny.kv_cache()
     tiny.step(cache, cond_BC, 0)
     wrong_BlLat = torch.randn(2, TINY.scales[1], TINY.latent_dim + 1)
     with pytest.raises(ValueError, match="x_BlLat must have shape"):
@@ -188,3 +189,15 @@ def test_input_embedding_sums_level_and_position_first(tiny):
     start, end = tiny.scale_bounds[2]  # one step of generation slices the same sum
     step_BlC = tiny._embed(cond_BC, x_BLLat[:, start - s0 : end - s0], start, end)
     assert torch.equal(step_BlC, got_BLC[:, start:end])
+
+
+def test_any_object_with_the_fields_builds_the_same_model():
+    """The blocks read plain values (``TransformerShape``), not ``AARConfig`` itself."""
+    names = ("depth", "embed_dim", "num_heads", "cond_dim", "norm_eps", "max_scale_mul", "latent_dim",
+             "codebook_size", "scales", "mlp_dim", "num_scales", "tokens_per_window")
+    plain = SimpleNamespace(**{name: getattr(TINY, name) for name in names})
+    torch.manual_seed(0)
+    a = AARTransformer(TINY).state_dict()
+    torch.manual_seed(0)
+    b = AARTransformer(plain).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

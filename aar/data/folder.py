@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from .._checks import check_positive_int
 from .._files import atomic_path
+from .._version import __version__
 from ..audio import AUDIO_EXTENSIONS, is_audio_file
 from ..tokenizer import SATTokenizer
 from ._batch import (
@@ -125,8 +126,7 @@ def _check_args(input_dir, num_proc, ray_address, shard_size) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"input folder not found: {root}")
     for name, value in (("num_proc", num_proc), ("shard_size", shard_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
     if ray_address is not None and (not isinstance(ray_address, str) or not ray_address):
         raise ValueError(f"ray_address must be None, 'local', 'auto' or a Ray address, got {ray_address!r}")
     if ray_address is not None and num_proc != 1:
