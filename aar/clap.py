@@ -28,9 +28,12 @@ from ._clap_backends import (
     TRANSFORMERS_REPO,
     LaionClapBackend,
     TransformersClapBackend,
+    require_backend,
 )
-from ._loading import check_placement
+from ._loading import loading_request
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
+from .convert import folder_kind
+from .errors import WrongModelKindError
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +126,11 @@ class ClapEncoder:
 
         Raises:
             ValueError: unknown ``backend``, or ``filename`` given for transformers.
-            ImportError: the backend's package is missing (``pip install "aar-audio[clap]"``).
+            MissingExtraError: the backend's package is missing (``pip install "aar-audio[clap]"``);
+                checked first, before any download. An ``ImportError``.
             FileNotFoundError: no checkpoint at ``name_or_path``, or not cached when offline.
+            HubUnreachableError: the Hub does not answer and the checkpoint is not cached.
+            WrongModelKindError: a tokenizer or generator checkpoint or folder.
             CheckpointError: the laion-clap file is unreadable or carries pickled objects.
 
         Example:
@@ -134,13 +140,10 @@ class ClapEncoder:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        device = check_placement(device, None)[0] or torch.device("cpu")  # ValueError for a bad name
-        hub_kwargs = {
-            "revision": revision,
-            "cache_dir": None if cache_dir is None else str(cache_dir),
-            "local_files_only": local_files_only,
-            "token": token,
-        }
+        require_backend(backend)  # before any lookup or download: one line, at once
+        request = loading_request(device=device, revision=revision, cache_dir=cache_dir,
+                                  local_files_only=local_files_only, token=token)
+        device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
         if backend == "transformers":
             if filename is not None:
                 raise ValueError(
@@ -148,6 +151,7 @@ class ClapEncoder:
                     "backend loads a folder or Hub repo"
                 )
             source = TRANSFORMERS_REPO if name_or_path is None else name_or_path
+            _refuse_aar_folder(source)
             return cls(TransformersClapBackend.load(source, device, hub_kwargs))
         checkpoint = _laion_checkpoint(name_or_path, filename, hub_kwargs)
         return cls(LaionClapBackend.load(checkpoint, device))
@@ -273,3 +277,13 @@ def _laion_checkpoint(
     if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
         raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
     return hub._download(name, filename or LAION_FILENAME, hub_kwargs)
+
+
+def _refuse_aar_folder(source: str | os.PathLike) -> None:
+    """Refuse, by name, a native tokenizer or generator folder given to the transformers backend."""
+    config = Path(source).expanduser() / hub.CONFIG_NAME
+    if not config.is_file():
+        return
+    kind = folder_kind(hub.Source("native", config.parent).read_config())
+    if kind in ("sat", "aar"):
+        raise WrongModelKindError(config.parent, kind, "clap")

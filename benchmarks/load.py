@@ -32,8 +32,7 @@ import torch
 from _common import RELEASED, emit, machine, parser, setup, sizes, table, timed
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
-from aar._loading import read_native_weights
-from aar.convert import load_state_strict
+from aar._loading import load_state_strict, read_native_weights
 from aar.nn.conv import PaddedConv1d, TrimmedConvTranspose1d
 from aar.nn.quantizer import Phi
 
