@@ -29,7 +29,8 @@ def model_kind(name_or_path: str | os.PathLike) -> str:
     config = source.read_config()
     kind = folder_kind(config)
     if kind not in ("sat", "aar"):
-        detail = "" if kind else f" ({source.path / hub.CONFIG_NAME} has model_type {config.get('model_type')!r})"
+        found = config.get("model_type")
+        detail = "" if kind else f" ({source.path / hub.CONFIG_NAME} has model_type {found!r})"
         raise WrongModelKindError(source.path, kind, ("sat", "aar"), detail)
     return kind
 

@@ -184,7 +184,7 @@ def test_truncated_and_foreign_files(tmp_path, tiny_tokenizer):
     with pytest.raises(CheckpointError, match="cut.pth"):
         SATTokenizer.from_pretrained(tmp_path / "cut.pth")
     torch.save({"model_state_dict": {}}, tmp_path / "gen.pth")
-    with pytest.raises(WrongModelKindError, match="gen.pth is a generator .* tokenizer .* was wanted") as info:
+    with pytest.raises(WrongModelKindError, match="gen.pth is a generator .* tokenizer .* wanted") as info:
         SATTokenizer.from_pretrained(tmp_path / "gen.pth")
     assert (info.value.found, info.value.wanted) == ("aar", ("sat",))
     (tmp_path / "noise.pth").write_bytes(b"not a checkpoint at all")
