@@ -76,7 +76,7 @@ class HubUnreachableError(AARError, ConnectionError):
 
     Attributes:
         repo_id: The repository asked for.
-        filename: The file asked for.
+        path_in_repo: The file asked for (not ``filename``: ``OSError`` gives that a meaning).
         endpoint: The Hub address that was tried.
     """
 
@@ -88,7 +88,7 @@ class HubUnreachableError(AARError, ConnectionError):
             "with the model already cached, or pass a local path"
         )
         self.repo_id = repo_id
-        self.filename = filename
+        self.path_in_repo = filename
         self.endpoint = endpoint
 
 
