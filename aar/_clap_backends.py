@@ -180,8 +180,8 @@ class LaionClapBackend:
         """Build ``CLAP_Module`` on ``device`` and load ``checkpoint`` strictly into it."""
         try:
             import laion_clap
-        except ImportError:
-            raise MissingExtraError("clap", "laion_clap", "the laion-clap CLAP backend") from None
+        except ImportError as err:  # found, but it or one of its dependencies does not import
+            raise MissingExtraError("clap", err.name or "laion_clap", "the laion-clap CLAP backend") from None
         except OSError as err:
             raise OSError(
                 "importing laion_clap failed: on import it downloads the bert-base-uncased, "
@@ -236,8 +236,9 @@ class TransformersClapBackend:
         """``ClapModel`` and ``ClapProcessor`` from a Hub repo id or a local folder."""
         try:
             from transformers import ClapModel, ClapProcessor
-        except ImportError:
-            raise MissingExtraError("clap", "transformers", "the transformers CLAP backend") from None
+        except ImportError as err:
+            package = err.name or "transformers"
+            raise MissingExtraError("clap", package, "the transformers CLAP backend") from None
         kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
         model = ClapModel.from_pretrained(name_or_path, **kwargs)
         model = model.to(device=device, dtype=torch.float32).eval()

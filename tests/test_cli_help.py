@@ -50,7 +50,8 @@ def test_help_states_the_defaults(capsys, command, expected):
 def test_every_option_with_a_default_says_it(capsys, command):
     text = _help(capsys, command)
     parser = _subparsers()[command]
-    required_groups = {id(a) for g in parser._mutually_exclusive_groups if g.required for a in g._group_actions}
+    groups = parser._mutually_exclusive_groups
+    required_groups = {id(a) for g in groups if g.required for a in g._group_actions}
     for action in parser._actions:
         if not action.option_strings or action.required or id(action) in required_groups:
             continue
