@@ -80,9 +80,9 @@ def _load_generator(args):
 def _require_clap(args, needed: bool) -> None:
     """Fail at once, before any model is looked up, when CLAP is needed and its extra is missing."""
     if needed:
-        from ._clap_backends import require_backend
+        from .clap import ClapEncoder
 
-        require_backend(args.clap_backend)
+        ClapEncoder.check_installed(args.clap_backend)
 
 
 def read_clap_file(path: Path):

@@ -138,9 +138,7 @@ class ClapEncoder:
             >>> clap = ClapEncoder.from_pretrained("ckpt/clap.pt", device="cuda")  # doctest: +SKIP
             >>> clap = ClapEncoder.from_pretrained(backend="transformers")  # doctest: +SKIP
         """
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        require_backend(backend)  # before any lookup or download: one line, at once
+        cls.check_installed(backend)  # before any lookup or download: one line, at once
         request = loading_request(device=device, revision=revision, cache_dir=cache_dir,
                                   local_files_only=local_files_only, token=token)
         device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
@@ -155,6 +153,23 @@ class ClapEncoder:
             return cls(TransformersClapBackend.load(source, device, hub_kwargs))
         checkpoint = _laion_checkpoint(name_or_path, filename, hub_kwargs)
         return cls(LaionClapBackend.load(checkpoint, device))
+
+    @staticmethod
+    def check_installed(backend: str = "laion-clap") -> None:
+        """Fail now, in one line, if ``backend``'s package is missing; nothing is imported or downloaded.
+
+        Call it before loading anything else when CLAP will be needed later (the CLI does).
+
+        Raises:
+            ValueError: an unknown ``backend``.
+            MissingExtraError: its package is not installed (``pip install "aar-audio[clap]"``).
+
+        Example:
+            >>> ClapEncoder.check_installed("transformers")  # doctest: +SKIP
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        require_backend(backend)
 
     @property
     def backend(self) -> str:

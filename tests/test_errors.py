@@ -1,8 +1,10 @@
 """Typed errors: the missing CLAP extra first, checkpoints of the wrong kind named, a missing tokenizer."""
 
 import json
+import runpy
 import sys
 import types
+from pathlib import Path
 
 import numpy
 import pytest
@@ -25,6 +27,7 @@ from aar.errors import (
 )
 
 CLAP_PIP = 'pip install "aar-audio[clap]"'
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 @pytest.fixture
@@ -103,6 +106,13 @@ def test_cli_reports_the_extra_before_the_model_is_looked_up(without_clap, tmp_p
     line = _one_line(capsys)
     assert status == 1 and CLAP_PIP in line and "someone/not-cached" not in line
     assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("script, args", [("text_to_audio.py", ["a prompt"]), ("variation.py", [])])
+def test_examples_report_the_extra_before_the_model_is_looked_up(without_clap, script, args):
+    example = runpy.run_path(str(EXAMPLES / script))
+    with pytest.raises(MissingExtraError, match=r'pip install "aar-audio\[clap\]"'):
+        example["main"]([*args, "--model", "someone/not-cached"])
 
 
 # ------------------------------------------------------------------------------------- wrong kinds
