@@ -33,7 +33,7 @@ from ._clap_backends import (
 from ._loading import loading_request
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
 from .convert import folder_kind
-from .errors import WrongModelKindError
+from .errors import HubUnreachableError, WrongModelKindError
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class ClapEncoder:
                 )
             source = TRANSFORMERS_REPO if name_or_path is None else name_or_path
             _refuse_aar_folder(source)
-            return cls(TransformersClapBackend.load(source, device, hub_kwargs))
+            return cls(_load_transformers(source, device, hub_kwargs))
         checkpoint = _laion_checkpoint(name_or_path, filename, hub_kwargs)
         return cls(LaionClapBackend.load(checkpoint, device))
 
@@ -302,3 +302,16 @@ def _refuse_aar_folder(source: str | os.PathLike) -> None:
     kind = folder_kind(hub.Source("native", config.parent).read_config())
     if kind in ("sat", "aar"):
         raise WrongModelKindError(config.parent, kind, "clap")
+
+
+def _load_transformers(source: str | os.PathLike, device: torch.device, hub_kwargs: dict[str, Any]):
+    """The transformers backend; from the cache alone, or one line, when the Hub does not answer."""
+    reason = None if Path(source).expanduser().is_dir() else hub.unreachable(hub_kwargs)
+    if reason is None:
+        return TransformersClapBackend.load(source, device, hub_kwargs)
+    try:
+        return TransformersClapBackend.load(source, device, {**hub_kwargs, "local_files_only": True})
+    except OSError:  # transformers' "not in the cache" (the network was never tried)
+        from huggingface_hub import constants
+
+        raise HubUnreachableError(str(source), hub.CONFIG_NAME, constants.ENDPOINT, reason) from None

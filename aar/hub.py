@@ -111,6 +111,18 @@ def _probe(endpoint: str) -> str | None:
     return reason
 
 
+def unreachable(hub_kwargs: dict[str, Any]) -> str | None:
+    """Why the Hub cannot be reached now, or None (it answers, or offline mode leaves it alone).
+
+    Callers that download through another library (transformers) use it to go to the cache at once.
+    """
+    from huggingface_hub import constants
+
+    if hub_kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE:
+        return None
+    return _probe(constants.ENDPOINT)
+
+
 def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
     """``hf_hub_download`` that fails in one line, within seconds, when the Hub is unreachable.
 
@@ -128,7 +140,7 @@ def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
 
     offline = hub_kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE
     endpoint = constants.ENDPOINT
-    reason = None if offline else _probe(endpoint)
+    reason = unreachable(hub_kwargs)
     try:
         if reason is not None:
             logger.debug("%s does not answer (%s); looking in the local cache", endpoint, reason)

@@ -198,3 +198,28 @@ def test_official_generator_alone_needs_its_tokenizer(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["info", str(alone)]) == 2
     assert "pass --tokenizer" in _one_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------ layers
+#: Plumbing modules and what they may import from aar; lazy imports inside functions count.
+PLUMBING = {
+    "errors": set(),
+    "convert": {"config", "errors"},
+    "hub": {"errors"},
+    "_loading": {"hub", "_files", "errors"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(PLUMBING))
+def test_plumbing_imports_no_model(module):
+    import ast
+
+    path = Path(__file__).parents[1] / "aar" / f"{module}.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {alias.name for alias in node.names}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            found |= {n.split(".")[1] for n in names if n and n.startswith("aar.")}
+    assert found <= PLUMBING[module], f"aar/{module}.py imports {sorted(found - PLUMBING[module])}"

@@ -93,3 +93,13 @@ def test_offline_mode_says_offline(tmp_path):
     with pytest.raises(FileNotFoundError, match="not in the local cache and offline mode is on") as info:
         SATTokenizer.from_pretrained("someone/model", cache_dir=tmp_path)
     assert not isinstance(info.value, HubUnreachableError)
+
+
+def test_transformers_clap_fails_in_one_line_too(unreachable_hub, tmp_path):
+    pytest.importorskip("transformers")
+    from aar import ClapEncoder
+
+    start = time.monotonic()
+    with pytest.raises(HubUnreachableError, match="'someone/clap'") as info:
+        ClapEncoder.from_pretrained("someone/clap", backend="transformers", cache_dir=tmp_path)
+    assert time.monotonic() - start < LIMIT_S and "\n" not in str(info.value)
