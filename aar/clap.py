@@ -138,9 +138,11 @@ class ClapEncoder:
             >>> clap = ClapEncoder.from_pretrained("ckpt/clap.pt", device="cuda")  # doctest: +SKIP
             >>> clap = ClapEncoder.from_pretrained(backend="transformers")  # doctest: +SKIP
         """
-        cls.check_installed(backend)  # before any lookup or download: one line, at once
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         request = loading_request(device=device, revision=revision, cache_dir=cache_dir,
                                   local_files_only=local_files_only, token=token)
+        cls.check_installed(backend)  # after the argument checks, before any lookup or download
         device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
         if backend == "transformers":
             if filename is not None:
@@ -273,7 +275,7 @@ def _laion_checkpoint(
 ) -> Path:
     """Local path of the laion-clap checkpoint: a file, a file in a folder, or a Hub download."""
     if name_or_path is None:
-        return hub._download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
+        return hub.download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
@@ -291,7 +293,7 @@ def _laion_checkpoint(
     name = str(name_or_path)
     if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
         raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    return hub._download(name, filename or LAION_FILENAME, hub_kwargs)
+    return hub.download(name, filename or LAION_FILENAME, hub_kwargs)
 
 
 def _refuse_aar_folder(source: str | os.PathLike) -> None:

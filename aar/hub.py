@@ -123,7 +123,7 @@ def unreachable(hub_kwargs: dict[str, Any]) -> str | None:
     return _probe(constants.ENDPOINT)
 
 
-def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
+def download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
     """``hf_hub_download`` that fails in one line, within seconds, when the Hub is unreachable.
 
     Unless offline (``local_files_only`` or ``HF_HUB_OFFLINE=1``), the Hub is probed first; if it
@@ -221,14 +221,14 @@ def resolve(
     if filename is None and name in OFFICIAL_REPOS:
         filename = OFFICIAL_REPOS[name][kind]
     if filename is not None:
-        path = _download(name, filename, hub_kwargs)
+        path = download(name, filename, hub_kwargs)
         layout = "official" if path.suffix in _OFFICIAL_SUFFIXES else "native"
         return Source(layout, path if layout == "official" else path.parent, name, hub_kwargs)
-    config = _download(name, CONFIG_NAME, hub_kwargs)
-    _download(name, WEIGHTS_NAME, hub_kwargs)
+    config = download(name, CONFIG_NAME, hub_kwargs)
+    download(name, WEIGHTS_NAME, hub_kwargs)
     if Source("native", config.parent).read_config().get("model_type") == "aar":
         for file in (CONFIG_NAME, WEIGHTS_NAME):
-            _download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
+            download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
     return Source("native", config.parent, name, hub_kwargs)
 
 

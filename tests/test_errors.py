@@ -37,7 +37,7 @@ def no_network(monkeypatch):
     def refuse(repo_id, filename, hub_kwargs):
         raise AssertionError(f"looked up {filename} of {repo_id} on the Hub")
 
-    monkeypatch.setattr(hub, "_download", refuse)
+    monkeypatch.setattr(hub, "download", refuse)
 
 
 @pytest.fixture
