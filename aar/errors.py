@@ -22,7 +22,25 @@ KIND_NAMES = {
 
 
 class AARError(Exception):
-    """Base class of the errors below."""
+    """Base class of the errors below.
+
+    They pickle with their message and attributes (worker processes send errors back this way),
+    although their constructors take other arguments than the message.
+    """
+
+    def __reduce__(self):
+        state = dict(self.__dict__)
+        if isinstance(self, ImportError):  # slots, not in __dict__
+            state.update(name=self.name, path=self.path)
+        return _rebuild, (type(self), self.args, state)
+
+
+def _rebuild(cls: type[AARError], args: tuple, state: dict) -> AARError:
+    err = cls.__new__(cls, *args)
+    err.args = args
+    for key, value in state.items():
+        setattr(err, key, value)
+    return err
 
 
 class CheckpointError(AARError, ValueError):

@@ -1,6 +1,7 @@
 """Typed errors: the missing CLAP extra first, checkpoints of the wrong kind named, a missing tokenizer."""
 
 import json
+import pickle
 import runpy
 import sys
 import types
@@ -62,6 +63,21 @@ def _one_line(capsys) -> str:
 )
 def test_each_error_keeps_its_builtin_and_the_common_base(error, builtin):
     assert issubclass(error, builtin) and issubclass(error, AARError)
+
+
+@pytest.mark.parametrize(
+    "err",
+    [CheckpointError("bad keys", source="m.pth"), WrongModelKindError("m.pth", "aar", "sat"),
+     MissingTokenizerError("a.pth"), HubUnreachableError("o/r", "config.json", "http://x", "refused"),
+     MissingExtraError("clap", "laion_clap", "CLAP")],
+    ids=lambda err: type(err).__name__,
+)
+def test_errors_survive_pickling(err):
+    """Worker processes (aar tokenize --num-proc) send errors back pickled."""
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err) and str(back) == str(err) and back.__dict__ == err.__dict__
+    if isinstance(err, ImportError):
+        assert back.name == err.name == "laion_clap"
 
 
 def test_missing_extra_names_the_pip_command():
