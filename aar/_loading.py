@@ -92,6 +92,19 @@ def native_config(folder: Path, wanted: str, accept: tuple[str, ...] = ()) -> tu
     return found, config
 
 
+def read_native(folder: Path, config_cls: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The config and tensors of a native folder of ``config_cls.model_type``, refused by name if not.
+
+    Raises:
+        WrongModelKindError: the folder holds another kind of model.
+        CheckpointError: a config that does not parse, or unreadable weights (naming the file).
+    """
+    config_dict = native_config(folder, config_cls.model_type)[1]
+    with naming(folder / hub.CONFIG_NAME):
+        config = config_cls.from_dict(config_dict)
+    return config, read_native_weights(folder)
+
+
 @contextlib.contextmanager
 def naming(source: str | os.PathLike) -> Iterator[None]:
     """Re-raise what goes wrong while interpreting ``source`` as a ``CheckpointError`` that names it.

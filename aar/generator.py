@@ -22,15 +22,7 @@ import torch
 from torch import nn
 
 from . import editing, hub, scoring
-from ._loading import (
-    adopt_state,
-    loading_request,
-    naming,
-    native_config,
-    read_native_weights,
-    skip_init,
-    write_native,
-)
+from ._loading import adopt_state, loading_request, naming, read_native, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
@@ -126,10 +118,7 @@ class AARGenerator(nn.Module):
                                   local_files_only=local_files_only, token=token)
         source = request.resolve(name_or_path, "aar", filename)
         if source.layout == "native":
-            config_dict = native_config(source.path, "aar")[1]
-            with naming(source.path / hub.CONFIG_NAME):
-                config = AARConfig.from_dict(config_dict)
-            state = read_native_weights(source.path)
+            config, state = read_native(source.path, AARConfig)
         else:
             _, official = read_checkpoint(source.path, "aar")
             with naming(source.path):

@@ -22,7 +22,7 @@ from ._loading import (
     loading_request,
     naming,
     native_config,
-    read_native_weights,
+    read_native,
     skip_init,
     write_native,
 )
@@ -133,13 +133,9 @@ class SATTokenizer(nn.Module):
                 config = infer_sat_config(state)
         else:
             folder = source.path
-            kind, config_dict = native_config(folder, "sat", accept=("aar",))
-            if kind == "aar":  # a generator folder: its tokenizer
+            if native_config(folder, "sat", accept=("aar",))[0] == "aar":  # a generator folder
                 folder = folder / hub.TOKENIZER_SUBFOLDER
-                config_dict = native_config(folder, "sat")[1]
-            with naming(folder / hub.CONFIG_NAME):
-                config = SATConfig.from_dict(config_dict)
-            state = read_native_weights(folder)
+            config, state = read_native(folder, SATConfig)
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config)
         adopt_state(model, state, str(source.path))
