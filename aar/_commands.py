@@ -216,7 +216,8 @@ def vary(args) -> int:
     clap_BD = _condition(args, gen, clap, (wav, rate))
     paths, plan = _sample_plan(args, clap_BD, "vary")
     for path, clap_1D, knobs in plan:
-        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, **knobs)
+        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, progress=not args.quiet,
+                       **knobs)
         write_audio(path, out[0], gen.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
                f"first {args.keep_scales} of {S} scales kept")

@@ -154,13 +154,15 @@ class SATConfig:
     def phi_index(self) -> tuple[int, ...]:
         """Which phi convolution each scale uses.
 
-        Scale ``i`` uses the convolution whose tick ``linspace(1/(2K), 1 - 1/(2K), K)`` lies closest to
-        ``i / (S - 1)``, the first one on ties. For 16 scales and 6 convolutions this is
-        ``(0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5)``. The ticks are computed in float64 exactly as
-        ``numpy.linspace`` does, because two ties are exact and decide the table.
+        Scale ``i`` uses the convolution whose tick lies closest to ``i / (S - 1)``, the first one on
+        ties. The ticks are ``linspace(1/(2K), 1 - 1/(2K), K)``, except for K == 4 convolutions, where
+        the official code uses ``linspace(1/(3K), 1 - 1/(3K), K)``. For 16 scales and 6 convolutions
+        this is ``(0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5)``. The ticks are computed in float64
+        exactly as ``numpy.linspace`` does, because two ties are exact and decide the table.
         """
         k = self.num_phi
-        start, stop = 1 / (2 * k), 1 - 1 / (2 * k)
+        edge = 1 / (3 * k) if k == 4 else 1 / (2 * k)
+        start, stop = edge, 1 - edge
         if k == 1:
             ticks = [start]
         else:

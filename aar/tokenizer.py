@@ -56,7 +56,7 @@ class SATTokenizer(nn.Module):
         >>> import torch
         >>> from aar import SATTokenizer, SATConfig
         >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=16, latent_dim=8)).eval()
-        >>> codes = tok.encode(torch.randn(2, 30000), sample_rate=24000)
+        >>> codes = tok.encode(torch.randn(2, 1, 30000), sample_rate=24000)  # (B, C, T): two mono clips
         >>> len(codes), tuple(codes[0].shape), tuple(codes[-1].shape)
         (16, (2, 2, 1), (2, 2, 75))
         >>> tuple(tok.decode(codes).shape)

@@ -237,7 +237,6 @@ ERRORS = {
     "zero scales": ("decode {w}/other.codes {w}/o.wav --num-scales 0", 2, "integer >= 1"),
     "top-p": ("generate --clap {w}/clap.npy -o {w}/o.wav --top-p 1.5", 2, "(0, 1]"),
     "temperature": ("generate --clap {w}/clap.npy -o {w}/o.wav --temperature 0", 2, "number > 0"),
-    "top-k": ("generate --clap {w}/clap.npy -o {w}/o.wav --model {w}/gen --top-k 5000", 1, "top_k"),
     "no condition": ("generate -o {w}/o.wav", 2, "one of the arguments --prompt --audio --clap"),
     "two conditions": ("generate --prompt a --clap {w}/clap.npy -o {w}/o.wav", 2, "not allowed with"),
     "clap not npy": ("generate --clap {w}/tone.wav -o {w}/o.wav --model {w}/gen", 1, "numpy.save"),

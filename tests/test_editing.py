@@ -181,11 +181,12 @@ def test_overlap_decodes_from_the_previous_windows_known_tokens(gen, overlap):
     clap = _clap(2)
     seen = []
     result = generate_long(gen, clap, seconds=3.2, overlap=overlap, seed=2,
-                           callback=lambda done, total: seen.append((done, total)))
+                           callback=lambda p: seen.append((p.window, p.num_windows, p.index)))
     lay, tok = result.layout, gen.tokenizer
     O, hop = lay.overlap, lay.hop
     assert O == round(overlap * 24000) and lay.num_windows == 1 + math.ceil((3.2 * 24000 - N) / hop)
-    assert seen == [(w + 1, lay.num_windows) for w in range(lay.num_windows)]
+    S = gen.config.num_scales
+    assert seen == [(w, lay.num_windows, si) for w in range(lay.num_windows) for si in range(S)]
     assert result.forced[0] is None
     fade, T = fade_in(O), result.audio.shape[-1]
     decoded = [tok.decode(codes) for codes in result.windows]
@@ -320,11 +321,3 @@ def test_plan_ids_are_checked_where_forced(gen):
     junk[3][0, 1] = gen.config.codebook_size
     with pytest.raises(ValueError, match="forced.tokens: codes\\[3\\]"):
         gen.generate_codes(_clap(1), seed=0, forced=ForcedTokens(mask, junk))
-
-
-def test_docstring_examples():
-    import doctest
-
-    import aar.editing
-
-    assert doctest.testmod(aar.editing).failed == 0

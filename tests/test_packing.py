@@ -154,7 +154,7 @@ def test_dtype_changes_repack_or_unpack(caplog):
     low = copy.deepcopy(gen)  # copies start unpacked
     assert not low.weights_packed
     torch.testing.assert_close(gen.logits(codes, clap), low.logits(codes, clap), atol=2e-2, rtol=0)
-    with caplog.at_level(logging.INFO, logger="aar.generator"):
+    with caplog.at_level(logging.INFO, logger="aar.placement"):
         gen.to(dtype=torch.float16)  # float16 cannot be packed: unpacked, and said so
     assert not gen.weights_packed and "float16" in caplog.text
     gen.to(dtype=torch.float32)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-import aar.nn.transformer as transformer_module
 from aar.config import AARConfig
 from aar.convert import convert_aar_state_dict
 from aar.nn.transformer import AARTransformer, KVCache
@@ -176,6 +174,17 @@ def test_condition_shape_error(tiny):
         tiny(tiny.condition(torch.randn(2, 512)), torch.randn(2, 3, TINY.latent_dim))
 
 
-def test_docstring_examples():
-    result = doctest.testmod(transformer_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+@torch.no_grad()
+def test_input_embedding_sums_level_and_position_first(tiny):
+    """The official order: ``lvl_pos = lvl_embed + pos`` first, then added to the token embedding."""
+    cond_BC, x_BLLat = _inputs(tiny)
+    L, s0 = TINY.tokens_per_window, TINY.scales[0]
+    tokens_BLC = torch.cat([cond_BC.unsqueeze(1) + tiny.pos_start, tiny.word_embed(x_BLLat)], dim=1)
+    lvl_pos_1LC = tiny.lvl_embed(tiny.level_L).unsqueeze(0) + tiny.pos_1LC
+    got_BLC = tiny._embed(cond_BC, x_BLLat, 0, L)
+    assert torch.equal(got_BLC, tokens_BLC + lvl_pos_1LC)
+    other_order = tokens_BLC + tiny.lvl_embed(tiny.level_L) + tiny.pos_1LC
+    assert not torch.equal(got_BLC, other_order)  # float32 rounding tells the two orders apart
+    start, end = tiny.scale_bounds[2]  # one step of generation slices the same sum
+    step_BlC = tiny._embed(cond_BC, x_BLLat[:, start - s0 : end - s0], start, end)
+    assert torch.equal(step_BlC, got_BLC[:, start:end])

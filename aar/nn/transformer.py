@@ -265,7 +265,8 @@ class AARTransformer(nn.Module):
             x_BlLat = x_BlLat.to(self.activation_dtype)
             parts.append(self.word_embed(x_BlLat))
         x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        return x_BlC + self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
+        lvl_pos_BlC = self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
+        return x_BlC + lvl_pos_BlC  # the official order: level and position summed first
 
     def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
         return self.head(self.head_nm(x_BlC, cond_BC, ada_B12C))

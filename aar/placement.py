@@ -1,0 +1,123 @@
+"""Where the generator's weights live and in which dtype: one rule for every way of casting it.
+
+``nn.Module`` offers two roads to a dtype: ``to(dtype=...)`` and the shorthands ``float()``,
+``half()``, ``bfloat16()`` and ``double()``, which bypass ``to``. ``GeneratorPlacement`` sends both
+through the same rule, the reduced-precision policy of ``aar.nn.precision``: the transformer's matrix
+weights take the dtype; its output head, biases, embeddings, position tables and norms stay in the
+float32 stream (float64 for ``double()``); softmax and sampling run in float32; the tokenizer keeps its
+own dtype and moves with the device only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .nn.precision import cast_matrix_weights, warn_if_slow
+
+logger = logging.getLogger(__name__)
+
+
+class GeneratorPlacement:
+    """Device and dtype methods of ``AARGenerator`` (a mixin over its ``transformer`` and ``tokenizer``).
+
+    Example:
+        >>> import torch
+        >>> from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
+        >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64))
+        >>> gen = AARGenerator(AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8,
+        ...                              codebook_size=64), tok).bfloat16()
+        >>> gen.dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
+        (torch.bfloat16, torch.float32, torch.float32)
+    """
+
+    transformer: torch.nn.Module
+    tokenizer: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the transformer's weights."""
+        return next(self.transformer.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the transformer's matrix weights (float32 unless cast, see :meth:`to`)."""
+        return self.transformer.word_embed.weight.dtype
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, except that a dtype applies to the transformer's matrix weights only.
+
+        ``gen.to(dtype=torch.bfloat16)`` casts the transformer's matrix weights once, except the
+        output head; biases, embeddings, the position tables, normalisation, activations, softmax,
+        logits and sampling stay float32. The tokenizer (codebooks, phi, decoder) keeps its dtype and
+        moves with the device only. ``float()``, ``half()``, ``bfloat16()`` and ``double()`` are
+        shorthands for this call. On a CPU without bfloat16 matrix units a one-time log message says
+        that bfloat16 runs slower there (docs/performance.md). Packed weights (:meth:`pack_weights`)
+        are packed again for the new weights, or dropped (logged) where packing does not apply, e.g.
+        on a GPU.
+
+        Returns:
+            ``self``.
+        """
+        # The argument parser of nn.Module.to itself, so that every form of the call is accepted.
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        packed = self.transformer.weights_packed
+        for child in self.children():
+            child.to(device=device, non_blocking=non_blocking)
+        if dtype is not None:
+            cast_matrix_weights(self.transformer, dtype, keep=("head",))  # under 1 % of the work
+        warn_if_slow(dtype, self.device)
+        if packed and not self.transformer.weights_packed:  # the packs copied the old weights
+            try:
+                self.transformer.pack_weights()
+            except ValueError as exc:
+                self.transformer.pack_weights(False)
+                logger.info("weights unpacked: %s", exc)
+        return self
+
+    def float(self):
+        """``to(dtype=torch.float32)``: every weight of the transformer in float32."""
+        return self.to(dtype=torch.float32)
+
+    def bfloat16(self):
+        """``to(dtype=torch.bfloat16)``: bfloat16 matrix weights around a float32 stream."""
+        return self.to(dtype=torch.bfloat16)
+
+    def half(self):
+        """``to(dtype=torch.float16)``: float16 matrix weights around a float32 stream."""
+        return self.to(dtype=torch.float16)
+
+    def double(self):
+        """``to(dtype=torch.float64)``: the whole transformer in float64 (the tokenizer unchanged)."""
+        return self.to(dtype=torch.float64)
+
+    def pack_weights(self, enabled: bool = True):
+        """Lay the transformer's per-step weights out once for oneDNN: faster inference on a CPU.
+
+        Opt-in. PyTorch's CPU matrix product re-lays a weight out at every call, which for the
+        few-row products of generation costs about as much as the product; packed weights skip that
+        (``aar.nn.linear``). The cost is a second copy of those weights (0.8 GB for AAR_d16).
+        Results equal the unpacked ones to float32 rounding, not bit for bit: a seed can give a
+        different token where two candidates nearly tie, whereas the default reproduces the official
+        code's tokens exactly. Speed-ups are measured in docs/performance.md. :meth:`to` re-packs for
+        a new CPU dtype; packs of weights changed in any other way are dropped, never used stale
+        (except after writes through ``weight.data``, which PyTorch does not track: pack again).
+
+        Args:
+            enabled: False drops the packs again.
+
+        Returns:
+            ``self``, so that ``AARGenerator.from_pretrained(...).pack_weights()`` chains.
+
+        Raises:
+            ValueError: the model is not on the CPU, its weights are float16, or this PyTorch build
+                has no oneDNN.
+        """
+        self.transformer.pack_weights(enabled)
+        return self
+
+    @property
+    def weights_packed(self) -> bool:
+        """Whether :meth:`pack_weights` is in effect."""
+        return self.transformer.weights_packed
