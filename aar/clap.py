@@ -29,9 +29,12 @@ from ._clap_backends import (
     TRANSFORMERS_REPO,
     LaionClapBackend,
     TransformersClapBackend,
+    require_backend,
 )
-from ._loading import check_placement
+from ._loading import loading_request
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
+from .convert import folder_kind
+from .errors import HubUnreachableError, WrongModelKindError
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +127,11 @@ class ClapEncoder:
 
         Raises:
             ValueError: unknown ``backend``, or ``filename`` given for transformers.
-            ImportError: the backend's package is missing (``pip install "aar-audio[clap]"``).
+            MissingExtraError: the backend's package is missing (``pip install "aar-audio[clap]"``);
+                checked first, before any download. An ``ImportError``.
             FileNotFoundError: no checkpoint at ``name_or_path``, or not cached when offline.
+            HubUnreachableError: the Hub does not answer and the checkpoint is not cached.
+            WrongModelKindError: a tokenizer or generator checkpoint or folder.
             CheckpointError: the laion-clap file is unreadable or carries pickled objects.
 
         Example:
@@ -135,13 +141,10 @@ class ClapEncoder:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        device = check_placement(device, None)[0] or torch.device("cpu")  # ValueError for a bad name
-        hub_kwargs = {
-            "revision": revision,
-            "cache_dir": None if cache_dir is None else str(cache_dir),
-            "local_files_only": local_files_only,
-            "token": token,
-        }
+        request = loading_request(device=device, revision=revision, cache_dir=cache_dir,
+                                  local_files_only=local_files_only, token=token)
+        cls.check_installed(backend)  # after the argument checks, before any lookup or download
+        device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
         if backend == "transformers":
             if filename is not None:
                 raise ValueError(
@@ -149,9 +152,27 @@ class ClapEncoder:
                     "backend loads a folder or Hub repo"
                 )
             source = TRANSFORMERS_REPO if name_or_path is None else name_or_path
-            return cls(TransformersClapBackend.load(source, device, hub_kwargs))
+            _refuse_aar_folder(source)
+            return cls(_load_transformers(source, device, hub_kwargs))
         checkpoint = _laion_checkpoint(name_or_path, filename, hub_kwargs)
         return cls(LaionClapBackend.load(checkpoint, device))
+
+    @staticmethod
+    def check_installed(backend: str = "laion-clap") -> None:
+        """Fail now, in one line, if ``backend``'s package is missing; nothing is imported or downloaded.
+
+        Call it before loading anything else when CLAP will be needed later (the CLI does).
+
+        Raises:
+            ValueError: an unknown ``backend``.
+            MissingExtraError: its package is not installed (``pip install "aar-audio[clap]"``).
+
+        Example:
+            >>> ClapEncoder.check_installed("transformers")  # doctest: +SKIP
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        require_backend(backend)
 
     @property
     def backend(self) -> str:
@@ -255,7 +276,7 @@ def _laion_checkpoint(
 ) -> Path:
     """Local path of the laion-clap checkpoint: a file, a file in a folder, or a Hub download."""
     if name_or_path is None:
-        return hub._download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
+        return hub.download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
@@ -273,4 +294,27 @@ def _laion_checkpoint(
     name = str(name_or_path)
     if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
         raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    return hub._download(name, filename or LAION_FILENAME, hub_kwargs)
+    return hub.download(name, filename or LAION_FILENAME, hub_kwargs)
+
+
+def _refuse_aar_folder(source: str | os.PathLike) -> None:
+    """Refuse, by name, a native tokenizer or generator folder given to the transformers backend."""
+    config = Path(source).expanduser() / hub.CONFIG_NAME
+    if not config.is_file():
+        return
+    kind = folder_kind(hub.Source("native", config.parent).read_config())
+    if kind in ("sat", "aar"):
+        raise WrongModelKindError(config.parent, kind, "clap")
+
+
+def _load_transformers(source: str | os.PathLike, device: torch.device, hub_kwargs: dict[str, Any]):
+    """The transformers backend; from the cache alone, or one line, when the Hub does not answer."""
+    reason = None if Path(source).expanduser().is_dir() else hub.unreachable(hub_kwargs)
+    if reason is None:
+        return TransformersClapBackend.load(source, device, hub_kwargs)
+    try:
+        return TransformersClapBackend.load(source, device, {**hub_kwargs, "local_files_only": True})
+    except OSError:  # transformers' "not in the cache" (the network was never tried)
+        from huggingface_hub import constants
+
+        raise HubUnreachableError(str(source), hub.CONFIG_NAME, constants.ENDPOINT, reason) from None

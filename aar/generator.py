@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from . import editing, hub
-from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
+from ._loading import adopt_state, loading_request, naming, read_native, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
-from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
+from .convert import convert_aar_state_dict, infer_aar_config, read_checkpoint
+from .errors import CheckpointError
 from .next_scale import ScaleProgress, sample_scales
 from .nn.transformer import AARTransformer
 from .placement import GeneratorPlacement
@@ -110,30 +111,24 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
 
         Raises:
             FileNotFoundError: nothing at ``name_or_path``.
+            WrongModelKindError: a tokenizer ``.pth``, a CLAP checkpoint or another kind of folder.
+            MissingTokenizerError: an official ``.pth`` with no tokenizer given or beside it.
             CheckpointError: unreadable file, mismatched tokenizer, or missing/unexpected/mis-shaped
                 keys (named).
+            HubUnreachableError: a Hub id, the Hub unreachable and the files not cached.
         """
-        device, dtype = check_placement(device, dtype)  # a bad argument fails before any loading
-        hub_kwargs = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                          token=token)
-        source = hub.resolve(name_or_path, "aar", filename=filename, **hub_kwargs)
+        request = loading_request(device=device, dtype=dtype, revision=revision, cache_dir=cache_dir,
+                                  local_files_only=local_files_only, token=token)
+        source = request.resolve(name_or_path, "aar", filename)
         if source.layout == "native":
-            config_dict = source.read_config()
-            if config_dict.get("model_type") != "aar":
-                raise CheckpointError(
-                    f"{source.path} holds a {config_dict.get('model_type')!r} model, not a generator "
-                    "(model_type 'aar')"
-                )
-            with naming(source.path / hub.CONFIG_NAME):
-                config = AARConfig.from_dict(config_dict)
-            state = read_native_weights(source.path)
+            config, state = read_native(source.path, AARConfig)
         else:
             _, official = read_checkpoint(source.path, "aar")
             with naming(source.path):
                 state = convert_aar_state_dict(official)
         if not isinstance(tokenizer, SATTokenizer):
             tokenizer = SATTokenizer.from_pretrained(
-                tokenizer if tokenizer is not None else hub.paired_tokenizer(source), **hub_kwargs
+                tokenizer if tokenizer is not None else hub.paired_tokenizer(source), **request.hub_kwargs
             )
         if source.layout == "official":
             with naming(source.path):
@@ -141,7 +136,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config, tokenizer)
         adopt_state(model.transformer, state, str(source.path))
-        return model.to(device=device, dtype=dtype).eval()
+        return model.to(device=request.device, dtype=request.dtype).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors``, and the tokenizer into ``tokenizer/``."""

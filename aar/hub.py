@@ -2,7 +2,9 @@
 
 Every ``from_pretrained`` resolves its argument here into a :class:`Source`, then builds, loads
 strictly and calls ``.eval()``. Downloads go through ``huggingface_hub``, so its cache, revisions,
-tokens and offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) apply.
+tokens and offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) apply. When the Hub does
+not answer a short probe, a cached file is used as it is and a missing one fails at once
+(:class:`~aar.errors.HubUnreachableError`), instead of after huggingface_hub's retries.
 
 Two layouts are understood:
 
@@ -14,10 +16,16 @@ Two layouts are understood:
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import HubUnreachableError, MissingTokenizerError
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -28,6 +36,9 @@ OFFICIAL_REPOS: dict[str, dict[str, str]] = {
     "qiuk6/AAR": {"sat": "SAT_d128_lat128.pth", "aar": "AAR_d16_bs2048.pth"},
 }
 _OFFICIAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+#: How long the reachability probe of the Hub may take, and how long its answer is kept.
+PROBE_TIMEOUT_S, PROBE_MEMORY_S = 3.0, 30.0
+_probes: dict[str, tuple[float, str | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,66 @@ class Source:
         return data
 
 
-def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
-    from huggingface_hub import hf_hub_download
+def hub_options(
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> dict[str, Any]:
+    """The download options every ``from_pretrained`` takes, as ``hf_hub_download`` keywords."""
+    return {
+        "revision": revision,
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "local_files_only": bool(local_files_only),
+        "token": token,
+    }
+
+
+def _probe(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be reached (one short HTTP request), or None when it answers.
+
+    The answer is kept for ``PROBE_MEMORY_S`` seconds, so the several files of one model cost one
+    probe. Proxies set in the environment apply, as they do for downloads.
+    """
+    import urllib.error
+    import urllib.request
+
+    now = time.monotonic()
+    remembered = _probes.get(endpoint)
+    if remembered is not None and now - remembered[0] < PROBE_MEMORY_S:
+        return remembered[1]
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=PROBE_TIMEOUT_S)
+        reason = None
+    except urllib.error.HTTPError:  # any HTTP answer means the server is there
+        reason = None
+    except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, a bad address
+        reason = str(getattr(err, "reason", err)) or type(err).__name__
+    _probes[endpoint] = (now, reason)
+    return reason
+
+
+def unreachable(hub_kwargs: dict[str, Any]) -> str | None:
+    """Why the Hub cannot be reached now, or None (it answers, or offline mode leaves it alone).
+
+    Callers that download through another library (transformers) use it to go to the cache at once.
+    """
+    from huggingface_hub import constants
+
+    if hub_kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE:
+        return None
+    return _probe(constants.ENDPOINT)
+
+
+def download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
+    """``hf_hub_download`` that fails in one line, within seconds, when the Hub is unreachable.
+
+    Unless offline (``local_files_only`` or ``HF_HUB_OFFLINE=1``), the Hub is probed first; if it
+    does not answer, the file is taken from the local cache, and only if it is not there does
+    :class:`~aar.errors.HubUnreachableError` say what was tried and how to work offline.
+    """
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -69,14 +138,22 @@ def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
         RevisionNotFoundError,
     )
 
+    offline = hub_kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE
+    endpoint = constants.ENDPOINT
+    reason = unreachable(hub_kwargs)
     try:
+        if reason is not None:
+            logger.debug("%s does not answer (%s); looking in the local cache", endpoint, reason)
+            return Path(hf_hub_download(repo_id, filename, **{**hub_kwargs, "local_files_only": True}))
         return Path(hf_hub_download(repo_id, filename, **hub_kwargs))
     except LocalEntryNotFoundError:
-        raise FileNotFoundError(
-            f"{filename!r} of Hub repo {repo_id!r} is not in the local cache and cannot be "
-            "downloaded (offline mode or no connection); download it once online, or pass a "
-            "local path"
-        ) from None
+        if offline:
+            raise FileNotFoundError(
+                f"{filename!r} of Hub repo {repo_id!r} is not in the local cache and offline mode is "
+                "on (HF_HUB_OFFLINE=1 or local_files_only=True); download it once online, or pass a "
+                "local path"
+            ) from None
+        raise HubUnreachableError(repo_id, filename, endpoint, reason or "the download failed") from None
     except EntryNotFoundError:
         raise FileNotFoundError(f"Hub repo {repo_id!r} has no file {filename!r}") from None
     except RevisionNotFoundError:
@@ -139,23 +216,19 @@ def resolve(
     name = str(name_or_path)
     if name.count("/") != 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
         raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    hub_kwargs = {
-        "revision": revision,
-        "cache_dir": None if cache_dir is None else str(cache_dir),
-        "local_files_only": local_files_only,
-        "token": token,
-    }
+    hub_kwargs = hub_options(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                             token=token)
     if filename is None and name in OFFICIAL_REPOS:
         filename = OFFICIAL_REPOS[name][kind]
     if filename is not None:
-        path = _download(name, filename, hub_kwargs)
+        path = download(name, filename, hub_kwargs)
         layout = "official" if path.suffix in _OFFICIAL_SUFFIXES else "native"
         return Source(layout, path if layout == "official" else path.parent, name, hub_kwargs)
-    config = _download(name, CONFIG_NAME, hub_kwargs)
-    _download(name, WEIGHTS_NAME, hub_kwargs)
+    config = download(name, CONFIG_NAME, hub_kwargs)
+    download(name, WEIGHTS_NAME, hub_kwargs)
     if Source("native", config.parent).read_config().get("model_type") == "aar":
         for file in (CONFIG_NAME, WEIGHTS_NAME):
-            _download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
+            download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
     return Source("native", config.parent, name, hub_kwargs)
 
 
@@ -176,7 +249,4 @@ def paired_tokenizer(source: Source) -> str | Path:
     sibling = source.path.parent / OFFICIAL_REPOS["qiuk6/AAR"]["sat"]
     if sibling.is_file():
         return sibling
-    raise ValueError(
-        f"{source.path} is an official generator checkpoint: pass tokenizer= (a SATTokenizer or "
-        "anything SATTokenizer.from_pretrained accepts)"
-    )
+    raise MissingTokenizerError(source.path)

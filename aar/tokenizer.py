@@ -18,7 +18,15 @@ from torch import nn
 
 from . import hub
 from ._checks import check_positive_int
-from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
+from ._loading import (
+    adopt_state,
+    loading_request,
+    naming,
+    native_config,
+    read_native,
+    skip_init,
+    write_native,
+)
 from .audio import (
     as_audio_batch,
     check_sample_rate,
@@ -29,12 +37,7 @@ from .audio import (
 )
 from .codes import AudioCodes, as_scale_list
 from .config import SATConfig
-from .convert import (
-    convert_sat_state_dict,
-    infer_sat_config,
-    naming,
-    read_checkpoint,
-)
+from .convert import convert_sat_state_dict, infer_sat_config, read_checkpoint
 from .nn.quantizer import ScaleQuantizer
 from .nn.seanet import SEANetDecoder, SEANetEncoder
 
@@ -115,32 +118,29 @@ class SATTokenizer(nn.Module):
 
         Raises:
             FileNotFoundError: nothing at ``name_or_path``.
+            WrongModelKindError: a generator ``.pth``, a CLAP checkpoint or another kind of folder.
             CheckpointError: unreadable file, a config that does not parse, or
                 missing/unexpected/mis-shaped keys (named, with the file).
+            HubUnreachableError: a Hub id, the Hub unreachable and the files not cached.
             ValueError: an unknown ``device`` or ``dtype``.
         """
-        device, dtype = check_placement(device, dtype)
-        source = hub.resolve(
-            name_or_path, "sat", filename=filename, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token,
-        )
+        request = loading_request(device=device, dtype=dtype, revision=revision, cache_dir=cache_dir,
+                                  local_files_only=local_files_only, token=token)
+        source = request.resolve(name_or_path, "sat", filename)
         if source.layout == "official":
             _, official = read_checkpoint(source.path, "sat")
             with naming(source.path):
                 state = convert_sat_state_dict(official)
                 config = infer_sat_config(state)
         else:
-            folder, config_dict = source.path, source.read_config()
-            if config_dict.get("model_type") == "aar":
+            folder = source.path
+            if native_config(folder, "sat", accept=("aar",))[0] == "aar":  # a generator folder
                 folder = folder / hub.TOKENIZER_SUBFOLDER
-                config_dict = hub.Source("native", folder).read_config()
-            with naming(folder / hub.CONFIG_NAME):
-                config = SATConfig.from_dict(config_dict)
-            state = read_native_weights(folder)
+            config, state = read_native(folder, SATConfig)
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config)
         adopt_state(model, state, str(source.path))
-        return model.to(device=device, dtype=dtype).eval()
+        return model.to(device=request.device, dtype=request.dtype).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``folder``."""

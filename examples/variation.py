@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aar import AARGenerator, load_audio
+from aar import AARGenerator, ClapEncoder, load_audio
 from aar.audio import AUDIO_EXTENSIONS, write_audio
 
 
@@ -38,6 +38,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    if args.clap is None:
+        ClapEncoder.check_installed()  # a missing extra fails now, before the generator loads
     gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device)
     if args.clap is not None:
         clap = gen.clap_vectors(np.load(args.clap))  # (1, 512)

@@ -18,7 +18,7 @@ MAX_LINES = 400
 
 #: Top to bottom. A name stands for that module and, for a package, every module inside it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("aar", "aar.__main__", "aar.cli", "aar._commands",
+    ("aar", "aar.__main__", "aar.cli", "aar._commands", "aar._reports",
      "aar.evaluation.command", "aar.evaluation._parser"),  # the face (aar eval's parser and bodies too)
     ("aar.data", "aar.evaluation", "aar.eval", "aar.metrics"),  # whole-corpus work on top of the models
     ("aar.generator",),
@@ -30,13 +30,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("aar.convert", "aar.hub", "aar._loading", "aar.errors", "aar.config", "aar.codes", "aar.audio",
      "aar._files", "aar._checks", "aar._version"),  # values and plumbing: import no model
 )
-
-#: Known exceptions that other changes remove: (module, reason). The marks go with them.
-PENDING = {
-    "aar.convert": "convert.py still builds models (convert_checkpoint) and defines CheckpointError; "
-                   "errors move to aar/errors.py and conversion above the models",
-}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -132,12 +125,6 @@ def cycles(skip_from: frozenset[str] = frozenset()) -> list[list[str]]:
     return groups
 
 
-def _pending(name: str):
-    if name not in PENDING:
-        return name
-    return pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=PENDING[name]))
-
-
 # ------------------------------------------------------------------------------------ the checks
 def test_the_reader_sees_relative_and_lazy_imports():
     """The graph itself: lazy, relative and ``from aar import module`` imports are found;
@@ -167,17 +154,11 @@ def test_every_module_has_a_layer():
     assert not unplaced, f"place {unplaced} in LAYERS here and in docs/architecture.md"
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING["aar.convert"])
 def test_no_import_cycle():
     assert cycles() == []
 
 
-def test_no_import_cycle_apart_from_convert():
-    """The one known cycle runs through convert.py; nothing else may add another."""
-    assert cycles(skip_from=frozenset({"aar.convert"})) == []
-
-
-@pytest.mark.parametrize("name", [_pending(m) for m in modules()])
+@pytest.mark.parametrize("name", list(modules()))
 def test_imports_run_down_the_layers(name):
     upward = sorted(
         f"{target} (line {line})" for target, line in imports(name)
@@ -193,7 +174,7 @@ def test_blocks_import_only_blocks():
     assert not outside
 
 
-@pytest.mark.parametrize("name", [_pending(m) if m == "aar.generator" else m for m in modules()])
+@pytest.mark.parametrize("name", list(modules()))
 def test_module_length(name):
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{modules()[name].name} has {lines} lines (at most {MAX_LINES})"

@@ -227,7 +227,7 @@ ERRORS = {
     # name: (arguments, exit status, part of the message); {w} is the work folder
     "missing audio": ("encode {w}/nope.wav {w}/o.codes --model {sat}", 1, "audio file not found"),
     "unreadable audio": ("encode {w}/garbage.wav {w}/o.codes --model {sat}", 1, "cannot read audio file"),
-    "generator as tokenizer": ("encode {w}/tone.wav {w}/o.codes --model {aar}", 1, "generator_state_dict"),
+    "generator as tokenizer": ("encode {w}/tone.wav {w}/o.codes --model {aar}", 1, "is a generator (AAR)"),
     "codes named .wav": ("encode {w}/tone.wav {w}/o.wav --model {sat}", 2, "use .codes"),
     "missing model": ("encode {w}/tone.wav {w}/o.codes --model {w}/nothing", 1, "no such file or folder"),
     "uncached hub model": ("encode {w}/tone.wav {w}/o.codes --model someone/model", 1, "local cache"),

@@ -166,6 +166,7 @@ def test_roundtrip_reads_any_channel_count(inputs, official_tokenizer, tmp_path,
 def test_prompt_and_audio_go_through_clap(inputs, official_generator, tmp_path, monkeypatch, capsys):
     """Without --clap, the scripts embed the prompt or the audio with CLAP (a stand-in here)."""
     monkeypatch.setattr(ClapEncoder, "from_pretrained", lambda *args, **kwargs: stand_in_clap())
+    monkeypatch.setattr(ClapEncoder, "check_installed", staticmethod(lambda backend="laion-clap": None))
     clap = stand_in_clap()
     _run_in_process("text_to_audio.py", ["dry leaves", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
                                          "--out", tmp_path / "leaves.wav"], monkeypatch)

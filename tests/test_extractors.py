@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
 from aar.audio import write_audio
-from aar.convert import CheckpointError
+from aar.errors import CheckpointError
 from aar.metrics import (
     AudioClassifier,
     ClapExtractor,

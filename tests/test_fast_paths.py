@@ -12,7 +12,7 @@ from conftest import AAR_PTH, SAT_PTH, tiny_generator
 import aar.nn.kv_cache as kv_cache_module
 import aar.nn.precision as precision
 from aar import AARGenerator
-from aar.convert import CheckpointError
+from aar.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")

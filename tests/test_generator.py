@@ -8,7 +8,7 @@ from conftest import AAR_PTH, SAT_PTH, TINY_SAT, tiny_generator
 from official_layout import populate_hub_cache, save_aar_official
 
 from aar import AARGenerator, SATTokenizer
-from aar.convert import CheckpointError
+from aar.errors import CheckpointError
 from aar.sampling import guidance_scale
 
 
@@ -151,7 +151,7 @@ def test_official_file_finds_its_sibling_tokenizer(tmp_path):
 def test_mismatched_tokenizer_is_refused():
     with pytest.raises(CheckpointError, match="does not fit the tokenizer"):
         AARGenerator.from_pretrained(AAR_PTH, tokenizer=SATTokenizer(TINY_SAT))
-    with pytest.raises(CheckpointError, match="not a generator"):
+    with pytest.raises(CheckpointError, match="is a tokenizer .*, but a generator .* was wanted"):
         AARGenerator.from_pretrained(tmp := SATTokenizer(TINY_SAT).save_pretrained(
             __import__("tempfile").mkdtemp()))
     assert tmp.exists()

@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .. import hub
-from ..convert import CheckpointError, load_state_strict
+from .._loading import load_state_strict
+from ..errors import CheckpointError
 
 
 def resolve_weights(
@@ -58,13 +59,9 @@ def resolve_weights(
     text = str(path_or_repo)
     if text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
-    hub_kwargs = {
-        "revision": revision,
-        "cache_dir": None if cache_dir is None else str(cache_dir),
-        "local_files_only": local_files_only,
-        "token": token,
-    }
-    return hub._download(text, name, hub_kwargs)
+    hub_kwargs = hub.hub_options(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                                 token=token)
+    return hub.download(text, name, hub_kwargs)
 
 
 def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", "state_dict")) -> dict:
