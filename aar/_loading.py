@@ -29,6 +29,7 @@ from torch import nn
 from . import hub
 from ._files import atomic_path
 from .errors import KIND_NAMES, CheckpointError, WrongModelKindError
+from .hub import Unpack
 
 
 @dataclass(frozen=True)
@@ -50,23 +51,18 @@ class LoadRequest:
         return hub.resolve(name_or_path, kind, filename=filename, **self.hub_kwargs)
 
 
-def loading_request(
-    *,
-    device=None,
-    dtype=None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> LoadRequest:
+def loading_request(*, device=None, dtype=None, **hub_kwargs: Unpack[hub.HubKwargs]) -> LoadRequest:
     """The preamble every ``from_pretrained`` shares: placement checks and Hub options.
+
+    A model's own keywords (``tokenizer=``, ``backend=``, ...) stay in its signature; the Hub
+    keywords (:class:`aar.hub.HubKwargs`) are collected as ``**hub_kwargs`` and passed on whole.
 
     Raises:
         ValueError: an unknown ``device`` or ``dtype`` (before anything is read or downloaded).
+        TypeError: a keyword that is not a Hub option.
     """
+    options = hub.hub_options(**hub_kwargs)
     device, dtype = check_placement(device, dtype)
-    options = hub.hub_options(revision=revision, cache_dir=cache_dir,
-                              local_files_only=local_files_only, token=token)
     return LoadRequest(device, dtype, options)
 
 

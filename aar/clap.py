@@ -35,6 +35,7 @@ from ._loading import loading_request
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
 from .convert import folder_kind
 from .errors import HubUnreachableError, WrongModelKindError
+from .hub import HubKwargs, Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +101,8 @@ class ClapEncoder:
         *,
         backend: str = "laion-clap",
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> ClapEncoder:
         """Load a CLAP model from the Hugging Face Hub or from local files.
 
@@ -116,17 +114,16 @@ class ClapEncoder:
             backend: ``"laion-clap"`` or ``"transformers"``.
             filename: laion-clap only: the checkpoint inside the folder or repo (default
                 ``"music_speech_audioset_epoch_15_esc_89.98.pt"``).
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token for private repositories.
             device: Where the model runs and embeddings are returned (default CPU).
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``).
 
         Returns:
             The encoder, in eval mode.
 
         Raises:
             ValueError: unknown ``backend``, or ``filename`` given for transformers.
+            TypeError: an unknown keyword.
             MissingExtraError: the backend's package is missing (``pip install "aar-audio[clap]"``);
                 checked first, before any download. An ``ImportError``.
             FileNotFoundError: no checkpoint at ``name_or_path``, or not cached when offline.
@@ -141,8 +138,7 @@ class ClapEncoder:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        request = loading_request(device=device, revision=revision, cache_dir=cache_dir,
-                                  local_files_only=local_files_only, token=token)
+        request = loading_request(device=device, **hub_kwargs)
         cls.check_installed(backend)  # after the argument checks, before any lookup or download
         device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
         if backend == "transformers":

@@ -195,9 +195,19 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def rename(
-    state: Mapping[str, torch.Tensor], rules: tuple[tuple[str, str], ...], ignored: re.Pattern
+    state: Mapping[str, torch.Tensor],
+    rules: tuple[tuple[str, str], ...],
+    ignored: re.Pattern,
+    source: str = "official checkpoint",
 ) -> dict[str, torch.Tensor]:
-    """Map official keys to native keys through ``rules``; unmatched keys are an error."""
+    """Map published keys to aar's through ``rules`` (pattern, replacement), the first match winning.
+
+    Keys matching ``ignored`` (tensors aar does not load or computes itself) are dropped; a key that
+    matches no rule is an error naming it and ``source``.
+
+    Raises:
+        CheckpointError: keys that no rule maps.
+    """
     compiled = [(re.compile(p), r) for p, r in rules]
     out, unknown = {}, []
     for key, value in state.items():
@@ -210,7 +220,7 @@ def rename(
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"unexpected key(s) in official checkpoint: {unknown[:10]}")
+        raise CheckpointError(f"unexpected key(s) in {source}: {unknown[:10]}")
     return out
 
 

@@ -21,9 +21,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import HubUnreachableError, MissingTokenizerError
+
+try:
+    from typing import Unpack
+except ImportError:  # Python 3.10; typing_extensions comes with torch
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -71,19 +76,47 @@ class Source:
         return data
 
 
-def hub_options(
-    *,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> dict[str, Any]:
-    """The download options every ``from_pretrained`` takes, as ``hf_hub_download`` keywords."""
+class HubKwargs(TypedDict, total=False):
+    """The Hugging Face Hub keywords every ``from_pretrained`` of aar takes, defined once here.
+
+    They apply when the name is a Hub repo id (a local path ignores them) and go to
+    ``huggingface_hub.hf_hub_download``, so its cache and offline mode apply.
+
+    Attributes:
+        revision: Hub branch, tag or commit (default: the main branch).
+        cache_dir: Hub cache folder (default: huggingface_hub's).
+        local_files_only: Never use the network, only the cache (``HF_HUB_OFFLINE=1`` does the same).
+        token: Hub token for private repositories (default: the saved login, if any).
+    """
+
+    revision: str | None
+    cache_dir: str | os.PathLike | None
+    local_files_only: bool
+    token: str | bool | None
+
+
+#: The names of :class:`HubKwargs`, in order.
+HUB_KEYWORDS: tuple[str, ...] = tuple(HubKwargs.__annotations__)
+
+
+def hub_options(**options: Unpack[HubKwargs]) -> dict[str, Any]:
+    """The :class:`HubKwargs` given to a ``from_pretrained``, as ``hf_hub_download`` keywords.
+
+    Raises:
+        TypeError: a keyword that is not a Hub option (named, with those allowed).
+    """
+    unknown = [name for name in options if name not in HUB_KEYWORDS]
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {unknown}: the keywords beyond the model's own are the "
+            f"Hub options {list(HUB_KEYWORDS)}"
+        )
+    cache_dir = options.get("cache_dir")
     return {
-        "revision": revision,
+        "revision": options.get("revision"),
         "cache_dir": None if cache_dir is None else str(cache_dir),
-        "local_files_only": bool(local_files_only),
-        "token": token,
+        "local_files_only": bool(options.get("local_files_only", False)),
+        "token": options.get("token"),
     }
 
 
@@ -171,10 +204,7 @@ def resolve(
     kind: str,
     *,
     filename: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
+    **hub_kwargs: Unpack[HubKwargs],
 ) -> Source:
     """Resolve what ``from_pretrained`` was given.
 
@@ -182,18 +212,16 @@ def resolve(
         name_or_path: A ``.pth`` path, a native folder, or a Hub repo id.
         kind: ``"sat"`` or ``"aar"``: which model is wanted (picks a release's default file).
         filename: A file inside the folder or repository to load instead of the default.
-        revision: Hub branch, tag or commit.
-        cache_dir: Hub cache folder.
-        local_files_only: Never touch the network.
-        token: Hub token.
+        **hub_kwargs: The Hub options (:class:`HubKwargs`).
 
     Returns:
         The resolved :class:`Source`.
 
     Raises:
-        TypeError: ``name_or_path`` is not a string or path.
+        TypeError: ``name_or_path`` is not a string or path, or an unknown keyword.
         FileNotFoundError: nothing usable exists at that name.
     """
+    hub_kwargs = hub_options(**hub_kwargs)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
@@ -216,8 +244,6 @@ def resolve(
     name = str(name_or_path)
     if name.count("/") != 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
         raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    hub_kwargs = hub_options(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                             token=token)
     if filename is None and name in OFFICIAL_REPOS:
         filename = OFFICIAL_REPOS[name][kind]
     if filename is not None:

@@ -2,15 +2,14 @@
 
 A checkpoint is a ``.safetensors`` file, or a ``torch.save`` file read with ``weights_only=True``
 (a file that carries pickled Python objects is refused with ``CheckpointError`` rather than run).
-Published key names are mapped to aar's by a table: every key must match exactly one rule or a
-listed rebuildable tensor, and the model then loads strictly.
+Published key names are mapped to aar's by a table (:func:`aar.convert.rename`): every key must match
+one rule or a listed rebuildable tensor, and the model then loads strictly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,24 +19,17 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .. import hub
-from .._loading import load_state_strict
+from .._loading import adopt_state
 from ..errors import CheckpointError
 
 
 def resolve_weights(
-    path_or_repo: str | os.PathLike,
-    default_filename: str,
-    *,
-    filename: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
+    path_or_repo: str | os.PathLike, default_filename: str, filename: str | None, hub_kwargs: dict[str, Any]
 ) -> Path:
     """The checkpoint file named by a local file, a folder holding ``filename``, or a Hub repo id.
 
-    Hub downloads go through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE=1`` and
-    ``local_files_only=True`` apply).
+    Hub downloads go through ``huggingface_hub`` with ``hub_kwargs`` (as :func:`aar.hub.hub_options`
+    gives them: its cache, ``HF_HUB_OFFLINE=1`` and ``local_files_only=True`` apply).
 
     Raises:
         TypeError: ``path_or_repo`` is not a string or path.
@@ -59,8 +51,6 @@ def resolve_weights(
     text = str(path_or_repo)
     if text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
-    hub_kwargs = hub.hub_options(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                                 token=token)
     return hub.download(text, name, hub_kwargs)
 
 
@@ -108,43 +98,13 @@ def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", 
     return tensors
 
 
-def convert_keys(
-    state: Mapping[str, torch.Tensor],
-    rules: tuple[tuple[str, str], ...],
-    rebuilt: re.Pattern,
-    source: str,
-) -> dict[str, torch.Tensor]:
-    """Rename published keys by ``rules`` (pattern, replacement); keys aar already uses pass unchanged.
-
-    A key matching ``rebuilt`` (tensors aar computes itself, e.g. DFT matrices) is dropped. A key that
-    matches no rule is an error naming it.
-    """
-    compiled = [(re.compile(p), r) for p, r in rules]
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        if rebuilt.match(key):
-            continue
-        for pattern, replacement in compiled:
-            if pattern.match(key):
-                out[pattern.sub(replacement, key)] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointError(f"{source}: unexpected key(s) {unknown[:10]}")
-    return out
-
-
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Strictly load ``state`` into ``module`` built on the meta device, then eval mode.
 
     Each tensor is cast to the dtype the module was built with and becomes the module's tensor
     (``assign=True``); missing, unexpected or mis-shaped keys raise ``CheckpointError`` naming them.
     """
-    expected = module.state_dict()
-    state = {k: v.to(expected[k].dtype).contiguous() if k in expected else v for k, v in state.items()}
-    load_state_strict(module, state, source, assign=True)
+    adopt_state(module, state, source)
     module.eval()
 
 
