@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ._loading import state_tensors
 from .convert import checkpoint_kind, numpy_scalar_globals
 from .errors import CheckpointError, MissingExtraError, WrongModelKindError, require_extra
 
@@ -138,17 +139,7 @@ def read_laion_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if found in ("sat", "aar"):
         raise WrongModelKindError(path, found, "clap")
     state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else payload
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(
-            f"{path} holds no state dict: expected a dict of tensors, or one under 'state_dict'; "
-            f"found {type(state).__name__}"
-        )
-    tensors = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
-        tensors[str(key).removeprefix("module.")] = value
-    return tensors
+    return state_tensors(state, path, "a dict of tensors, or one under 'state_dict'")
 
 
 def _reason(err: Exception) -> str:

@@ -8,7 +8,8 @@ which no checkpoint holds, through each module's ``rebuild_buffers()``. Native f
 ``config.json`` and ``model.safetensors`` (``read_native_weights``, ``write_native``), and
 ``loading_request`` is the preamble of every ``from_pretrained`` (``device=`` and ``dtype=`` checks,
 Hub options); ``native_config`` and ``naming`` turn a file of the wrong kind or a bad config into
-one error that names the file.
+one error that names the file. ``torch.save`` files are read with ``weights_only=True``
+(``aar.convert.load_weights_only``) and their state dicts checked by ``state_tensors``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ def loading_request(*, device=None, dtype=None, **hub_kwargs: Unpack[hub.HubKwar
     options = hub.hub_options(**hub_kwargs)
     device, dtype = check_placement(device, dtype)
     return LoadRequest(device, dtype, options)
+
+
+def state_tensors(
+    state: Any, path: str | os.PathLike, expected: str = "a dict of tensors"
+) -> dict[str, torch.Tensor]:
+    """The tensors of a state dict read from ``path``, by name, a ``module.`` prefix removed.
+
+    Raises:
+        CheckpointError: ``state`` is not a non-empty dict of tensors (``expected`` says what was
+            looked for), or an entry is not a tensor (named).
+    """
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointError(
+            f"{path} holds no state dict: expected {expected}; found {type(state).__name__}"
+        )
+    tensors = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
+        tensors[str(key).removeprefix("module.")] = value
+    return tensors
 
 
 def native_config(folder: Path, wanted: str, accept: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:

@@ -87,6 +87,26 @@ def numpy_scalar_globals() -> dict[str, Any]:
     return found
 
 
+def load_weights_only(path: Path) -> Any:
+    """A ``torch.save`` payload read with ``weights_only=True``: tensors, containers, numpy scalars.
+
+    Raises:
+        CheckpointError: the file is corrupt or carries other pickled objects (loading them could
+            run code), with torch's reason.
+    """
+    try:
+        allowed = [(obj, name) for name, obj in numpy_scalar_globals().items()]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
+            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
+            "them could run code"
+        ) from None
+
+
 def checkpoint_kind(payload: object) -> str | None:
     """Which model a loaded checkpoint belongs to, from its layout alone.
 
@@ -138,17 +158,7 @@ def read_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        allowed = [(obj, name) for name, obj in numpy_scalar_globals().items()]
-        with torch.serialization.safe_globals(allowed):
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or unsafe files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(
-            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
-            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
-            "them could run code"
-        ) from None
+    payload = load_weights_only(path)
     found = checkpoint_kind(payload)
     wanted = (kind,) if kind else tuple(_SECTIONS)
     if found not in wanted:

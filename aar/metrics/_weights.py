@@ -19,7 +19,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .. import hub
-from .._loading import adopt_state
+from .._loading import adopt_state, state_tensors
+from ..convert import load_weights_only
 from ..errors import CheckpointError
 
 
@@ -73,29 +74,14 @@ def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", 
         except Exception as err:  # safetensors raises its own error types
             raise CheckpointError(f"cannot read {path} as safetensors: {err}") from None
     else:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several types for corrupt or unsafe files
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise CheckpointError(
-                f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
-                f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
-                "them could run code"
-            ) from None
+        payload = load_weights_only(path)
         state = payload
         if isinstance(payload, Mapping):
             for section in sections:
                 if isinstance(payload.get(section), Mapping):
                     state = payload[section]
                     break
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(f"{path} holds no state dict (a dict of tensors); found {type(state).__name__}")
-    tensors = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
-        tensors[str(key).removeprefix("module.")] = value
-    return tensors
+    return state_tensors(state, path)
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
