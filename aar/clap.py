@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import hub
-from ._checks import check_positive_int
+from ._checks import check_positive_int, check_texts
 from ._clap_backends import (
     LAION_FILENAME,
     LAION_REPO,
@@ -237,16 +237,9 @@ class ClapEncoder:
             TypeError: ``text`` is not a string or a list/tuple of strings.
             ValueError: an empty list, or a non-positive ``batch_size``.
         """
-        texts = [text] if isinstance(text, str) else text
-        if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
-        if len(texts) == 0:
-            raise ValueError("text is an empty list; need at least one string")
-        bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"text must hold only str; item {bad[0][0]} is {bad[0][1]}")
+        texts = check_texts("text", text)
         _check_batch_size(batch_size)
-        return self._embed(self._backend.embed_texts, list(texts), batch_size)
+        return self._embed(self._backend.embed_texts, texts, batch_size)
 
     def _embed(self, fn: Callable[[Any], torch.Tensor], items, batch_size: int) -> torch.Tensor:
         """Run ``fn`` on chunks of ``items``: N items -> (N, D) unit vectors."""

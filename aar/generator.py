@@ -62,6 +62,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         torch.Size([2, 1, 24000])
         >>> gen.generate(torch.randn(512), seconds=1.5, seed=0).shape  # windows joined by inpainting
         torch.Size([1, 1, 36000])
+        >>> gen.bfloat16().dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
+        (torch.bfloat16, torch.float32, torch.float32)
 
     Dtypes follow one rule, whether set with ``to(dtype=...)`` or ``bfloat16()``/``half()``/
     ``float()``/``double()``: see :meth:`to`.

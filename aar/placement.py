@@ -56,6 +56,12 @@ def to_arguments(*args: Any, **kwargs: Any) -> ToArguments:
 
     Raises:
         TypeError: a form ``nn.Module.to`` does not accept (naming what was received).
+
+    Example:
+        >>> to_arguments("cpu", torch.bfloat16)
+        ToArguments(device=device(type='cpu'), dtype=torch.bfloat16, non_blocking=False, memory_format=None)
+        >>> to_arguments(torch.zeros(1, dtype=torch.float64), non_blocking=True).dtype
+        torch.float64
     """
     first = args[0] if args else None
     if isinstance(first, torch.Tensor) or (not args and "tensor" in kwargs):
@@ -101,14 +107,8 @@ def to_arguments(*args: Any, **kwargs: Any) -> ToArguments:
 class GeneratorPlacement:
     """Device and dtype methods of ``AARGenerator`` (a mixin over its ``transformer`` and ``tokenizer``).
 
-    Example:
-        >>> import torch
-        >>> from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
-        >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64))
-        >>> gen = AARGenerator(AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8,
-        ...                              codebook_size=64), tok).bfloat16()
-        >>> gen.dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
-        (torch.bfloat16, torch.float32, torch.float32)
+    The example of :class:`aar.AARGenerator` shows the rule at work: after ``bfloat16()`` the
+    transformer's matrix weights are bfloat16, its output head and the tokenizer float32.
     """
 
     transformer: torch.nn.Module

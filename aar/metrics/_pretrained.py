@@ -25,6 +25,8 @@ Network = TypeVar("Network", bound="PretrainedNetwork")
 class PretrainedNetwork(nn.Module):
     """Base of the metric networks: ``from_pretrained`` from released weights, and a weights hash.
 
+    Calling a subclass builds it with random weights; :meth:`from_pretrained` loads released ones.
+
     Attributes:
         checkpoint_name: The file loaded from a folder or Hub repo when no ``filename`` is given.
         key_rules: Published key -> aar key, as ``(pattern, replacement)`` pairs.

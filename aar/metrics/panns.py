@@ -106,9 +106,6 @@ class PANNsCNN14(PretrainedNetwork):
     """CNN14 at 32 kHz: an :class:`AudioClassifier` (527 AudioSet classes) and an
     :class:`EmbeddingExtractor` (``dim`` 2048).
 
-    Build with random weights by calling ``PANNsCNN14()``; load released weights with
-    :meth:`from_pretrained`.
-
     Example:
         >>> cnn14 = PANNsCNN14.from_pretrained("checkpoints/Cnn14_mAP=0.431.pth")  # doctest: +SKIP
         >>> cnn14.probs(torch.randn(2, 1, 32_000)).shape  # doctest: +SKIP
@@ -117,11 +114,9 @@ class PANNsCNN14(PretrainedNetwork):
 
     name = "panns-cnn14"
     sample_rate = SAMPLE_RATE
-    checkpoint_name = CHECKPOINT_NAME
-    key_rules = KEY_RULES
-    dropped = REBUILT
     num_classes = NUM_CLASSES
     dim = 2048
+    checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, REBUILT
 
     def __init__(self) -> None:
         super().__init__()

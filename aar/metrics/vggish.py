@@ -98,21 +98,19 @@ def log_mel_examples(wav_BT: torch.Tensor) -> torch.Tensor:
 class VGGish(PretrainedNetwork):
     """VGGish embeddings at 16 kHz: an :class:`EmbeddingExtractor` with ``dim`` 128.
 
-    Build with random weights by calling ``VGGish()``; load released weights with
-    :meth:`from_pretrained`.
-
     Example:
-        >>> vggish = VGGish.from_pretrained("checkpoints/vggish-10086976.pth")  # doctest: +SKIP
-        >>> vggish.embed(torch.randn(2, 1, 32_000)).shape  # doctest: +SKIP
-        torch.Size([2, 128])
+        >>> vggish = VGGish.from_pretrained("checkpoints")  # doctest: +SKIP
+        >>> per_example = vggish.embed_frames(torch.randn(2, 1, 32_000))  # doctest: +SKIP
+        >>> per_example.shape == (2, frames_for(32_000), 128)  # doctest: +SKIP
+        True
+
+    Here ``checkpoints/`` holds ``vggish-10086976.pth``; :meth:`embed` gives one vector per clip.
     """
 
     name = "vggish"
     sample_rate = SAMPLE_RATE
-    checkpoint_name = CHECKPOINT_NAME
-    key_rules = KEY_RULES
-    dropped = DROPPED
     dim = 128
+    checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, DROPPED
     #: Examples per forward pass in ``embed_frames`` (bounds memory for long or many clips).
     batch_size = 64
 
