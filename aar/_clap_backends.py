@@ -55,7 +55,14 @@ def require_backend(backend: str) -> None:
 
 
 def _torch_rebuild_globals() -> dict[str, Any]:
-    """Torch's tensor and storage rebuild functions, and what their arguments reference."""
+    """Torch's tensor and storage rebuild functions, and what their arguments reference.
+
+    The one use of private PyTorch names in aar, on an opt-in path: the fallback reader of old
+    laion-clap checkpoints that ``torch.load(weights_only=True)`` refuses. A pickle names the
+    functions that rebuild its tensors (``torch._utils._rebuild_tensor_v2`` and kin), so an allowlist
+    reader must name them too. If PyTorch renames them, ``getattr`` fails here and reading such a
+    checkpoint ends in a ``CheckpointError`` that says so; nothing else in aar depends on them.
+    """
     names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
              "_rebuild_parameter_with_state")
     found: dict[str, Any] = {f"torch._utils.{n}": getattr(torch._utils, n) for n in names}

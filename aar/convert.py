@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .config import DEFAULT_SCALES, AARConfig, SATConfig
 from .errors import KIND_NAMES, CheckpointError, WrongModelKindError
@@ -200,8 +201,24 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, pair in pending.items():
         if set(pair) != {"g", "v"}:
             raise CheckpointError(f"weight-norm pair for {key!r} is incomplete: only {sorted(pair)}")
-        out[key] = torch._weight_norm(pair["v"], pair["g"], 0)
+        out[key] = _weight_norm(pair["v"], pair["g"])
     return out
+
+
+def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``g * v / ||v||`` over all dims but the first, through PyTorch's public weight-norm module.
+
+    Going through ``parametrizations.weight_norm`` runs the same kernel as the official model does
+    at every forward pass, so the folded weights equal its weights bit for bit (a formula of our own
+    differs from it in the last bit, in the order the sum of squares is added up).
+    """
+    holder = nn.Module()
+    holder.weight = nn.Parameter(v.clone(), requires_grad=False)
+    nn.utils.parametrizations.weight_norm(holder, dim=0)
+    with torch.no_grad():
+        holder.parametrizations.weight.original0.copy_(g)
+        holder.parametrizations.weight.original1.copy_(v)
+        return holder.weight.detach().clone()
 
 
 def rename(
