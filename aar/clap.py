@@ -266,24 +266,7 @@ def _laion_checkpoint(
     """Local path of the laion-clap checkpoint: a file, a file in a folder, or a Hub download."""
     if name_or_path is None:
         return hub.download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(
-            f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
-        )
-    local = Path(name_or_path).expanduser()
-    if local.is_file():
-        if filename is not None:
-            raise ValueError(f"filename={filename!r} given, but {local} is already a file")
-        return local
-    if local.is_dir():
-        file = local / (filename or LAION_FILENAME)
-        if not file.is_file():
-            raise FileNotFoundError(f"{local} has no CLAP checkpoint {file.name!r}; pass filename=")
-        return file
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
-        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    return hub.download(name, filename or LAION_FILENAME, hub_kwargs)
+    return hub.resolve_file(name_or_path, LAION_FILENAME, filename, hub_kwargs, (".pt",), "CLAP checkpoint")
 
 
 def _refuse_aar_folder(source: str | os.PathLike) -> None:

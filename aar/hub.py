@@ -199,6 +199,61 @@ def download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
         ) from None
 
 
+def repo_id(name: str | os.PathLike, local_suffixes: tuple[str, ...] = ()) -> str:
+    """``name`` as a Hub repo id (``owner/name``), for a name that is no local file or folder.
+
+    Raises:
+        FileNotFoundError: ``name`` cannot be a repo id (a relative or absolute path, no single
+            ``/``, or ending in one of ``local_suffixes``), so it names a path that does not exist.
+    """
+    text = str(name)
+    if (text.count("/") != 1 or text.startswith((".", "/", "~")) or os.sep in text.replace("/", "", 1)
+            or text.endswith(local_suffixes)):
+        raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
+    return text
+
+
+def resolve_file(
+    path_or_repo: str | os.PathLike,
+    default_filename: str,
+    filename: str | None,
+    hub_kwargs: dict[str, Any],
+    local_suffixes: tuple[str, ...] = (),
+    label: str = "checkpoint",
+) -> Path:
+    """The one checkpoint file named by a local file, a folder holding it, or a Hub repo id.
+
+    For the models whose weights are a single file (CLAP, the metric networks).
+
+    Args:
+        path_or_repo: A file, a folder, or a Hub repo id.
+        default_filename: The file taken from a folder or repo when ``filename`` is None.
+        filename: Another file of the folder or repo.
+        hub_kwargs: Download options, as :func:`hub_options` gives them.
+        local_suffixes: Endings that mark a name as a local file, never a repo id (e.g. ``".pt"``).
+        label: What the file is, for messages (``"CLAP checkpoint"``).
+
+    Raises:
+        TypeError: ``path_or_repo`` is not a string or path.
+        ValueError: ``filename`` given with a file.
+        FileNotFoundError: no such file or folder, a folder without the file, or a Hub file that is
+            neither cached nor reachable.
+    """
+    if not isinstance(path_or_repo, (str, os.PathLike)):
+        raise TypeError(f"path_or_repo must be a path or a Hub repo id, got {type(path_or_repo).__name__}")
+    local = Path(path_or_repo).expanduser()
+    name = filename or default_filename
+    if local.is_file():
+        if filename is not None:
+            raise ValueError(f"filename={filename!r} applies to a folder or Hub repo, but {local} is a file")
+        return local
+    if local.is_dir():
+        if not (local / name).is_file():
+            raise FileNotFoundError(f"{local} has no {label} {name!r}; pass filename= to pick another file")
+        return local / name
+    return download(repo_id(path_or_repo, local_suffixes), name, hub_kwargs)
+
+
 def resolve(
     name_or_path: str | os.PathLike,
     kind: str,
@@ -241,9 +296,7 @@ def resolve(
             f"{local} holds neither {CONFIG_NAME} + {WEIGHTS_NAME} (native layout) nor {default!r} "
             "(official layout); pass filename= to pick a checkpoint"
         )
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
-        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
+    name = repo_id(name_or_path)
     if filename is None and name in OFFICIAL_REPOS:
         filename = OFFICIAL_REPOS[name][kind]
     if filename is not None:

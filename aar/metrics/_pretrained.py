@@ -16,7 +16,7 @@ from torch import nn
 
 from .._loading import loading_request
 from ..convert import rename
-from ..hub import HubKwargs, Unpack
+from ..hub import HubKwargs, Unpack, resolve_file
 from . import _weights
 
 Network = TypeVar("Network", bound="PretrainedNetwork")
@@ -69,7 +69,7 @@ class PretrainedNetwork(nn.Module):
             TypeError: an unknown keyword.
         """
         request = loading_request(device=device, **hub_kwargs)
-        path = _weights.resolve_weights(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
+        path = resolve_file(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
         with torch.device("meta"):  # no random initialisation: every tensor comes from the file
             model = cls()
         state = rename(_weights.read_weights(path), cls.key_rules, cls.dropped, str(path))

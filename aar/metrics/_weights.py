@@ -18,41 +18,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .. import hub
 from .._loading import adopt_state, state_tensors
 from ..convert import load_weights_only
 from ..errors import CheckpointError
-
-
-def resolve_weights(
-    path_or_repo: str | os.PathLike, default_filename: str, filename: str | None, hub_kwargs: dict[str, Any]
-) -> Path:
-    """The checkpoint file named by a local file, a folder holding ``filename``, or a Hub repo id.
-
-    Hub downloads go through ``huggingface_hub`` with ``hub_kwargs`` (as :func:`aar.hub.hub_options`
-    gives them: its cache, ``HF_HUB_OFFLINE=1`` and ``local_files_only=True`` apply).
-
-    Raises:
-        TypeError: ``path_or_repo`` is not a string or path.
-        ValueError: ``filename`` given with a file.
-        FileNotFoundError: no such file or folder, or a Hub file that is neither cached nor reachable.
-    """
-    if not isinstance(path_or_repo, (str, os.PathLike)):
-        raise TypeError(f"path_or_repo must be a path or a Hub repo id, got {type(path_or_repo).__name__}")
-    local = Path(path_or_repo).expanduser()
-    name = filename or default_filename
-    if local.is_file():
-        if filename is not None:
-            raise ValueError(f"filename={filename!r} applies to a folder or Hub repo, but {local} is a file")
-        return local
-    if local.is_dir():
-        if not (local / name).is_file():
-            raise FileNotFoundError(f"{local} has no {name!r}; pass filename= to pick another file")
-        return local / name
-    text = str(path_or_repo)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
-    return hub.download(text, name, hub_kwargs)
 
 
 def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", "state_dict")) -> dict:
