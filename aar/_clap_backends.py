@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ._loading import state_tensors
 from .convert import checkpoint_kind, numpy_scalar_globals
 from .errors import CheckpointError, MissingExtraError, WrongModelKindError, require_extra
 
@@ -54,7 +55,14 @@ def require_backend(backend: str) -> None:
 
 
 def _torch_rebuild_globals() -> dict[str, Any]:
-    """Torch's tensor and storage rebuild functions, and what their arguments reference."""
+    """Torch's tensor and storage rebuild functions, and what their arguments reference.
+
+    The one use of private PyTorch names in aar, on an opt-in path: the fallback reader of old
+    laion-clap checkpoints that ``torch.load(weights_only=True)`` refuses. A pickle names the
+    functions that rebuild its tensors (``torch._utils._rebuild_tensor_v2`` and kin), so an allowlist
+    reader must name them too. If PyTorch renames them, ``getattr`` fails here and reading such a
+    checkpoint ends in a ``CheckpointError`` that says so; nothing else in aar depends on them.
+    """
     names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
              "_rebuild_parameter_with_state")
     found: dict[str, Any] = {f"torch._utils.{n}": getattr(torch._utils, n) for n in names}
@@ -138,17 +146,7 @@ def read_laion_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if found in ("sat", "aar"):
         raise WrongModelKindError(path, found, "clap")
     state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else payload
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(
-            f"{path} holds no state dict: expected a dict of tensors, or one under 'state_dict'; "
-            f"found {type(state).__name__}"
-        )
-    tensors = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
-        tensors[str(key).removeprefix("module.")] = value
-    return tensors
+    return state_tensors(state, path, "a dict of tensors, or one under 'state_dict'")
 
 
 def _reason(err: Exception) -> str:

@@ -8,7 +8,8 @@ which no checkpoint holds, through each module's ``rebuild_buffers()``. Native f
 ``config.json`` and ``model.safetensors`` (``read_native_weights``, ``write_native``), and
 ``loading_request`` is the preamble of every ``from_pretrained`` (``device=`` and ``dtype=`` checks,
 Hub options); ``native_config`` and ``naming`` turn a file of the wrong kind or a bad config into
-one error that names the file.
+one error that names the file. ``torch.save`` files are read with ``weights_only=True``
+(``aar.convert.load_weights_only``) and their state dicts checked by ``state_tensors``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import nn
 from . import hub
 from ._files import atomic_path
 from .errors import KIND_NAMES, CheckpointError, WrongModelKindError
+from .hub import Unpack
 
 
 @dataclass(frozen=True)
@@ -50,24 +52,40 @@ class LoadRequest:
         return hub.resolve(name_or_path, kind, filename=filename, **self.hub_kwargs)
 
 
-def loading_request(
-    *,
-    device=None,
-    dtype=None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> LoadRequest:
+def loading_request(*, device=None, dtype=None, **hub_kwargs: Unpack[hub.HubKwargs]) -> LoadRequest:
     """The preamble every ``from_pretrained`` shares: placement checks and Hub options.
+
+    A model's own keywords (``tokenizer=``, ``backend=``, ...) stay in its signature; the Hub
+    keywords (:class:`aar.hub.HubKwargs`) are collected as ``**hub_kwargs`` and passed on whole.
 
     Raises:
         ValueError: an unknown ``device`` or ``dtype`` (before anything is read or downloaded).
+        TypeError: a keyword that is not a Hub option.
     """
+    options = hub.hub_options(**hub_kwargs)
     device, dtype = check_placement(device, dtype)
-    options = hub.hub_options(revision=revision, cache_dir=cache_dir,
-                              local_files_only=local_files_only, token=token)
     return LoadRequest(device, dtype, options)
+
+
+def state_tensors(
+    state: Any, path: str | os.PathLike, expected: str = "a dict of tensors"
+) -> dict[str, torch.Tensor]:
+    """The tensors of a state dict read from ``path``, by name, a ``module.`` prefix removed.
+
+    Raises:
+        CheckpointError: ``state`` is not a non-empty dict of tensors (``expected`` says what was
+            looked for), or an entry is not a tensor (named).
+    """
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointError(
+            f"{path} holds no state dict: expected {expected}; found {type(state).__name__}"
+        )
+    tensors = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
+        tensors[str(key).removeprefix("module.")] = value
+    return tensors
 
 
 def native_config(folder: Path, wanted: str, accept: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import hub
-from ._checks import check_positive_int
+from ._checks import check_positive_int, check_texts
 from ._clap_backends import (
     LAION_FILENAME,
     LAION_REPO,
@@ -35,6 +35,7 @@ from ._loading import loading_request
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
 from .convert import folder_kind
 from .errors import HubUnreachableError, WrongModelKindError
+from .hub import HubKwargs, Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +101,8 @@ class ClapEncoder:
         *,
         backend: str = "laion-clap",
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> ClapEncoder:
         """Load a CLAP model from the Hugging Face Hub or from local files.
 
@@ -116,17 +114,16 @@ class ClapEncoder:
             backend: ``"laion-clap"`` or ``"transformers"``.
             filename: laion-clap only: the checkpoint inside the folder or repo (default
                 ``"music_speech_audioset_epoch_15_esc_89.98.pt"``).
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token for private repositories.
             device: Where the model runs and embeddings are returned (default CPU).
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``).
 
         Returns:
             The encoder, in eval mode.
 
         Raises:
             ValueError: unknown ``backend``, or ``filename`` given for transformers.
+            TypeError: an unknown keyword.
             MissingExtraError: the backend's package is missing (``pip install "aar-audio[clap]"``);
                 checked first, before any download. An ``ImportError``.
             FileNotFoundError: no checkpoint at ``name_or_path``, or not cached when offline.
@@ -141,8 +138,7 @@ class ClapEncoder:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        request = loading_request(device=device, revision=revision, cache_dir=cache_dir,
-                                  local_files_only=local_files_only, token=token)
+        request = loading_request(device=device, **hub_kwargs)
         cls.check_installed(backend)  # after the argument checks, before any lookup or download
         device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
         if backend == "transformers":
@@ -241,16 +237,9 @@ class ClapEncoder:
             TypeError: ``text`` is not a string or a list/tuple of strings.
             ValueError: an empty list, or a non-positive ``batch_size``.
         """
-        texts = [text] if isinstance(text, str) else text
-        if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
-        if len(texts) == 0:
-            raise ValueError("text is an empty list; need at least one string")
-        bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"text must hold only str; item {bad[0][0]} is {bad[0][1]}")
+        texts = check_texts("text", text)
         _check_batch_size(batch_size)
-        return self._embed(self._backend.embed_texts, list(texts), batch_size)
+        return self._embed(self._backend.embed_texts, texts, batch_size)
 
     def _embed(self, fn: Callable[[Any], torch.Tensor], items, batch_size: int) -> torch.Tensor:
         """Run ``fn`` on chunks of ``items``: N items -> (N, D) unit vectors."""
@@ -277,24 +266,7 @@ def _laion_checkpoint(
     """Local path of the laion-clap checkpoint: a file, a file in a folder, or a Hub download."""
     if name_or_path is None:
         return hub.download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(
-            f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
-        )
-    local = Path(name_or_path).expanduser()
-    if local.is_file():
-        if filename is not None:
-            raise ValueError(f"filename={filename!r} given, but {local} is already a file")
-        return local
-    if local.is_dir():
-        file = local / (filename or LAION_FILENAME)
-        if not file.is_file():
-            raise FileNotFoundError(f"{local} has no CLAP checkpoint {file.name!r}; pass filename=")
-        return file
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
-        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    return hub.download(name, filename or LAION_FILENAME, hub_kwargs)
+    return hub.resolve_file(name_or_path, LAION_FILENAME, filename, hub_kwargs, (".pt",), "CLAP checkpoint")
 
 
 def _refuse_aar_folder(source: str | os.PathLike) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ._checks import check_texts
+
 
 def check_clap_embedding(clap_emb, cond_dim: int) -> torch.Tensor:
     """Validate CLAP vector(s) and shape them (B, D).
@@ -78,12 +80,5 @@ def resolve_condition(clap_emb, prompt, audio, sample_rate, clap_encoder: Callab
 
 def check_prompt(prompt):
     """Validate a text prompt: a str or a non-empty list or tuple of str; returned as given."""
-    texts = [prompt] if isinstance(prompt, str) else prompt
-    if not isinstance(texts, (list, tuple)):
-        raise TypeError(f"prompt must be a str or a list of str, got {type(prompt).__name__}")
-    if len(texts) == 0:
-        raise ValueError("prompt is an empty list; need at least one string")
-    bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"prompt must hold only str; item {bad[0][0]} is {bad[0][1]}")
+    check_texts("prompt", prompt)
     return prompt

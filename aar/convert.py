@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .config import DEFAULT_SCALES, AARConfig, SATConfig
 from .errors import KIND_NAMES, CheckpointError, WrongModelKindError
@@ -87,6 +88,26 @@ def numpy_scalar_globals() -> dict[str, Any]:
     return found
 
 
+def load_weights_only(path: Path) -> Any:
+    """A ``torch.save`` payload read with ``weights_only=True``: tensors, containers, numpy scalars.
+
+    Raises:
+        CheckpointError: the file is corrupt or carries other pickled objects (loading them could
+            run code), with torch's reason.
+    """
+    try:
+        allowed = [(obj, name) for name, obj in numpy_scalar_globals().items()]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
+            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
+            "them could run code"
+        ) from None
+
+
 def checkpoint_kind(payload: object) -> str | None:
     """Which model a loaded checkpoint belongs to, from its layout alone.
 
@@ -138,17 +159,7 @@ def read_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        allowed = [(obj, name) for name, obj in numpy_scalar_globals().items()]
-        with torch.serialization.safe_globals(allowed):
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or unsafe files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(
-            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
-            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
-            "them could run code"
-        ) from None
+    payload = load_weights_only(path)
     found = checkpoint_kind(payload)
     wanted = (kind,) if kind else tuple(_SECTIONS)
     if found not in wanted:
@@ -190,14 +201,40 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, pair in pending.items():
         if set(pair) != {"g", "v"}:
             raise CheckpointError(f"weight-norm pair for {key!r} is incomplete: only {sorted(pair)}")
-        out[key] = torch._weight_norm(pair["v"], pair["g"], 0)
+        out[key] = _weight_norm(pair["v"], pair["g"])
     return out
 
 
+def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``g * v / ||v||`` over all dims but the first, through PyTorch's public weight-norm module.
+
+    Going through ``parametrizations.weight_norm`` runs the same kernel as the official model does
+    at every forward pass, so the folded weights equal its weights bit for bit (a formula of our own
+    differs from it in the last bit, in the order the sum of squares is added up).
+    """
+    holder = nn.Module()
+    holder.weight = nn.Parameter(v.clone(), requires_grad=False)
+    nn.utils.parametrizations.weight_norm(holder, dim=0)
+    with torch.no_grad():
+        holder.parametrizations.weight.original0.copy_(g)
+        holder.parametrizations.weight.original1.copy_(v)
+        return holder.weight.detach().clone()
+
+
 def rename(
-    state: Mapping[str, torch.Tensor], rules: tuple[tuple[str, str], ...], ignored: re.Pattern
+    state: Mapping[str, torch.Tensor],
+    rules: tuple[tuple[str, str], ...],
+    ignored: re.Pattern,
+    source: str = "official checkpoint",
 ) -> dict[str, torch.Tensor]:
-    """Map official keys to native keys through ``rules``; unmatched keys are an error."""
+    """Map published keys to aar's through ``rules`` (pattern, replacement), the first match winning.
+
+    Keys matching ``ignored`` (tensors aar does not load or computes itself) are dropped; a key that
+    matches no rule is an error naming it and ``source``.
+
+    Raises:
+        CheckpointError: keys that no rule maps.
+    """
     compiled = [(re.compile(p), r) for p, r in rules]
     out, unknown = {}, []
     for key, value in state.items():
@@ -210,7 +247,7 @@ def rename(
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"unexpected key(s) in official checkpoint: {unknown[:10]}")
+        raise CheckpointError(f"unexpected key(s) in {source}: {unknown[:10]}")
     return out
 
 

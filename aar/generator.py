@@ -27,6 +27,7 @@ from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
 from .convert import convert_aar_state_dict, infer_aar_config, read_checkpoint
 from .errors import CheckpointError
+from .hub import HubKwargs, Unpack
 from .next_scale import ScaleProgress, sample_scales
 from .nn.transformer import AARTransformer
 from .placement import GeneratorPlacement
@@ -61,6 +62,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         torch.Size([2, 1, 24000])
         >>> gen.generate(torch.randn(512), seconds=1.5, seed=0).shape  # windows joined by inpainting
         torch.Size([1, 1, 36000])
+        >>> gen.bfloat16().dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
+        (torch.bfloat16, torch.float32, torch.float32)
 
     Dtypes follow one rule, whether set with ``to(dtype=...)`` or ``bfloat16()``/``half()``/
     ``float()``/``double()``: see :meth:`to`.
@@ -82,12 +85,9 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         *,
         tokenizer: SATTokenizer | str | os.PathLike | None = None,
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> AARGenerator:
         """Load a generator and its tokenizer.
 
@@ -98,13 +98,11 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                 ``SATTokenizer.from_pretrained`` accepts. Needed for an official ``.pth`` unless
                 ``SAT_d128_lat128.pth`` lies beside it; a native folder brings its own.
             filename: A file of the folder or repo to load instead of the default.
-            revision: Hub branch, tag or commit (also used for the paired tokenizer).
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token.
             device: Where to put both models.
             dtype: Weight dtype of the transformer (float32 by default); ``torch.bfloat16`` runs the
                 reduced-precision path of :meth:`to`. The tokenizer stays float32.
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``), also used for the paired tokenizer.
 
         Returns:
             The generator, in eval mode.
@@ -116,9 +114,9 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             CheckpointError: unreadable file, mismatched tokenizer, or missing/unexpected/mis-shaped
                 keys (named).
             HubUnreachableError: a Hub id, the Hub unreachable and the files not cached.
+            TypeError: an unknown keyword.
         """
-        request = loading_request(device=device, dtype=dtype, revision=revision, cache_dir=cache_dir,
-                                  local_files_only=local_files_only, token=token)
+        request = loading_request(device=device, dtype=dtype, **hub_kwargs)
         source = request.resolve(name_or_path, "aar", filename)
         if source.layout == "native":
             config, state = read_native(source.path, AARConfig)

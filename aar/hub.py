@@ -21,9 +21,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import HubUnreachableError, MissingTokenizerError
+
+try:
+    from typing import Unpack
+except ImportError:  # Python 3.10; typing_extensions comes with torch
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -71,19 +76,47 @@ class Source:
         return data
 
 
-def hub_options(
-    *,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> dict[str, Any]:
-    """The download options every ``from_pretrained`` takes, as ``hf_hub_download`` keywords."""
+class HubKwargs(TypedDict, total=False):
+    """The Hugging Face Hub keywords every ``from_pretrained`` of aar takes, defined once here.
+
+    They apply when the name is a Hub repo id (a local path ignores them) and go to
+    ``huggingface_hub.hf_hub_download``, so its cache and offline mode apply.
+
+    Attributes:
+        revision: Hub branch, tag or commit (default: the main branch).
+        cache_dir: Hub cache folder (default: huggingface_hub's).
+        local_files_only: Never use the network, only the cache (``HF_HUB_OFFLINE=1`` does the same).
+        token: Hub token for private repositories (default: the saved login, if any).
+    """
+
+    revision: str | None
+    cache_dir: str | os.PathLike | None
+    local_files_only: bool
+    token: str | bool | None
+
+
+#: The names of :class:`HubKwargs`, in order.
+HUB_KEYWORDS: tuple[str, ...] = tuple(HubKwargs.__annotations__)
+
+
+def hub_options(**options: Unpack[HubKwargs]) -> dict[str, Any]:
+    """The :class:`HubKwargs` given to a ``from_pretrained``, as ``hf_hub_download`` keywords.
+
+    Raises:
+        TypeError: a keyword that is not a Hub option (named, with those allowed).
+    """
+    unknown = [name for name in options if name not in HUB_KEYWORDS]
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {unknown}: the keywords beyond the model's own are the "
+            f"Hub options {list(HUB_KEYWORDS)}"
+        )
+    cache_dir = options.get("cache_dir")
     return {
-        "revision": revision,
+        "revision": options.get("revision"),
         "cache_dir": None if cache_dir is None else str(cache_dir),
-        "local_files_only": bool(local_files_only),
-        "token": token,
+        "local_files_only": bool(options.get("local_files_only", False)),
+        "token": options.get("token"),
     }
 
 
@@ -166,15 +199,67 @@ def download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
         ) from None
 
 
+def repo_id(name: str | os.PathLike, local_suffixes: tuple[str, ...] = ()) -> str:
+    """``name`` as a Hub repo id (``owner/name``), for a name that is no local file or folder.
+
+    Raises:
+        FileNotFoundError: ``name`` cannot be a repo id (a relative or absolute path, no single
+            ``/``, or ending in one of ``local_suffixes``), so it names a path that does not exist.
+    """
+    text = str(name)
+    if (text.count("/") != 1 or text.startswith((".", "/", "~")) or os.sep in text.replace("/", "", 1)
+            or text.endswith(local_suffixes)):
+        raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
+    return text
+
+
+def resolve_file(
+    path_or_repo: str | os.PathLike,
+    default_filename: str,
+    filename: str | None,
+    hub_kwargs: dict[str, Any],
+    local_suffixes: tuple[str, ...] = (),
+    label: str = "checkpoint",
+) -> Path:
+    """The one checkpoint file named by a local file, a folder holding it, or a Hub repo id.
+
+    For the models whose weights are a single file (CLAP, the metric networks).
+
+    Args:
+        path_or_repo: A file, a folder, or a Hub repo id.
+        default_filename: The file taken from a folder or repo when ``filename`` is None.
+        filename: Another file of the folder or repo.
+        hub_kwargs: Download options, as :func:`hub_options` gives them.
+        local_suffixes: Endings that mark a name as a local file, never a repo id (e.g. ``".pt"``).
+        label: What the file is, for messages (``"CLAP checkpoint"``).
+
+    Raises:
+        TypeError: ``path_or_repo`` is not a string or path.
+        ValueError: ``filename`` given with a file.
+        FileNotFoundError: no such file or folder, a folder without the file, or a Hub file that is
+            neither cached nor reachable.
+    """
+    if not isinstance(path_or_repo, (str, os.PathLike)):
+        raise TypeError(f"path_or_repo must be a path or a Hub repo id, got {type(path_or_repo).__name__}")
+    local = Path(path_or_repo).expanduser()
+    name = filename or default_filename
+    if local.is_file():
+        if filename is not None:
+            raise ValueError(f"filename={filename!r} applies to a folder or Hub repo, but {local} is a file")
+        return local
+    if local.is_dir():
+        if not (local / name).is_file():
+            raise FileNotFoundError(f"{local} has no {label} {name!r}; pass filename= to pick another file")
+        return local / name
+    return download(repo_id(path_or_repo, local_suffixes), name, hub_kwargs)
+
+
 def resolve(
     name_or_path: str | os.PathLike,
     kind: str,
     *,
     filename: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
+    **hub_kwargs: Unpack[HubKwargs],
 ) -> Source:
     """Resolve what ``from_pretrained`` was given.
 
@@ -182,18 +267,16 @@ def resolve(
         name_or_path: A ``.pth`` path, a native folder, or a Hub repo id.
         kind: ``"sat"`` or ``"aar"``: which model is wanted (picks a release's default file).
         filename: A file inside the folder or repository to load instead of the default.
-        revision: Hub branch, tag or commit.
-        cache_dir: Hub cache folder.
-        local_files_only: Never touch the network.
-        token: Hub token.
+        **hub_kwargs: The Hub options (:class:`HubKwargs`).
 
     Returns:
         The resolved :class:`Source`.
 
     Raises:
-        TypeError: ``name_or_path`` is not a string or path.
+        TypeError: ``name_or_path`` is not a string or path, or an unknown keyword.
         FileNotFoundError: nothing usable exists at that name.
     """
+    hub_kwargs = hub_options(**hub_kwargs)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
@@ -213,11 +296,7 @@ def resolve(
             f"{local} holds neither {CONFIG_NAME} + {WEIGHTS_NAME} (native layout) nor {default!r} "
             "(official layout); pass filename= to pick a checkpoint"
         )
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
-        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    hub_kwargs = hub_options(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                             token=token)
+    name = repo_id(name_or_path)
     if filename is None and name in OFFICIAL_REPOS:
         filename = OFFICIAL_REPOS[name][kind]
     if filename is not None:

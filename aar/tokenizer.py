@@ -38,6 +38,7 @@ from .audio import (
 from .codes import AudioCodes, as_scale_list
 from .config import SATConfig
 from .convert import convert_sat_state_dict, infer_sat_config, read_checkpoint
+from .hub import HubKwargs, Unpack
 from .nn.quantizer import ScaleQuantizer
 from .nn.seanet import SEANetDecoder, SEANetEncoder
 
@@ -90,12 +91,9 @@ class SATTokenizer(nn.Module):
         name_or_path: str | os.PathLike,
         *,
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> SATTokenizer:
         """Load a tokenizer from an official ``.pth``, a native folder, or the Hub.
 
@@ -105,13 +103,11 @@ class SATTokenizer(nn.Module):
                 too: its ``tokenizer/`` is used).
             filename: A file to load from the folder or repo instead of the default, e.g.
                 ``"SAT_bs_1536_d1024_lat64.pth"``.
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token for private repositories.
             device: Where to put the model.
             dtype: Parameter dtype: float32 (default), bfloat16, float16 or float64, or its name.
                 The codebook search runs in float32 and outputs are float32 whatever it is.
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``).
 
         Returns:
             The tokenizer, in eval mode.
@@ -123,9 +119,9 @@ class SATTokenizer(nn.Module):
                 missing/unexpected/mis-shaped keys (named, with the file).
             HubUnreachableError: a Hub id, the Hub unreachable and the files not cached.
             ValueError: an unknown ``device`` or ``dtype``.
+            TypeError: an unknown keyword.
         """
-        request = loading_request(device=device, dtype=dtype, revision=revision, cache_dir=cache_dir,
-                                  local_files_only=local_files_only, token=token)
+        request = loading_request(device=device, dtype=dtype, **hub_kwargs)
         source = request.resolve(name_or_path, "sat", filename)
         if source.layout == "official":
             _, official = read_checkpoint(source.path, "sat")

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
 from aar.audio import write_audio
+from aar.convert import rename
 from aar.errors import CheckpointError
 from aar.metrics import (
     AudioClassifier,
@@ -138,7 +139,7 @@ def test_vggish_keys_load_strictly(vggish_file, edit, match):
     with torch.device("meta"):
         model = VGGish()
     with pytest.raises(CheckpointError, match=match):
-        state = _weights.convert_keys(state, vggish_module.KEY_RULES, vggish_module.DROPPED, "test")
+        state = rename(state, vggish_module.KEY_RULES, vggish_module.DROPPED, "test")
         _weights.load_into(model, state, "test")
 
 
@@ -250,7 +251,7 @@ def test_panns_refuses_unknown_keys(panns_file):
     state = _official_panns_state(panns_file[0])
     state["att_block.cla.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError, match="unexpected key.*att_block.cla.weight"):
-        _weights.convert_keys(state, panns_module.KEY_RULES, panns_module.REBUILT, "test")
+        rename(state, panns_module.KEY_RULES, panns_module.REBUILT, "test")
 
 
 def test_panns_frontend_known_values():

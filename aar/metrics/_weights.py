@@ -2,15 +2,14 @@
 
 A checkpoint is a ``.safetensors`` file, or a ``torch.save`` file read with ``weights_only=True``
 (a file that carries pickled Python objects is refused with ``CheckpointError`` rather than run).
-Published key names are mapped to aar's by a table: every key must match exactly one rule or a
-listed rebuildable tensor, and the model then loads strictly.
+Published key names are mapped to aar's by a table (:func:`aar.convert.rename`): every key must match
+one rule or a listed rebuildable tensor, and the model then loads strictly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,49 +18,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .. import hub
-from .._loading import load_state_strict
+from .._loading import adopt_state, state_tensors
+from ..convert import load_weights_only
 from ..errors import CheckpointError
-
-
-def resolve_weights(
-    path_or_repo: str | os.PathLike,
-    default_filename: str,
-    *,
-    filename: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-) -> Path:
-    """The checkpoint file named by a local file, a folder holding ``filename``, or a Hub repo id.
-
-    Hub downloads go through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE=1`` and
-    ``local_files_only=True`` apply).
-
-    Raises:
-        TypeError: ``path_or_repo`` is not a string or path.
-        ValueError: ``filename`` given with a file.
-        FileNotFoundError: no such file or folder, or a Hub file that is neither cached nor reachable.
-    """
-    if not isinstance(path_or_repo, (str, os.PathLike)):
-        raise TypeError(f"path_or_repo must be a path or a Hub repo id, got {type(path_or_repo).__name__}")
-    local = Path(path_or_repo).expanduser()
-    name = filename or default_filename
-    if local.is_file():
-        if filename is not None:
-            raise ValueError(f"filename={filename!r} applies to a folder or Hub repo, but {local} is a file")
-        return local
-    if local.is_dir():
-        if not (local / name).is_file():
-            raise FileNotFoundError(f"{local} has no {name!r}; pass filename= to pick another file")
-        return local / name
-    text = str(path_or_repo)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
-    hub_kwargs = hub.hub_options(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                                 token=token)
-    return hub.download(text, name, hub_kwargs)
 
 
 def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", "state_dict")) -> dict:
@@ -83,57 +42,14 @@ def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", 
         except Exception as err:  # safetensors raises its own error types
             raise CheckpointError(f"cannot read {path} as safetensors: {err}") from None
     else:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several types for corrupt or unsafe files
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise CheckpointError(
-                f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
-                f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
-                "them could run code"
-            ) from None
+        payload = load_weights_only(path)
         state = payload
         if isinstance(payload, Mapping):
             for section in sections:
                 if isinstance(payload.get(section), Mapping):
                     state = payload[section]
                     break
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(f"{path} holds no state dict (a dict of tensors); found {type(state).__name__}")
-    tensors = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
-        tensors[str(key).removeprefix("module.")] = value
-    return tensors
-
-
-def convert_keys(
-    state: Mapping[str, torch.Tensor],
-    rules: tuple[tuple[str, str], ...],
-    rebuilt: re.Pattern,
-    source: str,
-) -> dict[str, torch.Tensor]:
-    """Rename published keys by ``rules`` (pattern, replacement); keys aar already uses pass unchanged.
-
-    A key matching ``rebuilt`` (tensors aar computes itself, e.g. DFT matrices) is dropped. A key that
-    matches no rule is an error naming it.
-    """
-    compiled = [(re.compile(p), r) for p, r in rules]
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        if rebuilt.match(key):
-            continue
-        for pattern, replacement in compiled:
-            if pattern.match(key):
-                out[pattern.sub(replacement, key)] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise CheckpointError(f"{source}: unexpected key(s) {unknown[:10]}")
-    return out
+    return state_tensors(state, path)
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -142,9 +58,7 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str)
     Each tensor is cast to the dtype the module was built with and becomes the module's tensor
     (``assign=True``); missing, unexpected or mis-shaped keys raise ``CheckpointError`` naming them.
     """
-    expected = module.state_dict()
-    state = {k: v.to(expected[k].dtype).contiguous() if k in expected else v for k, v in state.items()}
-    load_state_strict(module, state, source, assign=True)
+    adopt_state(module, state, source)
     module.eval()
 
 

@@ -14,19 +14,30 @@ import torch
 PROB_FLOOR = 1e-10
 
 
-def _embeddings(emb, name: str) -> torch.Tensor:
-    if not isinstance(emb, torch.Tensor):
+def _matrix(value, name: str, legend: str) -> torch.Tensor:
+    """``value`` as a float64 CPU matrix; ``legend`` names its axes in messages, e.g. ``"(N, D)"``.
+
+    Raises:
+        TypeError: not a tensor or array-like.
+        ValueError: not two-dimensional.
+    """
+    if not isinstance(value, torch.Tensor):
         try:
-            emb = torch.as_tensor(emb)
+            value = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{name} must be a tensor or array (N, D), got {type(emb).__name__}") from None
-    if emb.ndim != 2:
-        raise ValueError(f"{name} must be shaped (N, D), got {emb.ndim} dims {tuple(emb.shape)}")
+            kind = type(value).__name__
+            raise TypeError(f"{name} must be a tensor or array {legend}, got {kind}") from None
+    if value.ndim != 2:
+        raise ValueError(f"{name} must be shaped {legend}, got {value.ndim} dims {tuple(value.shape)}")
+    return value.detach().to("cpu", torch.float64)
+
+
+def _embeddings(emb, name: str) -> torch.Tensor:
+    emb = _matrix(emb, name, "(N, D)")
     if emb.shape[0] < 2 or emb.shape[1] < 1:
         raise ValueError(
             f"{name} needs at least 2 rows (a covariance) and 1 column, got shape {tuple(emb.shape)}"
         )
-    emb = emb.detach().to("cpu", torch.float64)
     if not torch.isfinite(emb).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     return emb
@@ -91,14 +102,9 @@ def frechet_distance(emb_a, emb_b) -> float:
 
 
 def _probabilities(probs, name: str) -> torch.Tensor:
-    if not isinstance(probs, torch.Tensor):
-        try:
-            probs = torch.as_tensor(probs)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{name} must be a tensor or array (N, C), got {type(probs).__name__}") from None
-    if probs.ndim != 2 or probs.shape[0] < 1 or probs.shape[1] < 2:
+    probs = _matrix(probs, name, "(N, C)")
+    if probs.shape[0] < 1 or probs.shape[1] < 2:
         raise ValueError(f"{name} must be shaped (N, C) with N >= 1 and C >= 2, got {tuple(probs.shape)}")
-    probs = probs.detach().to("cpu", torch.float64)
     if not torch.isfinite(probs).all() or (probs < 0).any():
         raise ValueError(f"{name} must hold finite non-negative class probabilities")
     sums = probs.sum(1)

@@ -23,7 +23,6 @@ Legend: B batch, T samples, N frames, M mel bands (64), C channels, K classes (5
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
-from . import _weights
+from ._pretrained import PretrainedNetwork
 from .extractor import mono_batch
 
 SAMPLE_RATE = 32_000
@@ -103,12 +102,9 @@ def mel_filters() -> torch.Tensor:
 _MEL_FILTERS = mel_filters()  # built once, outside any meta-device context
 
 
-class PANNsCNN14(nn.Module):
+class PANNsCNN14(PretrainedNetwork):
     """CNN14 at 32 kHz: an :class:`AudioClassifier` (527 AudioSet classes) and an
     :class:`EmbeddingExtractor` (``dim`` 2048).
-
-    Build with random weights by calling ``PANNsCNN14()``; load released weights with
-    :meth:`from_pretrained`.
 
     Example:
         >>> cnn14 = PANNsCNN14.from_pretrained("checkpoints/Cnn14_mAP=0.431.pth")  # doctest: +SKIP
@@ -120,6 +116,7 @@ class PANNsCNN14(nn.Module):
     sample_rate = SAMPLE_RATE
     num_classes = NUM_CLASSES
     dim = 2048
+    checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, REBUILT
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,58 +126,6 @@ class PANNsCNN14(nn.Module):
             self.add_module(f"conv_block{i}", _ConvBlock(cin, cout))
         self.fc1 = nn.Linear(2048, 2048)
         self.fc_audioset = nn.Linear(2048, NUM_CLASSES)
-        self._fingerprint: str | None = None
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo: str | os.PathLike,
-        *,
-        filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        device: torch.device | str | None = None,
-    ) -> PANNsCNN14:
-        """Load weights from a local file, a folder holding ``filename``, or a Hub repo id.
-
-        Args:
-            path_or_repo: A ``.pth``/``.safetensors`` file, a folder, or a Hub repo id.
-            filename: The file inside the folder or repo (default ``Cnn14_mAP=0.431.pth``).
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token.
-            device: Where the network runs (default CPU).
-
-        Returns:
-            The network in eval mode.
-
-        Raises:
-            FileNotFoundError: no file there, or not cached when offline.
-            CheckpointError: unreadable, pickled objects, or keys/shapes that do not fit (named).
-        """
-        path = _weights.resolve_weights(
-            path_or_repo, CHECKPOINT_NAME, filename=filename, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token,
-        )
-        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
-            model = cls()
-        state = _weights.convert_keys(_weights.read_weights(path), KEY_RULES, REBUILT, str(path))
-        _weights.load_into(model, state, str(path))
-        return model if device is None else model.to(device)
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of the weights (computed once), part of the embedding-cache key."""
-        if self._fingerprint is None:
-            self._fingerprint = _weights.fingerprint(self)
-        return self._fingerprint
-
-    def reset_fingerprint(self) -> None:
-        """Forget the cached fingerprint (call after changing the weights in place)."""
-        self._fingerprint = None
 
     def log_mel(self, wav_BT: torch.Tensor) -> torch.Tensor:
         """The frontend: (B, T) audio at 32 kHz -> (B, 1, N, 64) log-mel power in dB."""

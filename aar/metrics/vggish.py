@@ -25,7 +25,6 @@ Legend: B batch, T samples, n examples (0.96 s) per clip, F frames (96), M mel b
 from __future__ import annotations
 
 import math
-import os
 import re
 
 import torch
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from . import _weights
+from ._pretrained import PretrainedNetwork
 from .extractor import mono_batch
 
 SAMPLE_RATE = 16_000
@@ -96,21 +95,22 @@ def log_mel_examples(wav_BT: torch.Tensor) -> torch.Tensor:
     return rearrange(log_mel[:, : n * EXAMPLE_FRAMES], "b (n f) m -> b n f m", f=EXAMPLE_FRAMES)
 
 
-class VGGish(nn.Module):
+class VGGish(PretrainedNetwork):
     """VGGish embeddings at 16 kHz: an :class:`EmbeddingExtractor` with ``dim`` 128.
 
-    Build with random weights by calling ``VGGish()``; load released weights with
-    :meth:`from_pretrained`.
-
     Example:
-        >>> vggish = VGGish.from_pretrained("checkpoints/vggish-10086976.pth")  # doctest: +SKIP
-        >>> vggish.embed(torch.randn(2, 1, 32_000)).shape  # doctest: +SKIP
-        torch.Size([2, 128])
+        >>> vggish = VGGish.from_pretrained("checkpoints")  # doctest: +SKIP
+        >>> per_example = vggish.embed_frames(torch.randn(2, 1, 32_000))  # doctest: +SKIP
+        >>> per_example.shape == (2, frames_for(32_000), 128)  # doctest: +SKIP
+        True
+
+    Here ``checkpoints/`` holds ``vggish-10086976.pth``; :meth:`embed` gives one vector per clip.
     """
 
     name = "vggish"
     sample_rate = SAMPLE_RATE
     dim = 128
+    checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, DROPPED
     #: Examples per forward pass in ``embed_frames`` (bounds memory for long or many clips).
     batch_size = 64
 
@@ -129,54 +129,6 @@ class VGGish(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(),
             nn.Linear(4096, self.dim),
         )
-        self._fingerprint: str | None = None
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo: str | os.PathLike,
-        *,
-        filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        device: torch.device | str | None = None,
-    ) -> VGGish:
-        """Load weights from a local file, a folder holding ``filename``, or a Hub repo id.
-
-        Args:
-            path_or_repo: A ``.pth``/``.safetensors`` file, a folder, or a Hub repo id.
-            filename: The file inside the folder or repo (default ``vggish-10086976.pth``).
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token.
-            device: Where the network runs (default CPU).
-
-        Returns:
-            The network in eval mode.
-
-        Raises:
-            FileNotFoundError: no file there, or not cached when offline.
-            CheckpointError: unreadable, pickled objects, or keys/shapes that do not fit (named).
-        """
-        path = _weights.resolve_weights(
-            path_or_repo, CHECKPOINT_NAME, filename=filename, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token,
-        )
-        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
-            model = cls()
-        state = _weights.convert_keys(_weights.read_weights(path), KEY_RULES, DROPPED, str(path))
-        _weights.load_into(model, state, str(path))
-        return model if device is None else model.to(device)
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of the weights (computed once), part of the embedding-cache key."""
-        if self._fingerprint is None:
-            self._fingerprint = _weights.fingerprint(self)
-        return self._fingerprint
 
     def forward(self, examples: torch.Tensor) -> torch.Tensor:
         """Embed log-mel examples: (N, 1, 96, 64) -> (N, 128)."""
@@ -201,10 +153,6 @@ class VGGish(nn.Module):
     def embed(self, wav) -> torch.Tensor:
         """One embedding per clip, the mean of its examples' embeddings: (B, 1, T) -> (B, 128)."""
         return self.embed_frames(wav).mean(dim=1)
-
-    def reset_fingerprint(self) -> None:
-        """Forget the cached fingerprint (call after changing the weights in place)."""
-        self._fingerprint = None
 
 
 def frames_for(samples: int) -> int:
