@@ -27,7 +27,7 @@ from .errors import HubUnreachableError, MissingTokenizerError
 
 try:
     from typing import Unpack
-except ImportError:  # Python 3.10; typing_extensions comes with torch
+except ImportError:  # Python 3.10: typing_extensions (a dependency there)
     from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
