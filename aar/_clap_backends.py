@@ -21,14 +21,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .convert import CheckpointError
+from ._loading import state_tensors
+from .convert import checkpoint_kind, numpy_scalar_globals
+from .errors import CheckpointError, MissingExtraError, WrongModelKindError, require_extra
 
 logger = logging.getLogger(__name__)
 
-EXTRA_HINT = 'pip install "aar-audio[clap]"'
 LAION_REPO = "lukewys/laion_clap"
 LAION_FILENAME = "music_speech_audioset_epoch_15_esc_89.98.pt"
 TRANSFORMERS_REPO = "laion/larger_clap_general"
@@ -38,38 +38,31 @@ LAION_MAX_SAMPLES = 480_000
 TEXT_MAX_TOKENS = 77
 
 
-def missing_extra(package: str, err: ImportError) -> ImportError:
-    """The ImportError raised when an optional CLAP package is not installed."""
-    return ImportError(
-        f"the CLAP encoder needs the {package!r} package, which is not installed ({err}); "
-        f"install the extra with: {EXTRA_HINT}"
-    )
+#: The package each backend imports (checked before anything is downloaded).
+BACKEND_PACKAGES = {"laion-clap": "laion_clap", "transformers": "transformers"}
+
+
+def require_backend(backend: str) -> None:
+    """Raise ``MissingExtraError`` (naming the ``clap`` extra) unless ``backend``'s package is installed.
+
+    Only looks the package up: importing laion-clap downloads tokenizers.
+    """
+    require_extra(BACKEND_PACKAGES[backend], "clap", f"the {backend} CLAP backend")
 
 
 # ---------------------------------------------------------------------------------------------
 # Safe reading of laion-clap checkpoints
 
 
-def _numpy_scalar_globals() -> dict[str, Any]:
-    """Numpy's scalar and (numeric) dtype reconstruction, under the names pickles use for them."""
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    found: dict[str, Any] = {
-        "numpy.core.multiarray.scalar": scalar,
-        "numpy._core.multiarray.scalar": scalar,
-        "numpy.dtype": np.dtype,
-    }
-    for code in "?bhilqBHILQefdgFDG":  # bool, signed/unsigned ints, floats, complex
-        cls = type(np.dtype(code))
-        if cls is not np.dtype:  # numpy >= 1.25 has one class per dtype
-            found[f"numpy.dtypes.{cls.__name__}"] = cls
-    return found
-
-
 def _torch_rebuild_globals() -> dict[str, Any]:
-    """Torch's tensor and storage rebuild functions, and what their arguments reference."""
+    """Torch's tensor and storage rebuild functions, and what their arguments reference.
+
+    The one use of private PyTorch names in aar, on an opt-in path: the fallback reader of old
+    laion-clap checkpoints that ``torch.load(weights_only=True)`` refuses. A pickle names the
+    functions that rebuild its tensors (``torch._utils._rebuild_tensor_v2`` and kin), so an allowlist
+    reader must name them too. If PyTorch renames them, ``getattr`` fails here and reading such a
+    checkpoint ends in a ``CheckpointError`` that says so; nothing else in aar depends on them.
+    """
     names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
              "_rebuild_parameter_with_state")
     found: dict[str, Any] = {f"torch._utils.{n}": getattr(torch._utils, n) for n in names}
@@ -101,7 +94,7 @@ def _allowlist_pickle_module() -> types.ModuleType:
     """A stand-in for the ``pickle`` module that ``torch.load`` accepts as ``pickle_module``."""
 
     class Unpickler(_AllowlistUnpickler):
-        allowed = {**_torch_rebuild_globals(), **_numpy_scalar_globals()}
+        allowed = {**_torch_rebuild_globals(), **numpy_scalar_globals()}
 
     def load(file, **kwargs):  # torch's legacy format reads its header with pickle_module.load
         return Unpickler(file, **kwargs).load()
@@ -124,12 +117,13 @@ def read_laion_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        WrongModelKindError: the file is an official tokenizer or generator checkpoint.
         CheckpointError: the file is unreadable, holds other pickled objects, or is no state dict.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CLAP checkpoint not found: {path}")
-    numpy_globals = [(obj, name) for name, obj in _numpy_scalar_globals().items()]
+    numpy_globals = [(obj, name) for name, obj in numpy_scalar_globals().items()]
     try:
         with torch.serialization.safe_globals(numpy_globals), warnings.catch_warnings():
             # A protocol-4 file makes torch warn before failing; the fallback below handles it.
@@ -148,18 +142,11 @@ def read_laion_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 f"reader: {_reason(second)}. Files carrying other pickled Python objects are "
                 "refused because loading them could run code"
             ) from None
+    found = checkpoint_kind(payload)
+    if found in ("sat", "aar"):
+        raise WrongModelKindError(path, found, "clap")
     state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else payload
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(
-            f"{path} holds no state dict: expected a dict of tensors, or one under 'state_dict'; "
-            f"found {type(state).__name__}"
-        )
-    tensors = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
-        tensors[str(key).removeprefix("module.")] = value
-    return tensors
+    return state_tensors(state, path, "a dict of tensors, or one under 'state_dict'")
 
 
 def _reason(err: Exception) -> str:
@@ -191,8 +178,8 @@ class LaionClapBackend:
         """Build ``CLAP_Module`` on ``device`` and load ``checkpoint`` strictly into it."""
         try:
             import laion_clap
-        except ImportError as err:
-            raise missing_extra("laion_clap", err) from None
+        except ImportError as err:  # found, but it or one of its dependencies does not import
+            raise MissingExtraError("clap", err.name or "laion_clap", "the laion-clap CLAP backend") from None
         except OSError as err:
             raise OSError(
                 "importing laion_clap failed: on import it downloads the bert-base-uncased, "
@@ -248,7 +235,8 @@ class TransformersClapBackend:
         try:
             from transformers import ClapModel, ClapProcessor
         except ImportError as err:
-            raise missing_extra("transformers", err) from None
+            package = err.name or "transformers"
+            raise MissingExtraError("clap", package, "the transformers CLAP backend") from None
         kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
         model = ClapModel.from_pretrained(name_or_path, **kwargs)
         model = model.to(device=device, dtype=torch.float32).eval()

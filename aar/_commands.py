@@ -7,10 +7,11 @@ are imported inside the functions, so ``aar --help`` and usage errors stay quick
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._reports import codes_file_report, model_report, print_report
 
 if TYPE_CHECKING:
     import torch
@@ -57,24 +58,30 @@ def _load_tokenizer(args):
     return SATTokenizer.from_pretrained(args.model, device=args.device)
 
 
-def _missing_pair(err: ValueError, args) -> Exception:
-    """A usage error naming ``--tokenizer`` when an official generator came without its tokenizer."""
-    from .convert import CheckpointError
-
-    if args.tokenizer is None and not isinstance(err, CheckpointError) and "tokenizer" in str(err):
-        return UsageError(f"{args.model} is an official generator checkpoint: pass --tokenizer")
-    return err
+def _pass_tokenizer(args) -> UsageError:
+    """The usage error for an official generator checkpoint given without ``--tokenizer``."""
+    return UsageError(f"{args.model} is an official generator checkpoint without its tokenizer beside it: "
+                      "pass --tokenizer (its SAT)")
 
 
 def _load_generator(args):
+    from .errors import MissingTokenizerError
     from .generator import AARGenerator
 
     try:
         gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device,
                                            precision=args.precision)
-    except ValueError as err:
-        raise _missing_pair(err, args) from None
+    except MissingTokenizerError:
+        raise _pass_tokenizer(args) from None
     return gen
+
+
+def _require_clap(args, needed: bool) -> None:
+    """Fail at once, before any model is looked up, when CLAP is needed and its extra is missing."""
+    if needed:
+        from .clap import ClapEncoder
+
+        ClapEncoder.check_installed(args.clap_backend)
 
 
 def read_clap_file(path: Path):
@@ -92,14 +99,22 @@ def read_clap_file(path: Path):
     return torch.from_numpy(array.astype(np.float32))
 
 
+def _read_clip(path) -> tuple[torch.Tensor, int]:
+    """An audio file as one clip (1, C, T) and its rate: the layout every audio argument takes, any C."""
+    from .audio import load_audio
+
+    wav_CT, rate = load_audio(path)
+    return wav_CT[None], rate
+
+
 # ---------------------------------------------------------------------------------------- commands
 def encode(args) -> int:
     """``aar encode IN OUT.codes``."""
-    from .audio import read_audio, resampled_length
+    from .audio import resampled_length
     from .codes_file import save_codes
 
     _need_file(args.input, "audio file")
-    wav, sr = read_audio(args.input)
+    wav, sr = _read_clip(args.input)
     tok = _load_tokenizer(args)
     windows = -(-resampled_length(wav.shape[-1], sr, tok.sample_rate) // tok.config.window)
     codes = tok.encode(wav, sr, batch_size=args.batch_size, progress=_is_long(args, tok, windows))
@@ -131,7 +146,7 @@ def decode(args) -> int:
 
 def generate(args) -> int:
     """``aar generate (--prompt | --audio | --clap) -o OUT.wav``."""
-    from .audio import read_audio, write_audio
+    from .audio import write_audio
     from .codes_file import save_codes
 
     if args.seconds is None and args.overlap is not None:
@@ -139,7 +154,8 @@ def generate(args) -> int:
     if args.seconds is not None and args.save_codes:
         raise UsageError("--save-codes writes one window; it does not combine with --seconds")
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
-    audio = read_audio(args.audio) if args.audio is not None else None
+    audio = _read_clip(args.audio) if args.audio is not None else None
+    _require_clap(args, needed=clap is None)
     gen = _load_generator(args)
     clap_BD = _condition(args, gen, clap, audio)
     paths, plan = _sample_plan(args, clap_BD, "generate")
@@ -194,11 +210,12 @@ def _condition(args, gen, clap, audio) -> torch.Tensor:
 
 def vary(args) -> int:
     """``aar vary IN.wav -o OUT.wav --keep-scales K``."""
-    from .audio import read_audio, write_audio
+    from .audio import write_audio
 
     _need_file(args.input, "audio file")
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
-    wav, rate = read_audio(args.input)
+    wav, rate = _read_clip(args.input)
+    _require_clap(args, needed=clap is None)
     gen = _load_generator(args)
     S = gen.config.num_scales
     if args.keep_scales > S:
@@ -206,17 +223,52 @@ def vary(args) -> int:
     clap_BD = _condition(args, gen, clap, (wav, rate))
     paths, plan = _sample_plan(args, clap_BD, "vary")
     for path, clap_1D, knobs in plan:
-        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, **knobs)
+        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, progress=not args.quiet,
+                       **knobs)
         write_audio(path, out[0], gen.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
                f"first {args.keep_scales} of {S} scales kept")
     return 0
 
 
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, tokenizer=None) -> Path:
+    """Convert an official ``SAT_*.pth`` or ``AAR_*.pth`` into a native folder.
+
+    This is ``from_pretrained(src).save_pretrained(dst)`` for whichever model ``src`` holds.
+
+    Args:
+        src: The official checkpoint. Its kind is read from its layout, not its name.
+        dst: Output folder (``config.json`` + ``model.safetensors``; a generator adds ``tokenizer/``).
+        tokenizer: For an AAR file, the paired tokenizer: a ``SATTokenizer`` or anything
+            ``SATTokenizer.from_pretrained`` accepts.
+
+    Returns:
+        The output folder.
+
+    Raises:
+        WrongModelKindError: ``src`` is no official tokenizer or generator checkpoint.
+        MissingTokenizerError: an AAR file without ``tokenizer``.
+    """
+    from .convert import read_checkpoint
+    from .errors import MissingTokenizerError
+    from .generator import AARGenerator
+    from .tokenizer import SATTokenizer
+
+    kind, _ = read_checkpoint(src)
+    if kind == "sat":
+        model = SATTokenizer.from_pretrained(src)
+    elif tokenizer is None:
+        raise MissingTokenizerError(src)
+    else:
+        model = AARGenerator.from_pretrained(src, tokenizer=tokenizer)
+    model.save_pretrained(dst)
+    return Path(dst)
+
+
 def convert(args) -> int:
     """``aar convert SRC.pth DIR``."""
     from . import hub
-    from .convert import CheckpointError, convert_checkpoint
+    from .errors import MissingTokenizerError
 
     _need_file(args.source, "checkpoint")
     tokenizer = args.tokenizer
@@ -225,10 +277,8 @@ def convert(args) -> int:
         tokenizer = sibling if sibling.is_file() and sibling != args.source else None
     try:
         out = convert_checkpoint(args.source, args.output, tokenizer=tokenizer)
-    except ValueError as err:
-        if tokenizer is None and not isinstance(err, CheckpointError):
-            raise UsageError(f"{args.source} is a generator checkpoint: pass --tokenizer (its SAT)") from None
-        raise
+    except MissingTokenizerError:
+        raise UsageError(f"{args.source} is a generator checkpoint: pass --tokenizer (its SAT)") from None
     _say(args, f"wrote {out}")
     return 0
 
@@ -240,23 +290,27 @@ def info(args) -> int:
     if path.is_file() and not checkpoint:
         report = codes_file_report(path)
     else:
+        from .errors import MissingTokenizerError
+
         try:
             report = model_report(args.model, args.tokenizer, args.device)
-        except ValueError as err:
-            raise _missing_pair(err, args) from None
+        except MissingTokenizerError:
+            raise _pass_tokenizer(args) from None
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_report(report, "", counts=False)
+        print_report(report)
     return 0
 
 
 def tokenize(args) -> int:
     """``aar tokenize IN_DIR OUT_DIR``."""
+    from .errors import MissingExtraError
+
     try:
         from .data import tokenize_folder
     except ImportError as err:
-        raise ImportError(f"aar tokenize needs pip install 'aar-audio[data]': {err}") from None
+        raise MissingExtraError("data", err.name or "datasets", "aar tokenize") from None
     if not args.input_dir.is_dir():
         raise FileNotFoundError(f"input folder not found: {args.input_dir}")
     summary = tokenize_folder(args.input_dir, args.output_dir, args.model, num_proc=args.num_proc,
@@ -267,105 +321,3 @@ def tokenize(args) -> int:
         errors = Path(summary.output_dir) / "errors.jsonl"
         raise Failure(f"{summary.errors} file(s) could not be tokenized; reasons in {errors}")
     return 0
-
-
-# ----------------------------------------------------------------------------------------- reports
-def model_kind(name_or_path: str | os.PathLike) -> str:
-    """``"sat"`` or ``"aar"``: which kind of model ``name_or_path`` names, without building it."""
-    from . import hub
-    from .convert import CheckpointError, read_checkpoint
-
-    path = Path(name_or_path).expanduser()
-    if path.is_file() and path.name in (hub.CONFIG_NAME, hub.WEIGHTS_NAME):
-        path = path.parent
-    if path.is_file():
-        return read_checkpoint(path)[0]
-    if path.is_dir() and not (path / hub.CONFIG_NAME).is_file():
-        return "aar" if (path / hub.OFFICIAL_REPOS[DEFAULT_MODEL]["aar"]).is_file() else "sat"
-    source = hub.Source("native", path) if path.is_dir() else hub.resolve(name_or_path, "aar")
-    if source.layout == "official":
-        return "aar"
-    kind = source.read_config().get("model_type")
-    if kind not in ("sat", "aar"):
-        config = source.path / hub.CONFIG_NAME
-        raise CheckpointError(f"{config} has model_type {kind!r}; expected 'sat' or 'aar'")
-    return kind
-
-
-def _count(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def model_report(name_or_path, tokenizer=None, device=None) -> dict[str, Any]:
-    """Config, parameter counts, fingerprint and token rates of a tokenizer or a generator."""
-    from .generator import AARGenerator
-    from .tokenizer import SATTokenizer
-
-    gen = None
-    if model_kind(name_or_path) == "aar":
-        gen = AARGenerator.from_pretrained(name_or_path, tokenizer=tokenizer, device=device)
-        tok = gen.tokenizer
-    else:
-        tok = SATTokenizer.from_pretrained(name_or_path, device=device)
-    c = tok.config
-    tokens_per_second = c.tokens_per_window * c.sample_rate / c.window
-    parameters: dict[str, Any] = {"tokenizer": {
-        "encoder": _count(tok.encoder), "quantizer": _count(tok.quantizer),
-        "decoder": _count(tok.decoder), "total": _count(tok),
-    }}
-    if gen is not None:
-        parameters["generator"] = {"transformer": _count(gen.transformer), "total": _count(gen)}
-    report: dict[str, Any] = {
-        "model": str(name_or_path),
-        "kind": "generator (AAR) with its tokenizer (SAT)" if gen is not None else "tokenizer (SAT)",
-        "tokenizer_fingerprint": tok.fingerprint(),
-        "sample_rate": c.sample_rate,
-        "window_samples": c.window,
-        "frame_rate": c.frame_rate,
-        "num_scales": c.num_scales,
-        "scales": list(c.scales),
-        "codebook_size": c.codebook_size,
-        "tokens_per_window": c.tokens_per_window,
-        "tokens_per_second": tokens_per_second,
-        "bitrate_kbps": round(tokens_per_second * math.log2(c.codebook_size) / 1000, 3),
-        "parameters": parameters,
-    }
-    if gen is not None:
-        report["generator_config"] = gen.config.to_dict()
-    report["tokenizer_config"] = c.to_dict()
-    return report
-
-
-def codes_file_report(path: str | os.PathLike) -> dict[str, Any]:
-    """What a codes file holds, from its header alone."""
-    from .codes_file import FORMAT_NAME, read_codes_header
-
-    h = read_codes_header(path)
-    B, W = h.shapes[0][:2]
-    return {
-        "file": str(h.path),
-        "format": f"{FORMAT_NAME} v{h.format_version}",
-        "batch_size": B,
-        "num_windows": W,
-        "num_scales": len(h.scales),
-        "scales": list(h.scales),
-        "tokens": B * W * sum(h.scales),
-        "length": h.length,
-        "seconds": h.length / h.model_sample_rate,
-        "source_sample_rate": h.sample_rate,
-        "codebook_size": h.codebook_size,
-        "tokenizer_fingerprint": h.fingerprint,
-        "model": h.model,
-    }
-
-
-def _print_report(items: dict[str, Any], indent: str, counts: bool) -> None:
-    width = max(len(k) for k in items)
-    for key, value in items.items():
-        if isinstance(value, dict):
-            print(f"{indent}{key}:")
-            _print_report(value, indent + "  ", counts or key == "parameters")
-        else:
-            if isinstance(value, (list, tuple)):
-                value = ", ".join(map(str, value))
-            print(f"{indent}{key:<{width}}  {f'{value:,}' if counts else value}")

@@ -21,12 +21,46 @@ _PCM_SCALE = {torch.int16: 32768.0, torch.int32: 2147483648.0}
 AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 
 
+#: Extensions of the audio files aar picks up in folders (``aar tokenize``, the examples), lower case.
+#: Each is a container libsndfile reads; MP3 needs libsndfile 1.1 or newer (see :func:`load_audio`).
+AUDIO_EXTENSIONS = (".aif", ".aiff", ".au", ".caf", ".flac", ".mp3", ".oga", ".ogg", ".opus", ".w64",
+                    ".wav")
+#: The input layouts every audio argument accepts, for docstrings and error messages.
+AUDIO_LAYOUTS = "(T,) mono, (C, T) with C = 1 or 2 channels, or a batch (B, C, T)"
+
+
+def is_audio_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a regular file with one of :data:`AUDIO_EXTENSIONS` (any case)."""
+    path = Path(path)
+    return path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
+
+
+def _layout_error(name: str, shape: tuple[int, ...]) -> ValueError:
+    rows, cols = shape
+    if cols < rows:
+        hint = "this looks like soundfile's (frames, channels) layout: " + (
+            f"pass {name}.T, or read the file with aar.load_audio, which returns (C, T)" if cols <= 2
+            else f"pass {name}.T[None], shaped (1, C, T) (aar.load_audio returns (C, T): add the axis too)"
+        )
+    else:
+        hint = (f"for a batch of {rows} mono clips pass (B, 1, T), e.g. {name}[:, None]; for audio with "
+                f"{rows} channels pass (1, C, T), e.g. {name}[None], and the channels are averaged")
+    return ValueError(
+        f"{name} has shape {shape}: a 2-D input must be (C, T) with C = 1 or 2 channels; {hint}"
+    )
+
+
 def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
-    """Turn user audio into a float tensor shaped (B, C, T).
+    """Turn user audio into a float tensor shaped (B, C, T), refusing any layout it would have to guess.
+
+    The one rule for audio input everywhere in aar: ``(T,)`` is one mono clip; ``(C, T)`` is one clip
+    with C = 1 or 2 channels; ``(B, C, T)`` is a batch of B clips with C channels each. Any other 2-D
+    shape is refused rather than guessed: soundfile's ``(frames, channels)`` arrays must be transposed
+    (or read with :func:`load_audio`), and a batch of mono clips must be shaped ``(B, 1, T)``.
 
     Args:
-        wav: A tensor or numpy array shaped (T,), (C, T) or (B, C, T). Float audio is taken as is;
-            int16 and int32 PCM are scaled by their full-scale value to [-1, 1).
+        wav: A tensor or numpy array in one of those layouts. Float audio is taken as is; int16 and
+            int32 PCM are scaled by their full-scale value to [-1, 1).
         name: Argument name for error messages.
 
     Returns:
@@ -34,9 +68,22 @@ def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
 
     Raises:
         TypeError: not a tensor/array, or an unsupported dtype.
-        ValueError: wrong rank, no samples or channels, or NaN/Inf values.
+        ValueError: wrong rank, a 2-D shape other than (1, T) or (2, T), no samples or channels, or
+            NaN/Inf values.
+
+    Example:
+        >>> import numpy as np
+        >>> as_audio_batch(np.zeros((2, 480), np.int16)).shape   # one stereo clip
+        torch.Size([1, 2, 480])
+        >>> as_audio_batch(np.zeros((480, 2), np.float32))        # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: wav has shape (480, 2): a 2-D input must be (C, T) with C = 1 or 2 channels; ...
     """
     if isinstance(wav, np.ndarray):
+        if wav.dtype.kind not in "fiu":
+            raise TypeError(
+                f"{name} has numpy dtype {wav.dtype}; allowed: floating point, or int16/int32 PCM"
+            )
         wav = torch.from_numpy(np.ascontiguousarray(wav))
     if not isinstance(wav, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(wav).__name__}")
@@ -49,9 +96,9 @@ def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
     elif wav.dtype == torch.float64:
         wav = wav.to(torch.float32)
     if wav.ndim not in (1, 2, 3):
-        raise ValueError(
-            f"{name} must be shaped (T,), (C, T) or (B, C, T), got {wav.ndim} dims {tuple(wav.shape)}"
-        )
+        raise ValueError(f"{name} must be {AUDIO_LAYOUTS}; got {wav.ndim} dims {tuple(wav.shape)}")
+    if wav.ndim == 2 and wav.shape[0] > 2:
+        raise _layout_error(name, tuple(wav.shape))
     wav = wav.reshape((1,) * (3 - wav.ndim) + tuple(wav.shape))
     if wav.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(wav.shape)}; need at least 1 sample")
@@ -98,36 +145,73 @@ def split_windows(wav_B1T: torch.Tensor, window: int) -> torch.Tensor:
     return rearrange(padded, "b c (w t) -> (b w) c t", w=W)
 
 
-def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
-    """Read an audio file with soundfile.
+def load_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+    """Read an audio file as a (C, T) float32 tensor and its sample rate.
+
+    This is the reader behind the ``aar`` command, ``aar tokenize`` and the examples. Every format
+    the installed libsndfile decodes is read (WAV, FLAC, OGG/Vorbis, Opus, AIFF, MP3 with libsndfile
+    1.1 or newer, ...), at the file's own rate and channel count; integer PCM becomes float in [-1, 1).
+    The result is already in the layout ``SATTokenizer.encode`` and the other audio arguments expect.
+
+    Args:
+        path: The audio file.
 
     Returns:
-        ``(wav, sample_rate)`` with ``wav`` float32 shaped (C, T).
+        ``(wav, sample_rate)``: ``wav`` a float32 tensor shaped (C, T) (C = 1 for mono), ``sample_rate``
+        in Hz.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file cannot be decoded, or holds no samples.
+        FileNotFoundError: no such file (the message names the path).
+        ValueError: a folder, a file that cannot be decoded (or an MP3 the installed libsndfile
+            cannot read), or a file that holds no samples; the message names the path.
+
+    Example:
+        >>> import aar, tempfile, numpy as np, soundfile as sf
+        >>> path = tempfile.mkdtemp() + "/stereo.flac"
+        >>> sf.write(path, np.zeros((4410, 2), np.float32), 44100)   # soundfile: (frames, channels)
+        >>> wav, sr = aar.load_audio(path)
+        >>> tuple(wav.shape), wav.dtype, sr
+        ((2, 4410), torch.float32, 44100)
     """
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"cannot read audio from {path}: it is a folder, not a file")
+    if path.suffix.lower() == ".mp3" and "MP3" not in sf.available_formats():
+        raise ValueError(
+            f"cannot read {path}: the installed libsndfile {sf.__libsndfile_version__} cannot decode "
+            "MP3 (libsndfile 1.1 or newer can; soundfile 0.12+ wheels bundle one); convert the file to "
+            "WAV or FLAC, or upgrade soundfile"
+        )
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        raise ValueError(f"cannot read audio file {path}: {err}") from None
+        raise ValueError(
+            f"cannot read audio file {path}: it is damaged or not in a format libsndfile "
+            f"{sf.__libsndfile_version__} decodes (libsndfile says: {err})"
+        ) from None
     if data.shape[0] == 0:
         raise ValueError(f"audio file {path} holds no samples")
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)
 
 
+#: The same reader under its earlier name.
+read_audio = load_audio
+
+
 def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int) -> Path:
     """Write (C, T) or (T,) float audio atomically; the format follows the extension.
 
+    The file gets the permissions an ordinary ``open(path, "w")`` gives (the umask, or the mode of the
+    file it replaces).
+
     Args:
         path: Output file: ``.wav`` (float32), ``.flac`` or ``.ogg``.
-        wav: Audio in [-1, 1].
+        wav: Audio in [-1, 1] shaped (T,) or (C, T) with C = 1 or 2 (the input rule of
+            :func:`as_audio_batch`; a decoded batch item ``wav_B1T[b]`` is (1, T)).
         sample_rate: Rate in Hz.
 
     Returns:
@@ -145,6 +229,8 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int) ->
     data = data.reshape(1, -1) if data.ndim == 1 else data
     if data.ndim != 2:
         raise ValueError(f"audio to write must be (C, T) or (T,), got shape {tuple(wav.shape)}")
+    if data.shape[0] > 2:
+        raise _layout_error("wav", tuple(data.shape))
     subtype = "FLOAT" if fmt == "WAV" else None
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data.T.numpy(), sample_rate, format=fmt, subtype=subtype)

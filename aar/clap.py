@@ -22,15 +22,20 @@ import torch
 import torch.nn.functional as F
 
 from . import hub
+from ._checks import check_positive_int, check_texts
 from ._clap_backends import (
     LAION_FILENAME,
     LAION_REPO,
     TRANSFORMERS_REPO,
     LaionClapBackend,
     TransformersClapBackend,
+    require_backend,
 )
-from ._loading import check_placement
+from ._loading import loading_request
 from .audio import as_audio_batch, check_sample_rate, resample, to_mono
+from .convert import folder_kind
+from .errors import HubUnreachableError, WrongModelKindError
+from .hub import HubKwargs, Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +101,8 @@ class ClapEncoder:
         *,
         backend: str = "laion-clap",
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> ClapEncoder:
         """Load a CLAP model from the Hugging Face Hub or from local files.
 
@@ -112,19 +114,21 @@ class ClapEncoder:
             backend: ``"laion-clap"`` or ``"transformers"``.
             filename: laion-clap only: the checkpoint inside the folder or repo (default
                 ``"music_speech_audioset_epoch_15_esc_89.98.pt"``).
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token for private repositories.
             device: Where the model runs and embeddings are returned (default CPU).
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``).
 
         Returns:
             The encoder, in eval mode.
 
         Raises:
             ValueError: unknown ``backend``, or ``filename`` given for transformers.
-            ImportError: the backend's package is missing (``pip install "aar-audio[clap]"``).
+            TypeError: an unknown keyword.
+            MissingExtraError: the backend's package is missing (``pip install "aar-audio[clap]"``);
+                checked first, before any download. An ``ImportError``.
             FileNotFoundError: no checkpoint at ``name_or_path``, or not cached when offline.
+            HubUnreachableError: the Hub does not answer and the checkpoint is not cached.
+            WrongModelKindError: a tokenizer or generator checkpoint or folder.
             CheckpointError: the laion-clap file is unreadable or carries pickled objects.
 
         Example:
@@ -134,13 +138,9 @@ class ClapEncoder:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        device = check_placement(device, None)[0] or torch.device("cpu")  # ValueError for a bad name
-        hub_kwargs = {
-            "revision": revision,
-            "cache_dir": None if cache_dir is None else str(cache_dir),
-            "local_files_only": local_files_only,
-            "token": token,
-        }
+        request = loading_request(device=device, **hub_kwargs)
+        cls.check_installed(backend)  # after the argument checks, before any lookup or download
+        device, hub_kwargs = request.device or torch.device("cpu"), request.hub_kwargs
         if backend == "transformers":
             if filename is not None:
                 raise ValueError(
@@ -148,9 +148,27 @@ class ClapEncoder:
                     "backend loads a folder or Hub repo"
                 )
             source = TRANSFORMERS_REPO if name_or_path is None else name_or_path
-            return cls(TransformersClapBackend.load(source, device, hub_kwargs))
+            _refuse_aar_folder(source)
+            return cls(_load_transformers(source, device, hub_kwargs))
         checkpoint = _laion_checkpoint(name_or_path, filename, hub_kwargs)
         return cls(LaionClapBackend.load(checkpoint, device))
+
+    @staticmethod
+    def check_installed(backend: str = "laion-clap") -> None:
+        """Fail now, in one line, if ``backend``'s package is missing; nothing is imported or downloaded.
+
+        Call it before loading anything else when CLAP will be needed later (the CLI does).
+
+        Raises:
+            ValueError: an unknown ``backend``.
+            MissingExtraError: its package is not installed (``pip install "aar-audio[clap]"``).
+
+        Example:
+            >>> ClapEncoder.check_installed("transformers")  # doctest: +SKIP
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        require_backend(backend)
 
     @property
     def backend(self) -> str:
@@ -170,7 +188,8 @@ class ClapEncoder:
         """Embed audio clips.
 
         Args:
-            wav: A tensor or numpy array shaped (T,), (C, T) or (B, C, T): float audio in [-1, 1],
+            wav: A tensor or numpy array shaped (T,), (C, T) with C = 1 or 2, or (B, C, T) (other
+                2-D shapes raise; see ``aar.audio.as_audio_batch``): float audio in [-1, 1],
                 or int16/int32 PCM. Channels are averaged.
             sample_rate: Rate of ``wav`` in Hz; it is resampled to 48 kHz.
             batch_size: Windows per model call (bounds memory on long or many clips).
@@ -218,16 +237,9 @@ class ClapEncoder:
             TypeError: ``text`` is not a string or a list/tuple of strings.
             ValueError: an empty list, or a non-positive ``batch_size``.
         """
-        texts = [text] if isinstance(text, str) else text
-        if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
-        if len(texts) == 0:
-            raise ValueError("text is an empty list; need at least one string")
-        bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"text must hold only str; item {bad[0][0]} is {bad[0][1]}")
+        texts = check_texts("text", text)
         _check_batch_size(batch_size)
-        return self._embed(self._backend.embed_texts, list(texts), batch_size)
+        return self._embed(self._backend.embed_texts, texts, batch_size)
 
     def _embed(self, fn: Callable[[Any], torch.Tensor], items, batch_size: int) -> torch.Tensor:
         """Run ``fn`` on chunks of ``items``: N items -> (N, D) unit vectors."""
@@ -245,8 +257,7 @@ class ClapEncoder:
 
 
 def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
 
 
 def _laion_checkpoint(
@@ -254,22 +265,28 @@ def _laion_checkpoint(
 ) -> Path:
     """Local path of the laion-clap checkpoint: a file, a file in a folder, or a Hub download."""
     if name_or_path is None:
-        return hub._download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(
-            f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
-        )
-    local = Path(name_or_path).expanduser()
-    if local.is_file():
-        if filename is not None:
-            raise ValueError(f"filename={filename!r} given, but {local} is already a file")
-        return local
-    if local.is_dir():
-        file = local / (filename or LAION_FILENAME)
-        if not file.is_file():
-            raise FileNotFoundError(f"{local} has no CLAP checkpoint {file.name!r}; pass filename=")
-        return file
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")) or name.endswith(".pt"):
-        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    return hub._download(name, filename or LAION_FILENAME, hub_kwargs)
+        return hub.download(LAION_REPO, filename or LAION_FILENAME, hub_kwargs)
+    return hub.resolve_file(name_or_path, LAION_FILENAME, filename, hub_kwargs, (".pt",), "CLAP checkpoint")
+
+
+def _refuse_aar_folder(source: str | os.PathLike) -> None:
+    """Refuse, by name, a native tokenizer or generator folder given to the transformers backend."""
+    config = Path(source).expanduser() / hub.CONFIG_NAME
+    if not config.is_file():
+        return
+    kind = folder_kind(hub.Source("native", config.parent).read_config())
+    if kind in ("sat", "aar"):
+        raise WrongModelKindError(config.parent, kind, "clap")
+
+
+def _load_transformers(source: str | os.PathLike, device: torch.device, hub_kwargs: dict[str, Any]):
+    """The transformers backend; from the cache alone, or one line, when the Hub does not answer."""
+    reason = None if Path(source).expanduser().is_dir() else hub.unreachable(hub_kwargs)
+    if reason is None:
+        return TransformersClapBackend.load(source, device, hub_kwargs)
+    try:
+        return TransformersClapBackend.load(source, device, {**hub_kwargs, "local_files_only": True})
+    except OSError:  # transformers' "not in the cache" (the network was never tried)
+        from huggingface_hub import constants
+
+        raise HubUnreachableError(str(source), hub.CONFIG_NAME, constants.ENDPOINT, reason) from None

@@ -21,14 +21,36 @@ from pathlib import Path
 
 from . import _commands as commands
 from ._commands import DEFAULT_MODEL, UsageError
+from .errors import AARError, pip_command
+from .tokenizer import DEFAULT_WINDOW_BATCH
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line instead of argparse's usage block
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Adds ``(default: X)`` to each option's help, unless the help already says its default.
+
+    Options without a value (flags) or whose default is None say what happens instead in their
+    own help (``--seed``: random).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.required:
+            return text
+        if action.default is None or isinstance(action.default, bool) or action.default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _number(kind, check, allowed: str):
@@ -75,7 +97,7 @@ def _codes_out(text: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aar`` argument parser: global options and one subparser per command."""
-    from . import __version__
+    from ._version import __version__
 
     def global_options(suppress: bool):  # a fresh parser each time: parents share their actions
         unset = argparse.SUPPRESS
@@ -83,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         options.add_argument("-q", "--quiet", action="store_true", default=unset if suppress else False,
                              help="no progress bars or status lines")
         options.add_argument("--device", type=_device, default=unset if suppress else None,
-                             help="where models run: cpu, cuda, cuda:1... (default cpu)")
+                             help="where models run: cpu, cuda, cuda:1... (default: cpu)")
         return options
 
     # Global options work before or after the command: SUPPRESS keeps a value given before it.
@@ -93,10 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Scale-level audio tokenizer (SAT) and next-scale generation (AAR).")
     parser.add_argument("--version", action="version", version=f"aar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    tok_help = ("tokenizer: official .pth, native folder (a generator folder works too) or Hub repo id "
-                f"(default {DEFAULT_MODEL})")
-    gen_help = f"generator: native folder, official AAR .pth or Hub repo id (default {DEFAULT_MODEL})"
-    pair_help = "the paired tokenizer, for an official AAR .pth"
+    tok_help = "tokenizer: official .pth, native folder (a generator folder works too) or Hub repo id"
+    gen_help = "generator: native folder, official AAR .pth or Hub repo id"
+    pair_help = ("the paired tokenizer, for an official AAR .pth (default: SAT_d128_lat128.pth beside it, "
+                 "or a native folder's own)")
+    batch_help = f"windows per forward pass (default: the tokenizer's, {DEFAULT_WINDOW_BATCH})"
+    clap_model_help = "CLAP checkpoint or Hub id (default: the backend's release)"
 
     def generator_options(p: argparse.ArgumentParser, samples: str) -> None:
         """The model and sampling options that ``generate`` and ``vary`` share."""
@@ -106,12 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fp32 (default, the official arithmetic); bf16; int8 (CPU only); auto: the "
                             "fastest that meets aar's accuracy gates on this processor")
         p.add_argument("--cfg", type=_finite, default=4.0,
-                       help="guidance (default 4.0; negative: anti-guidance)")
+                       help="guidance strength; negative: anti-guidance")
         p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
-        p.add_argument("--top-p", type=_top_p, default=0.95,
-                       help="nucleus mass in (0, 1]; 1: all (default 0.95)")
-        p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature (default 1.0)")
-        p.add_argument("--seed", type=_non_negative_int, default=None, help="output j uses seed SEED + j")
+        p.add_argument("--top-p", type=_top_p, default=0.95, help="nucleus mass in (0, 1]; 1: all")
+        p.add_argument("--temperature", type=_positive, default=1.0, help="logit temperature")
+        p.add_argument("--seed", type=_non_negative_int, default=None,
+                       help="output j uses seed SEED + j (default: random, a fresh draw each run)")
         p.add_argument("--num-samples", type=_positive_int, default=1, help=samples)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -123,35 +147,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="audio file")
     p.add_argument("output", type=_codes_out, help="codes file to write (e.g. song.codes)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=tok_help)
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="windows per forward pass")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help=batch_help)
 
     p = command("decode", "Codes file -> audio file at 24 kHz.")
     p.add_argument("input", type=Path, help="codes file")
     p.add_argument("output", type=_audio_out, help="audio file to write (.wav, .flac or .ogg)")
     p.add_argument("--model", default=DEFAULT_MODEL, help=tok_help)
     p.add_argument("--num-scales", type=_positive_int, default=None,
-                   help="decode from the first K scales only (a coarse preview)")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="windows per forward pass")
+                   help="decode from the first K scales only, a coarse preview (default: all)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help=batch_help)
     p.add_argument("--allow-mismatch", action="store_true",
                    help="decode codes written by a tokenizer with another fingerprint")
 
     p = command("generate", "Audio (one second, or --seconds S) from a text prompt, reference audio or a "
                             "CLAP vector.")
     cond = p.add_mutually_exclusive_group(required=True)
-    cond.add_argument("--prompt", help="text prompt (needs the CLAP extra: pip install 'aar-audio[clap]')")
+    cond.add_argument("--prompt", help=f"text prompt (needs the CLAP extra: {pip_command('clap')})")
     cond.add_argument("--audio", type=Path, help="reference audio file, embedded with CLAP")
     cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
     p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
     generator_options(p, samples="samples per condition")
     p.add_argument("--save-codes", action="store_true", help="also write each sample's codes (OUT.codes)")
-    p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for --prompt/--audio")
+    p.add_argument("--clap-model", default=None, help=f"for --prompt/--audio: {clap_model_help}")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
-                   help="CLAP implementation for --prompt/--audio (default laion-clap)")
+                   help="CLAP implementation for --prompt/--audio")
     p.add_argument("--seconds", type=_positive, default=None,
-                   help="length in seconds: windows chained by inpainting (docs/generation.md)")
+                   help="length in seconds: windows chained by inpainting, docs/generation.md "
+                        "(default: one window, 1 s)")
     p.add_argument("--overlap", type=_overlap, default=None,
                    help="with --seconds: seconds each window shares with the previous one, in [0, 1) "
-                        "(default 0.25)")
+                        "(default: 0.25)")
 
     p = command("vary", "A variation of an audio file: keep its first K scales, resample the rest.")
     p.add_argument("input", type=Path, help="audio file (wav, flac, ogg); every one-second window is varied")
@@ -160,16 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scales kept, 0..16: 0 is a new sound, more keeps more of the input")
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--prompt", help="text condition (default: the input's own CLAP embedding)")
-    cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512)")
+    cond.add_argument("--clap", type=Path, help="CLAP vector(s) saved with numpy.save: (512,) or (B, 512) "
+                                                "(default: the input's own CLAP embedding)")
     generator_options(p, samples="variations per condition")
-    p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id (without --clap)")
+    p.add_argument("--clap-model", default=None, help=f"without --clap: {clap_model_help}")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
-                   help="CLAP implementation (default laion-clap)")
+                   help="CLAP implementation, without --clap")
 
     p = command("convert", "Official SAT_*.pth or AAR_*.pth -> native folder.")
     p.add_argument("source", type=Path, help="official checkpoint")
     p.add_argument("output", type=Path, help="folder to write (config.json + model.safetensors)")
-    p.add_argument("--tokenizer", help="the paired tokenizer, for an AAR checkpoint")
+    p.add_argument("--tokenizer", help="the paired tokenizer, for an AAR checkpoint (default: "
+                                       "SAT_d128_lat128.pth beside it)")
 
     p = command("info", "Describe a model (config, parameters, fingerprint, token rates) or a codes file.")
     p.add_argument("model", help="official .pth, native folder, Hub repo id, or codes file")
@@ -183,7 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     workers = p.add_mutually_exclusive_group()
     workers.add_argument("--num-proc", type=_positive_int, default=1, help="worker processes (CPU)")
     workers.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                         help="run on Ray: 'auto' (the default), 'local' or a cluster address")
+                         help="run on Ray: 'auto' when no ADDRESS is given, 'local' or a cluster "
+                              "address (default: no Ray)")
+
+    from .evaluation._parser import add_eval_parser
+
+    add_eval_parser(sub, common, dict(positive_int=_positive_int, non_negative_int=_non_negative_int,
+                                      finite=_finite, positive=_positive, top_p=_top_p))
     return parser
 
 
@@ -192,7 +225,7 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror and err.filename:
         return f"{err.strerror}: {err.filename}"
     text = " ".join(str(err).split())
-    if isinstance(err, (ValueError, TypeError, OSError, ImportError, UsageError, commands.Failure)):
+    if isinstance(err, (AARError, ValueError, TypeError, OSError, ImportError, UsageError, commands.Failure)):
         return text or type(err).__name__
     return f"{type(err).__name__}: {text} (set AAR_DEBUG=1 for the traceback)"
 

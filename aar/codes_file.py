@@ -118,7 +118,7 @@ def save_codes(
     config = tokenizer.config
     dtype = torch.int16 if config.codebook_size - 1 <= _INT16_MAX else torch.int32
     tensors = {f"codes.{i}": c.detach().to("cpu", dtype).contiguous() for i, c in enumerate(levels)}
-    from . import __version__
+    from ._version import __version__
 
     metadata = {
         "format": FORMAT_NAME,

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ._checks import check_texts
+
 
 def check_clap_embedding(clap_emb, cond_dim: int) -> torch.Tensor:
     """Validate CLAP vector(s) and shape them (B, D).
@@ -52,17 +54,31 @@ def resolve_condition(clap_emb, prompt, audio, sample_rate, clap_encoder: Callab
         sample_rate: Rate of ``audio`` in Hz; required with it.
         clap_encoder: Returns the ``ClapEncoder`` to use (called only for a prompt or audio).
 
+    The prompt or audio is checked before ``clap_encoder`` is called, so a bad one fails before CLAP
+    loads.
+
     Raises:
-        ValueError: none or more than one condition, or audio without its rate.
+        ValueError: none or more than one condition, audio without its rate, an empty prompt list,
+            or audio of a shape or rate that is not allowed.
+        TypeError: a prompt that is not a str or a list of str.
     """
+    from .audio import as_audio_batch, check_sample_rate
+
     named = (("clap_emb", clap_emb), ("prompt", prompt), ("audio", audio))
     given = [n for n, v in named if v is not None]
     if len(given) != 1:
         raise ValueError(f"pass exactly one of clap_emb, prompt or audio, got {given or 'none'}")
     if prompt is not None:
-        return clap_encoder().embed_text(prompt)
+        return clap_encoder().embed_text(check_prompt(prompt))
     if audio is not None:
         if sample_rate is None:
             raise ValueError("audio= needs sample_rate= (its rate in Hz)")
-        return clap_encoder().embed_audio(audio, sample_rate)
+        sample_rate = check_sample_rate(sample_rate)
+        return clap_encoder().embed_audio(as_audio_batch(audio, "audio"), sample_rate)
     return clap_emb
+
+
+def check_prompt(prompt):
+    """Validate a text prompt: a str or a non-empty list or tuple of str; returned as given."""
+    check_texts("prompt", prompt)
+    return prompt

@@ -9,27 +9,61 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 #: The 16 temporal scales shared by every released checkpoint: 455 tokens per one-second window.
 DEFAULT_SCALES: tuple[int, ...] = (1, 2, 4, 6, 9, 12, 16, 20, 25, 31, 37, 43, 50, 58, 66, 75)
 
 
-def _from_dict(cls, data: dict[str, Any]):
-    data = dict(data)
-    tag = data.pop("model_type", cls.model_type)
-    if tag != cls.model_type:
-        raise ValueError(f"config has model_type={tag!r}, expected {cls.model_type!r}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; allowed: {sorted(known)}")
-    defaults = {f.name: f.default for f in fields(cls)}
-    for name, value in data.items():
-        _check_type(cls.__name__, name, value, defaults[name])
-        if isinstance(value, list):
-            data[name] = tuple(value)
-    return cls(**data)
+_C = TypeVar("_C", bound="_JsonConfig")
+
+
+class _JsonConfig:
+    """What both configs share: the ``config.json`` round trip (a ``model_type`` tag, every field, no
+    others) and the values derived from ``scales``."""
+
+    model_type: ClassVar[str]
+    _positive: ClassVar[tuple[str, ...]]  # fields that must be > 0
+    scales: tuple[int, ...]
+
+    def _check_positive(self) -> None:
+        for name in self._positive:
+            value = getattr(self, name)
+            if value <= 0:
+                raise ValueError(f"{type(self).__name__}.{name} must be positive, got {value!r}")
+
+    @property
+    def num_scales(self) -> int:
+        """Number of scales ``S`` (16 for the releases); generation takes this many steps."""
+        return len(self.scales)
+
+    @property
+    def tokens_per_window(self) -> int:
+        """Tokens ``L`` of one window, summed over the scales (455 for the releases)."""
+        return sum(self.scales)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, tagged with ``model_type``."""
+        return {"model_type": self.model_type, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
+        """Build from a ``to_dict`` result; unknown keys, another ``model_type`` or values of the
+        wrong kind raise ``ValueError``."""
+        data = dict(data)
+        tag = data.pop("model_type", cls.model_type)
+        if tag != cls.model_type:
+            raise ValueError(f"config has model_type={tag!r}, expected {cls.model_type!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; allowed: {sorted(known)}")
+        defaults = {f.name: f.default for f in fields(cls)}
+        for name, value in data.items():
+            _check_type(cls.__name__, name, value, defaults[name])
+            if isinstance(value, list):
+                data[name] = tuple(value)
+        return cls(**data)
 
 
 def _check_type(owner: str, name: str, value: Any, default: Any) -> None:
@@ -47,14 +81,8 @@ def _check_type(owner: str, name: str, value: Any, default: Any) -> None:
         raise ValueError(f"{owner}.{name} must be {kind}, got {value!r}")
 
 
-def _check_positive(owner: str, **values: float) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"{owner}.{name} must be positive, got {value!r}")
-
-
 @dataclass(frozen=True)
-class SATConfig:
+class SATConfig(_JsonConfig):
     """Hyperparameters of the Scale-level Audio Tokenizer.
 
     Attributes:
@@ -79,6 +107,10 @@ class SATConfig:
     """
 
     model_type: ClassVar[str] = "sat"
+    _positive: ClassVar[tuple[str, ...]] = (
+        "sample_rate", "window", "n_filters", "dimension", "latent_dim", "n_residual_layers",
+        "codebook_size", "num_phi", "phi_kernel",
+    )
 
     sample_rate: int = 24000
     window: int = 24000
@@ -100,12 +132,7 @@ class SATConfig:
     phi_ratio: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_positive(
-            "SATConfig", sample_rate=self.sample_rate, window=self.window,
-            n_filters=self.n_filters, dimension=self.dimension, latent_dim=self.latent_dim,
-            n_residual_layers=self.n_residual_layers, codebook_size=self.codebook_size,
-            num_phi=self.num_phi, phi_kernel=self.phi_kernel,
-        )
+        self._check_positive()
         if self.lstm_layers < 0:
             raise ValueError(f"SATConfig.lstm_layers must be >= 0, got {self.lstm_layers}")
         if not self.ratios or any(r < 1 for r in self.ratios):
@@ -141,26 +168,18 @@ class SATConfig:
         return self.sample_rate / self.hop_length
 
     @property
-    def num_scales(self) -> int:
-        """Number of scales ``S`` (16 for the releases)."""
-        return len(self.scales)
-
-    @property
-    def tokens_per_window(self) -> int:
-        """Tokens per window, summed over scales (455 for the releases)."""
-        return sum(self.scales)
-
-    @property
     def phi_index(self) -> tuple[int, ...]:
         """Which phi convolution each scale uses.
 
-        Scale ``i`` uses the convolution whose tick ``linspace(1/(2K), 1 - 1/(2K), K)`` lies closest to
-        ``i / (S - 1)``, the first one on ties. For 16 scales and 6 convolutions this is
-        ``(0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5)``. The ticks are computed in float64 exactly as
-        ``numpy.linspace`` does, because two ties are exact and decide the table.
+        Scale ``i`` uses the convolution whose tick lies closest to ``i / (S - 1)``, the first one on
+        ties. The ticks are ``linspace(1/(2K), 1 - 1/(2K), K)``, except for K == 4 convolutions, where
+        the official code uses ``linspace(1/(3K), 1 - 1/(3K), K)``. For 16 scales and 6 convolutions
+        this is ``(0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 5, 5, 5)``. The ticks are computed in float64
+        exactly as ``numpy.linspace`` does, because two ties are exact and decide the table.
         """
         k = self.num_phi
-        start, stop = 1 / (2 * k), 1 - 1 / (2 * k)
+        edge = 1 / (3 * k) if k == 4 else 1 / (2 * k)
+        start, stop = edge, 1 - edge
         if k == 1:
             ticks = [start]
         else:
@@ -175,18 +194,10 @@ class SATConfig:
             table.append(gaps.index(min(gaps)))
         return tuple(table)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, tagged with ``model_type``."""
-        return {"model_type": self.model_type, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SATConfig:
-        """Build from a ``to_dict`` result; unknown keys raise ``ValueError``."""
-        return _from_dict(cls, data)
 
 
 @dataclass(frozen=True)
-class AARConfig:
+class AARConfig(_JsonConfig):
     """Hyperparameters of the next-scale transformer.
 
     Attributes:
@@ -203,6 +214,9 @@ class AARConfig:
     """
 
     model_type: ClassVar[str] = "aar"
+    _positive: ClassVar[tuple[str, ...]] = (
+        "depth", "embed_dim", "num_heads", "cond_dim", "mlp_ratio", "latent_dim", "codebook_size",
+    )
 
     depth: int = 16
     embed_dim: int = 1024
@@ -216,27 +230,13 @@ class AARConfig:
     scales: tuple[int, ...] = DEFAULT_SCALES
 
     def __post_init__(self) -> None:
-        _check_positive(
-            "AARConfig", depth=self.depth, embed_dim=self.embed_dim, num_heads=self.num_heads,
-            cond_dim=self.cond_dim, mlp_ratio=self.mlp_ratio, latent_dim=self.latent_dim,
-            codebook_size=self.codebook_size,
-        )
+        self._check_positive()
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 f"AARConfig.embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
             )
         if not self.scales or any(b <= a for a, b in zip(self.scales, self.scales[1:])):
             raise ValueError(f"AARConfig.scales must be strictly increasing, got {self.scales}")
-
-    @property
-    def num_scales(self) -> int:
-        """Number of scales ``S``: generation takes this many steps."""
-        return len(self.scales)
-
-    @property
-    def tokens_per_window(self) -> int:
-        """Sequence length ``L`` of one window (455 for the releases)."""
-        return sum(self.scales)
 
     @property
     def head_dim(self) -> int:
@@ -248,11 +248,3 @@ class AARConfig:
         """Hidden width of the FFN."""
         return round(self.embed_dim * self.mlp_ratio)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict, tagged with ``model_type``."""
-        return {"model_type": self.model_type, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AARConfig:
-        """Build from a ``to_dict`` result; unknown keys raise ``ValueError``."""
-        return _from_dict(cls, data)

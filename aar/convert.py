@@ -12,16 +12,18 @@ Hyperparameters the file does not store are inferred from tensor shapes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .config import DEFAULT_SCALES, AARConfig, SATConfig
+from .errors import KIND_NAMES, CheckpointError, WrongModelKindError
 
 # (official pattern, native replacement), applied after the `module.` prefix is stripped and weight
 # norm is folded (`X.weight_g` + `X.weight_v` -> `X.weight`).
@@ -64,24 +66,76 @@ AAR_IGNORED = re.compile(r"^(lvl_1L|attn_bias_for_masking|blocks\.\d+\.attn\.zer
 _SECTIONS = {"sat": "generator_state_dict", "aar": "model_state_dict"}
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read, or whose keys or shapes do not fit the model."""
+def numpy_scalar_globals() -> dict[str, Any]:
+    """Numpy's scalar and (numeric) dtype reconstruction, under the names pickles use for them.
 
-
-@contextlib.contextmanager
-def naming(source: str | os.PathLike) -> Iterator[None]:
-    """Re-raise what goes wrong while interpreting ``source`` as a ``CheckpointError`` that names it.
-
-    Wraps config parsing, key conversion and shape inference, whose own messages name the field or
-    key but not the file it came from.
+    Training scripts store metrics as numpy scalars beside the weights; allowing these (and nothing
+    else) lets ``torch.load(weights_only=True)`` read such files.
     """
     try:
-        yield
-    except (ValueError, TypeError, KeyError, IndexError) as err:
-        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        if str(source) in text:
-            raise
-        raise CheckpointError(f"{source}: {text}") from None
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    found: dict[str, Any] = {
+        "numpy.core.multiarray.scalar": scalar,
+        "numpy._core.multiarray.scalar": scalar,
+        "numpy.dtype": np.dtype,
+    }
+    for code in "?bhilqBHILQefdgFDG":  # bool, signed/unsigned ints, floats, complex
+        cls = type(np.dtype(code))
+        if cls is not np.dtype:  # numpy >= 1.25 has one class per dtype
+            found[f"numpy.dtypes.{cls.__name__}"] = cls
+    return found
+
+
+def load_weights_only(path: Path) -> Any:
+    """A ``torch.save`` payload read with ``weights_only=True``: tensors, containers, numpy scalars.
+
+    Raises:
+        CheckpointError: the file is corrupt or carries other pickled objects (loading them could
+            run code), with torch's reason.
+    """
+    try:
+        allowed = [(obj, name) for name, obj in numpy_scalar_globals().items()]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
+            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
+            "them could run code"
+        ) from None
+
+
+def checkpoint_kind(payload: object) -> str | None:
+    """Which model a loaded checkpoint belongs to, from its layout alone.
+
+    Returns:
+        ``"sat"`` (official tokenizer: ``generator_state_dict``), ``"aar"`` (official generator:
+        ``model_state_dict``), ``"clap"`` (laion-clap: ``audio_branch.*``/``text_branch.*`` keys,
+        possibly under ``state_dict``), or None.
+    """
+    if not isinstance(payload, Mapping):
+        return None
+    for kind, section in _SECTIONS.items():
+        if isinstance(payload.get(section), Mapping):
+            return kind
+    state = payload.get("state_dict", payload)
+    if isinstance(state, Mapping) and any(
+        str(k).removeprefix("module.").startswith(("audio_branch.", "text_branch.")) for k in state
+    ):
+        return "clap"
+    return None
+
+
+def folder_kind(config: Mapping[str, Any]) -> str | None:
+    """Which model a native folder's parsed ``config.json`` describes (``model_type``), or None.
+
+    ``"clap"`` is what transformers writes for a ``ClapModel``.
+    """
+    kind = config.get("model_type")
+    return kind if kind in KIND_NAMES else None
 
 
 def read_checkpoint(
@@ -99,38 +153,26 @@ def read_checkpoint(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is corrupt, carries pickled objects, or has another layout.
+        WrongModelKindError: the file is another kind of checkpoint (named), or none aar knows.
+        CheckpointError: the file is corrupt or carries pickled objects.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or unsafe files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(
-            f"cannot read {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
-            f"{reason[:200]}); files carrying pickled Python objects are refused because loading "
-            "them could run code"
-        ) from None
-    wanted = [kind] if kind else list(_SECTIONS)
-    for candidate in wanted:
-        state = payload.get(_SECTIONS[candidate]) if isinstance(payload, Mapping) else None
-        if isinstance(state, Mapping):
-            break
-    else:
-        found = sorted(map(str, payload))[:8] if isinstance(payload, Mapping) else type(payload).__name__
-        expected = " or ".join(repr(_SECTIONS[k]) for k in wanted)
-        raise CheckpointError(
-            f"{path} is not an official checkpoint of the expected kind: expected a dict with "
-            f"{expected}, found {found}"
-        )
+    payload = load_weights_only(path)
+    found = checkpoint_kind(payload)
+    wanted = (kind,) if kind else tuple(_SECTIONS)
+    if found not in wanted:
+        keys = sorted(map(str, payload))[:8] if isinstance(payload, Mapping) else type(payload).__name__
+        detail = "" if found else f" (it holds {keys})"
+        raise WrongModelKindError(path, found, wanted, detail)
+    state = payload[_SECTIONS[found]]
     tensors = {}
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, not a tensor")
         tensors[key.removeprefix("module.")] = value
-    return candidate, tensors
+    return found, tensors
 
 
 def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -159,14 +201,40 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, pair in pending.items():
         if set(pair) != {"g", "v"}:
             raise CheckpointError(f"weight-norm pair for {key!r} is incomplete: only {sorted(pair)}")
-        out[key] = torch._weight_norm(pair["v"], pair["g"], 0)
+        out[key] = _weight_norm(pair["v"], pair["g"])
     return out
 
 
+def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``g * v / ||v||`` over all dims but the first, through PyTorch's public weight-norm module.
+
+    Going through ``parametrizations.weight_norm`` runs the same kernel as the official model does
+    at every forward pass, so the folded weights equal its weights bit for bit (a formula of our own
+    differs from it in the last bit, in the order the sum of squares is added up).
+    """
+    holder = nn.Module()
+    holder.weight = nn.Parameter(v.clone(), requires_grad=False)
+    nn.utils.parametrizations.weight_norm(holder, dim=0)
+    with torch.no_grad():
+        holder.parametrizations.weight.original0.copy_(g)
+        holder.parametrizations.weight.original1.copy_(v)
+        return holder.weight.detach().clone()
+
+
 def rename(
-    state: Mapping[str, torch.Tensor], rules: tuple[tuple[str, str], ...], ignored: re.Pattern
+    state: Mapping[str, torch.Tensor],
+    rules: tuple[tuple[str, str], ...],
+    ignored: re.Pattern,
+    source: str = "official checkpoint",
 ) -> dict[str, torch.Tensor]:
-    """Map official keys to native keys through ``rules``; unmatched keys are an error."""
+    """Map published keys to aar's through ``rules`` (pattern, replacement), the first match winning.
+
+    Keys matching ``ignored`` (tensors aar does not load or computes itself) are dropped; a key that
+    matches no rule is an error naming it and ``source``.
+
+    Raises:
+        CheckpointError: keys that no rule maps.
+    """
     compiled = [(re.compile(p), r) for p, r in rules]
     out, unknown = {}, []
     for key, value in state.items():
@@ -179,7 +247,7 @@ def rename(
         else:
             unknown.append(key)
     if unknown:
-        raise CheckpointError(f"unexpected key(s) in official checkpoint: {unknown[:10]}")
+        raise CheckpointError(f"unexpected key(s) in {source}: {unknown[:10]}")
     return out
 
 
@@ -280,64 +348,3 @@ def infer_aar_config(state: Mapping[str, torch.Tensor], tokenizer: SATConfig) ->
         )
     except ValueError as err:  # e.g. a width that the inferred head count does not divide
         raise CheckpointError(f"cannot infer the AAR configuration: {err}") from None
-
-
-def load_state_strict(
-    module: nn.Module, state: Mapping[str, torch.Tensor], source: str, *, assign: bool = False
-) -> None:
-    """Copy ``state`` into ``module``, refusing missing, unexpected or mis-shaped keys by name.
-
-    With ``assign=True`` the tensors of ``state`` become the module's tensors instead of being
-    copied (for a module built on the meta device).
-    """
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing[:10]}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected[:10]}")
-    if shapes:
-        problems.append(f"mis-shaped keys {shapes[:10]}")
-    if problems:
-        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
-    module.load_state_dict(dict(state), strict=True, assign=assign)
-
-
-def convert_checkpoint(
-    src: str | os.PathLike, dst: str | os.PathLike, *, tokenizer: object | None = None
-) -> Path:
-    """Convert an official ``SAT_*.pth`` or ``AAR_*.pth`` into a native folder.
-
-    Args:
-        src: The official checkpoint. Its kind is read from its layout, not its name.
-        dst: Output folder (``config.json`` + ``model.safetensors``; a generator adds ``tokenizer/``).
-        tokenizer: For an AAR file, the paired tokenizer: a ``SATTokenizer`` or anything
-            ``SATTokenizer.from_pretrained`` accepts. Defaults to nothing, which is an error for AAR.
-
-    Returns:
-        The output folder.
-
-    Example:
-        >>> from aar.convert import convert_checkpoint
-        >>> convert_checkpoint("SAT_d128_lat128.pth", "sat-d128")  # doctest: +SKIP
-    """
-    kind, _ = read_checkpoint(src)
-    if kind == "sat":
-        from .tokenizer import SATTokenizer
-
-        model = SATTokenizer.from_pretrained(src)
-    else:
-        from .generator import AARGenerator
-
-        if tokenizer is None:
-            raise ValueError(f"{src} is a generator checkpoint: pass tokenizer= (its paired SAT)")
-        model = AARGenerator.from_pretrained(src, tokenizer=tokenizer)
-    model.save_pretrained(dst)
-    return Path(dst)

@@ -26,12 +26,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .codes import AudioCodes
+
+if TYPE_CHECKING:
+    from .window_generator import WindowGenerator
 
 
 # ------------------------------------------------------------------------------------ forced tokens
@@ -139,12 +143,11 @@ def one_window(tokenizer, codes, name: str = "codes") -> list[Tensor]:
     return [c[:, 0] for c in levels]
 
 
-def resolve_forced(tokenizer, clap_BD: Tensor, prefix=None, keep_scales=None, forced=None):
-    """The generation batch and plan of ``generate_codes``'s ``prefix``/``keep_scales``/``forced``.
+def check_forced(tokenizer, prefix=None, keep_scales=None, forced=None) -> ForcedTokens | None:
+    """The plan of ``generate_codes``'s ``prefix``/``keep_scales``/``forced``, validated.
 
     Returns:
-        ``(clap_BD, plan)``: the condition expanded to the common batch, and the ``ForcedTokens``
-        on the condition's device (None when nothing is forced).
+        The ``ForcedTokens`` to apply, or None when nothing is forced.
     """
     S = tokenizer.config.num_scales
     if prefix is not None or keep_scales is not None:
@@ -155,15 +158,22 @@ def resolve_forced(tokenizer, clap_BD: Tensor, prefix=None, keep_scales=None, fo
         if keep_scales is None:
             raise ValueError(f"prefix= needs keep_scales=, an int in [0, {S}]")
         keep = check_keep_scales(keep_scales, S)
-        forced = ForcedTokens.from_prefix(one_window(tokenizer, prefix, "prefix"), keep)
+        return ForcedTokens.from_prefix(one_window(tokenizer, prefix, "prefix"), keep)
     if forced is None:
-        return clap_BD, None
+        return None
     if not isinstance(forced, ForcedTokens):
         raise TypeError(f"forced must be a ForcedTokens, got {type(forced).__name__}")
     one_window(tokenizer, [t.masked_fill(~m, 0) for m, t in zip(forced.mask, forced.tokens)],
                "forced.tokens")  # shapes, and the ids that are used
-    B = broadcast_batch(condition=clap_BD.shape[0], forced=forced.batch_size)
-    return clap_BD.expand(B, -1), forced.expand(B, clap_BD.device)
+    return forced
+
+
+def align_forced(clap_BD: Tensor, plan: ForcedTokens | None) -> tuple[Tensor, ForcedTokens | None]:
+    """The condition and the plan expanded to their common batch, the plan on the condition's device."""
+    if plan is None:
+        return clap_BD, None
+    B = broadcast_batch(condition=clap_BD.shape[0], forced=plan.batch_size)
+    return clap_BD.expand(B, -1), plan.expand(B, clap_BD.device)
 
 
 # ------------------------------------------------------------------------------------------ masks
@@ -256,7 +266,7 @@ def forced_map(mask: Sequence[Tensor], width: int = 75, item: int = 0) -> str:
 
 
 # ------------------------------------------------------------------------ variations and inpainting
-def _condition(gen, clap_emb, prompt, audio_BCT, rate: int | None) -> Tensor:
+def _condition(gen: WindowGenerator, clap_emb, prompt, audio_BCT, rate: int | None) -> Tensor:
     """The given condition, or else the CLAP embedding of the audio being edited."""
     if clap_emb is None and prompt is None:
         if audio_BCT is None:
@@ -265,17 +275,21 @@ def _condition(gen, clap_emb, prompt, audio_BCT, rate: int | None) -> Tensor:
     return gen.clap_vectors(clap_emb, prompt=prompt)
 
 
-def vary(gen, audio, sample_rate: int, *, keep_scales: int, clap_emb=None, prompt=None,
-         **kwargs) -> Tensor:
+def vary(gen: WindowGenerator, audio, sample_rate: int, *, keep_scales: int, clap_emb=None,
+         prompt=None, **kwargs) -> Tensor:
     """Encode audio, keep its first ``keep_scales`` scales in every window, resample the rest.
 
     See ``AARGenerator.vary``. Each window is varied on its own (the windows form one batch).
     """
-    from .audio import as_audio_batch
+    from .audio import as_audio_batch, check_sample_rate
+    from .sampling_options import check_generation_kwargs
 
     keep = check_keep_scales(keep_scales, gen.tokenizer.config.num_scales)
+    check_generation_kwargs(kwargs, gen.device)
     wav_BCT = as_audio_batch(audio, "audio")
-    codes = gen.tokenizer.encode(wav_BCT, sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
+    progress = bool(kwargs.get("progress", False))
+    codes = gen.tokenizer.encode(wav_BCT, sample_rate, progress=progress)
     clap_ED = _condition(gen, clap_emb, prompt, wav_BCT, sample_rate)
     W = codes.num_windows
     B = broadcast_batch(audio=codes.batch_size, condition=clap_ED.shape[0])
@@ -283,16 +297,18 @@ def vary(gen, audio, sample_rate: int, *, keep_scales: int, clap_emb=None, promp
     prefix = [c.expand(B, -1, -1).reshape(B * W, -1) for c in codes]
     out = gen.generate_codes(clap_BWD, prefix=prefix, keep_scales=keep, **kwargs)
     levels = tuple(c.reshape(B, W, -1) for c in out)
-    return gen.tokenizer.decode(AudioCodes(levels, codes.length, codes.sample_rate))
+    return gen.tokenizer.decode(AudioCodes(levels, codes.length, codes.sample_rate), progress=progress)
 
 
-def inpaint(gen, codes_or_audio, known, clap_emb=None, *, sample_rate: int | None = None, prompt=None,
-            **kwargs):
+def inpaint(gen: WindowGenerator, codes_or_audio, known, clap_emb=None, *,
+            sample_rate: int | None = None, prompt=None, **kwargs):
     """Regenerate the unknown part of one window; see ``AARGenerator.inpaint``."""
-    from .audio import as_audio_batch
+    from .audio import as_audio_batch, check_sample_rate
+    from .sampling_options import check_generation_kwargs
 
     tok = gen.tokenizer
     known_BN = known_samples(known, tok.config.window, tok.sample_rate)
+    check_generation_kwargs(kwargs, gen.device)
     is_codes = isinstance(codes_or_audio, (AudioCodes, list, tuple))
     if is_codes:
         levels, wav_BCT = one_window(tok, codes_or_audio), None
@@ -301,6 +317,7 @@ def inpaint(gen, codes_or_audio, known, clap_emb=None, *, sample_rate: int | Non
     else:
         if sample_rate is None:
             raise ValueError("inpainting audio needs sample_rate= (its rate in Hz)")
+        sample_rate = check_sample_rate(sample_rate)
         wav_BCT = as_audio_batch(codes_or_audio, "audio")
         encoded = tok.encode(wav_BCT, sample_rate)
         if encoded.num_windows != 1:

@@ -4,43 +4,43 @@ Legend: B batch, D CLAP dim (512), S scales (16), s_i tokens of scale i, L token
 V codebook size, E codebook vector width (latent_dim), F frames per window (75).
 
 The generator pairs the transformer with its tokenizer and is the public face of both: loading and
-saving, argument checks, and the entry points. The work lies in small modules: the S-step sampling
-loop with its guidance ramp in ``aar/next_scale.py``, CLAP conditions in ``aar/conditions.py``,
-teacher forcing and likelihoods in ``aar/scoring.py``, variations and inpainting in
-``aar/editing.py``.
+saving, conditions and the entry points of generation. The work lies in small modules: the S-step
+sampling loop with its guidance ramp in ``aar/next_scale.py``, CLAP conditions in
+``aar/conditions.py``, variations and inpainting in ``aar/editing.py``, the checks of the sampling
+arguments in ``aar/sampling_options.py``. Two mixins hold whole method groups: device and dtype
+placement (``aar/placement.py``), and teacher forcing with likelihoods (``aar/scoring.py``).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
-from numbers import Real
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import editing, hub, scoring
-from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
+from . import editing, hub
+from ._loading import adopt_state, loading_request, naming, read_native, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
 from .config import AARConfig
-from .convert import CheckpointError, convert_aar_state_dict, infer_aar_config, naming, read_checkpoint
-from .next_scale import sample_scales
-from .nn.precision import cast_matrix_weights, warn_if_slow
+from .convert import convert_aar_state_dict, infer_aar_config, read_checkpoint
+from .errors import CheckpointError
+from .hub import HubKwargs, Unpack
+from .next_scale import ScaleProgress, sample_scales
 from .nn.transformer import AARTransformer
+from .placement import GeneratorPlacement
 from .precision import apply_precision, resolve_precision
-from .sampling import make_generator, validate_sampling
+from .sampling import make_generator
+from .sampling_options import DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P, SamplingOptions, check_callback
+from .scoring import TeacherForcing
 from .tokenizer import SATTokenizer
 
-logger = logging.getLogger(__name__)
-
-#: Sampling defaults: what the official inference script runs.
-DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P = 4.0, 200, 0.95
+__all__ = ["AARGenerator", "DEFAULT_CFG", "DEFAULT_TOP_K", "DEFAULT_TOP_P"]
 
 
-class AARGenerator(nn.Module):
+class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
     """The AAR next-scale transformer together with its paired tokenizer.
 
     Args:
@@ -61,6 +61,13 @@ class AARGenerator(nn.Module):
         ...                              codebook_size=64), tok).eval()
         >>> gen.generate(torch.randn(2, 512), seed=0).shape
         torch.Size([2, 1, 24000])
+        >>> gen.generate(torch.randn(512), seconds=1.5, seed=0).shape  # windows joined by inpainting
+        torch.Size([1, 1, 36000])
+        >>> gen.bfloat16().dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
+        (torch.bfloat16, torch.float32, torch.float32)
+
+    Dtypes follow one rule, whether set with ``to(dtype=...)`` or ``bfloat16()``/``half()``/
+    ``float()``/``double()``: see :meth:`to`.
     """
 
     def __init__(self, config: AARConfig, tokenizer: SATTokenizer) -> None:
@@ -79,13 +86,10 @@ class AARGenerator(nn.Module):
         *,
         tokenizer: SATTokenizer | str | os.PathLike | None = None,
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         precision: str | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> AARGenerator:
         """Load a generator and its tokenizer.
 
@@ -96,48 +100,40 @@ class AARGenerator(nn.Module):
                 ``SATTokenizer.from_pretrained`` accepts. Needed for an official ``.pth`` unless
                 ``SAT_d128_lat128.pth`` lies beside it; a native folder brings its own.
             filename: A file of the folder or repo to load instead of the default.
-            revision: Hub branch, tag or commit (also used for the paired tokenizer).
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token.
             device: Where to put both models.
             dtype: Weight dtype of the transformer (float32 by default); ``torch.bfloat16`` runs the
                 reduced-precision path of :meth:`to`. The tokenizer stays float32.
             precision: "fp32" (default: the official arithmetic), "bf16" (as
                 ``dtype=torch.bfloat16``), "int8" (CPU only) or "auto" (the fastest that meets the
                 accuracy gates on this processor); see ``aar.precision``. The tokenizer stays float32.
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``), also used for the paired tokenizer.
 
         Returns:
             The generator, in eval mode.
 
         Raises:
             FileNotFoundError: nothing at ``name_or_path``.
+            WrongModelKindError: a tokenizer ``.pth``, a CLAP checkpoint or another kind of folder.
+            MissingTokenizerError: an official ``.pth`` with no tokenizer given or beside it.
             CheckpointError: unreadable file, mismatched tokenizer, or missing/unexpected/mis-shaped
                 keys (named).
+            HubUnreachableError: a Hub id, the Hub unreachable and the files not cached.
+            TypeError: an unknown keyword.
         """
-        device, dtype = check_placement(device, dtype)  # a bad argument fails before any loading
-        precision = resolve_precision(precision, dtype, device)
-        dtype = torch.bfloat16 if precision == "bf16" else dtype
-        hub_kwargs = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                          token=token)
-        source = hub.resolve(name_or_path, "aar", filename=filename, **hub_kwargs)
+        request = loading_request(device=device, dtype=dtype, **hub_kwargs)
+        source = request.resolve(name_or_path, "aar", filename)
+        precision = resolve_precision(precision, request.dtype, request.device)
+        dtype = torch.bfloat16 if precision == "bf16" else request.dtype
         if source.layout == "native":
-            config_dict = source.read_config()
-            if config_dict.get("model_type") != "aar":
-                raise CheckpointError(
-                    f"{source.path} holds a {config_dict.get('model_type')!r} model, not a generator "
-                    "(model_type 'aar')"
-                )
-            with naming(source.path / hub.CONFIG_NAME):
-                config = AARConfig.from_dict(config_dict)
-            state = read_native_weights(source.path)
+            config, state = read_native(source.path, AARConfig)
         else:
             _, official = read_checkpoint(source.path, "aar")
             with naming(source.path):
                 state = convert_aar_state_dict(official)
         if not isinstance(tokenizer, SATTokenizer):
             tokenizer = SATTokenizer.from_pretrained(
-                tokenizer if tokenizer is not None else hub.paired_tokenizer(source), **hub_kwargs
+                tokenizer if tokenizer is not None else hub.paired_tokenizer(source), **request.hub_kwargs
             )
         if source.layout == "official":
             with naming(source.path):
@@ -145,7 +141,7 @@ class AARGenerator(nn.Module):
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config, tokenizer)
         adopt_state(model.transformer, state, str(source.path))
-        model = model.to(device=device, dtype=dtype).eval()
+        model = model.to(device=request.device, dtype=dtype).eval()
         return apply_precision(model, "int8") if precision == "int8" else model
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -160,32 +156,6 @@ class AARGenerator(nn.Module):
         """Rate of the generated audio (24 kHz)."""
         return self.tokenizer.sample_rate
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """Dtype of the transformer's matrix weights (float32 unless cast, see :meth:`to`)."""
-        return self.transformer.word_embed.weight.dtype
-
-    def to(self, *args, **kwargs) -> AARGenerator:
-        """``nn.Module.to``, except that a dtype applies to the transformer only.
-
-        ``gen.to(dtype=torch.bfloat16)`` casts the transformer's matrix weights once, except the
-        output head; biases, activations, softmax, normalisation statistics, logits and sampling stay
-        float32. The tokenizer (codebooks, phi, decoder) keeps float32 and moves with the device
-        only. On a CPU without bfloat16 matrix units a one-time log message says that bfloat16 runs
-        slower there (docs/performance.md).
-        """
-        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        for child in self.children():
-            child.to(device=device, non_blocking=non_blocking)
-        if dtype is not None:
-            cast_matrix_weights(self.transformer, dtype, keep=("head",))  # under 1 % of the work
-        warn_if_slow(dtype, self.device)
-        return self
-
     # ------------------------------------------------------------------ conditions
     def clap_vectors(self, clap_emb=None, *, prompt=None, audio=None, sample_rate=None) -> torch.Tensor:
         """The (B, D) condition from exactly one of a CLAP vector, a text prompt or audio.
@@ -193,7 +163,8 @@ class AARGenerator(nn.Module):
         Args:
             clap_emb: Tensor or array shaped (D,) or (B, D) (unit-norm CLAP embeddings).
             prompt: A string or a list of strings, embedded by ``clap_encoder.embed_text``.
-            audio: Audio (T,), (C, T) or (B, C, T), embedded by ``clap_encoder.embed_audio``.
+            audio: Audio (T,), (C, T) with C = 1 or 2, or (B, C, T), embedded by
+                ``clap_encoder.embed_audio``.
             sample_rate: Rate of ``audio`` (required with it).
 
         Returns:
@@ -229,6 +200,7 @@ class AARGenerator(nn.Module):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        callback: Callable[[ScaleProgress], object] | None = None,
         prefix=None,
         keep_scales: int | None = None,
         forced: editing.ForcedTokens | None = None,
@@ -243,8 +215,8 @@ class AARGenerator(nn.Module):
             cfg: Guidance strength; step si uses ``t = cfg * si / (S - 1)`` and samples from
                 ``(1 + t) * cond - t * uncond``. 0 samples from the conditional logits alone;
                 negative values push away from the condition (anti-guidance). Default 4.0.
-            top_k: Keep the k most likely tokens (ties at the k-th survive); None or 0 keep all.
-                Default 200.
+            top_k: Keep the k most likely tokens (ties at the k-th survive); None, 0 or any value
+                at or above the codebook size keep all. Default 200.
             top_p: Keep the smallest set of tokens whose probability exceeds ``top_p``; None or 1.0
                 keep all. Default 0.95.
             temperature: Divides the guided logits. Default 1.0.
@@ -252,6 +224,9 @@ class AARGenerator(nn.Module):
                 of the official code with ``g_seed=seed`` on that device. None is random.
             generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``.
             progress: Show a progress bar over the S steps.
+            callback: Called after each scale with an ``aar.next_scale.ScaleProgress`` (scale index,
+                S, the codes so far) for coarse-to-fine previews. It does not change the tokens; an
+                exception it raises stops generation and propagates.
             prefix: One window of codes (``AudioCodes`` with W = 1, or S tensors (B, s_i)) whose
                 first ``keep_scales`` scales are kept: a variation. Batch 1 or B.
             keep_scales: Scales of ``prefix`` to keep, in [0, S]; 0 is ordinary generation, S returns
@@ -261,24 +236,25 @@ class AARGenerator(nn.Module):
         Kept tokens are sampled as usual and then overwritten, so the random stream is that of
         ordinary generation, and guidance only shapes the sampled tokens (see ``aar/editing.py``).
 
+        Every argument is checked before CLAP runs or loads.
+
         Returns:
             ``AudioCodes`` with W = 1: ``codes[i]`` is (B, 1, s_i).
         """
-        clap_BD = self.clap_vectors(clap_emb, prompt=prompt, audio=audio, sample_rate=sample_rate)
-        if not isinstance(cfg, Real) or isinstance(cfg, bool) or not math.isfinite(cfg):
-            raise ValueError(f"cfg must be a finite number, got {cfg!r}")
-        validate_sampling(top_k, top_p, temperature, self.config.codebook_size)
+        options = SamplingOptions(cfg, top_k, top_p, temperature)
         rng = make_generator(seed, generator, device=self.device)
-        clap_BD, plan = editing.resolve_forced(self.tokenizer, clap_BD, prefix, keep_scales, forced)
-        levels = sample_scales(self.transformer, self.tokenizer.quantizer, clap_BD, cfg=float(cfg),
-                               top_k=top_k, top_p=top_p, temperature=temperature, generator=rng,
-                               progress=progress, forced=plan)
+        check_callback(callback)
+        plan = editing.check_forced(self.tokenizer, prefix, keep_scales, forced)
+        clap_BD = self.clap_vectors(clap_emb, prompt=prompt, audio=audio, sample_rate=sample_rate)
+        clap_BD, plan = editing.align_forced(clap_BD, plan)
+        levels = sample_scales(self.transformer, self.tokenizer.quantizer, clap_BD, options,
+                               generator=rng, progress=progress, callback=callback, forced=plan)
         window = self.tokenizer.config.window
         return AudioCodes(tuple(c.unsqueeze(1) for c in levels), length=window, sample_rate=self.sample_rate)
 
     @torch.no_grad()
     def generate(self, clap_emb=None, *, seconds: float | None = None, overlap: float | None = None,
-                 callback=None, **kwargs) -> torch.Tensor:
+                 **kwargs) -> torch.Tensor:
         """Generate one second of audio per condition, or ``seconds`` of it.
 
         Takes the arguments of :meth:`generate_codes`, and:
@@ -288,19 +264,21 @@ class AARGenerator(nn.Module):
                 (``aar.long_generation``); the same seed gives the same audio. None: one window.
             overlap: Seconds each window shares with the previous one, in [0, 1); default 0.25.
                 Each seam is crossfaded over it.
-            callback: Called as ``callback(done, total)`` after each window when ``seconds`` is set.
+
+        With ``seconds``, ``progress=True`` shows a bar over the windows, and ``callback`` receives a
+        ``ScaleProgress`` after every scale of every window (``window``, ``num_windows`` set).
 
         Returns:
             Float32 audio (B, 1, T) at 24 kHz: T = 24000, or ``round(seconds * 24000)``.
         """
         if seconds is None:
-            if overlap is not None or callback is not None:
-                raise ValueError("overlap= and callback= belong to long generation: pass seconds= too")
+            if overlap is not None:
+                raise ValueError(f"overlap= belongs to long generation: pass seconds= too (got "
+                                 f"overlap={overlap!r})")
             return self.tokenizer.decode(self.generate_codes(clap_emb, **kwargs))
         from .long_generation import generate_long
 
-        return generate_long(self, clap_emb, seconds=seconds, overlap=overlap, callback=callback,
-                             **kwargs).audio
+        return generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **kwargs).audio
 
     @torch.no_grad()
     def vary(self, audio, sample_rate: int, *, keep_scales: int, clap_emb=None, prompt=None,
@@ -308,13 +286,16 @@ class AARGenerator(nn.Module):
         """A variation of audio: keep the first ``keep_scales`` scales of each window, resample the rest.
 
         Args:
-            audio: (T,), (C, T) or (B, C, T) at ``sample_rate``; every one-second window is varied.
+            audio: (T,), (C, T) with C = 1 or 2, or (B, C, T) at ``sample_rate``; every one-second
+                window is varied.
             sample_rate: Rate of ``audio`` in Hz.
             keep_scales: Scales kept, in [0, S]; more keeps more detail.
             clap_emb: Condition (D,) or (B, D). With neither it nor ``prompt``, the CLAP embedding of
                 ``audio`` (through ``clap_encoder``).
             prompt: Text condition instead.
-            **kwargs: Sampling arguments of :meth:`generate_codes` (``seed``, ``cfg``, ...).
+            **kwargs: Sampling arguments of :meth:`generate_codes` (``seed``, ``cfg``, ``progress``,
+                ``callback``, ...), checked before anything is encoded. The windows of every item
+                form one batch: ``callback`` codes have B·W rows, row ``b * W + w``.
 
         Returns:
             Float32 audio (B, 1, T') at 24 kHz, as long as ``audio`` resampled.
@@ -338,56 +319,14 @@ class AARGenerator(nn.Module):
                 CLAP; codes input needs one.
             sample_rate: Rate of audio input.
             prompt: Text condition instead.
-            **kwargs: Sampling arguments of :meth:`generate_codes`.
+            **kwargs: Sampling arguments of :meth:`generate_codes` (``progress``, ``callback``
+                included), checked before anything is encoded.
 
         Returns:
             ``AudioCodes`` (B, 1, s_i) for codes input; float32 audio (B, 1, T) for audio input.
         """
         return editing.inpaint(self, codes_or_audio, known, clap_emb, sample_rate=sample_rate,
                                prompt=prompt, **kwargs)
-
-    # ------------------------------------------------------------------ scoring
-    def next_scale_inputs(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """Teacher-forcing input from one window's codes: S tensors (B, s_i) -> (B, L - s_0, E)."""
-        return scoring.next_scale_inputs(self.tokenizer.quantizer, levels)
-
-    @torch.no_grad()
-    def logits(self, codes, clap_emb=None) -> torch.Tensor:
-        """Teacher-forced logits of every token of one window.
-
-        Args:
-            codes: ``AudioCodes`` with W = 1, or S tensors shaped (B, s_i) or (B, 1, s_i).
-            clap_emb: Condition (D,) or (B, D); None uses the stored unconditional embedding.
-
-        Returns:
-            Float32 logits (B, L, V); position j is predicted from the scales before its own.
-        """
-        levels = scoring.window_levels(self.tokenizer, codes, self.device)
-        B = levels[0].shape[0]
-        model = self.transformer
-        if clap_emb is None:
-            clap_BD = model.uncond_clap(B)
-        else:
-            clap_BD = self._check_clap(clap_emb)
-            if clap_BD.shape[0] != B:
-                raise ValueError(f"clap_emb has batch {clap_BD.shape[0]}, codes have batch {B}")
-        return model(model.condition(clap_BD), self.next_scale_inputs(levels)).float()
-
-    @torch.no_grad()
-    def log_likelihood(self, codes, clap_emb=None) -> torch.Tensor:
-        """Log-probability of a window's codes, in nats, summed over its L tokens.
-
-        Teacher-forced and without guidance: ``sum_j log softmax(logits)[j, code_j]``.
-
-        Args:
-            codes: As for :meth:`logits`.
-            clap_emb: Condition (D,) or (B, D); None scores under the unconditional branch.
-
-        Returns:
-            (B,) float32 tensor.
-        """
-        levels = scoring.window_levels(self.tokenizer, codes, self.device)
-        return scoring.sum_log_probs(self.logits(levels, clap_emb), levels)
 
 
 def _check_pair(config: AARConfig, tokenizer: SATTokenizer) -> None:

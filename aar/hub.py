@@ -2,7 +2,9 @@
 
 Every ``from_pretrained`` resolves its argument here into a :class:`Source`, then builds, loads
 strictly and calls ``.eval()``. Downloads go through ``huggingface_hub``, so its cache, revisions,
-tokens and offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) apply.
+tokens and offline mode (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) apply. When the Hub does
+not answer a short probe, a cached file is used as it is and a missing one fails at once
+(:class:`~aar.errors.HubUnreachableError`), instead of after huggingface_hub's retries.
 
 Two layouts are understood:
 
@@ -14,10 +16,21 @@ Two layouts are understood:
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+from .errors import HubUnreachableError, MissingTokenizerError
+
+try:
+    from typing import Unpack
+except ImportError:  # Python 3.10: typing_extensions (a dependency there)
+    from typing_extensions import Unpack
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -28,6 +41,9 @@ OFFICIAL_REPOS: dict[str, dict[str, str]] = {
     "qiuk6/AAR": {"sat": "SAT_d128_lat128.pth", "aar": "AAR_d16_bs2048.pth"},
 }
 _OFFICIAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+#: How long the reachability probe of the Hub may take, and how long its answer is kept.
+PROBE_TIMEOUT_S, PROBE_MEMORY_S = 3.0, 30.0
+_probes: dict[str, tuple[float, str | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -60,8 +76,94 @@ class Source:
         return data
 
 
-def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
-    from huggingface_hub import hf_hub_download
+class HubKwargs(TypedDict, total=False):
+    """The Hugging Face Hub keywords every ``from_pretrained`` of aar takes, defined once here.
+
+    They apply when the name is a Hub repo id (a local path ignores them) and go to
+    ``huggingface_hub.hf_hub_download``, so its cache and offline mode apply.
+
+    Attributes:
+        revision: Hub branch, tag or commit (default: the main branch).
+        cache_dir: Hub cache folder (default: huggingface_hub's).
+        local_files_only: Never use the network, only the cache (``HF_HUB_OFFLINE=1`` does the same).
+        token: Hub token for private repositories (default: the saved login, if any).
+    """
+
+    revision: str | None
+    cache_dir: str | os.PathLike | None
+    local_files_only: bool
+    token: str | bool | None
+
+
+#: The names of :class:`HubKwargs`, in order.
+HUB_KEYWORDS: tuple[str, ...] = tuple(HubKwargs.__annotations__)
+
+
+def hub_options(**options: Unpack[HubKwargs]) -> dict[str, Any]:
+    """The :class:`HubKwargs` given to a ``from_pretrained``, as ``hf_hub_download`` keywords.
+
+    Raises:
+        TypeError: a keyword that is not a Hub option (named, with those allowed).
+    """
+    unknown = [name for name in options if name not in HUB_KEYWORDS]
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {unknown}: the keywords beyond the model's own are the "
+            f"Hub options {list(HUB_KEYWORDS)}"
+        )
+    cache_dir = options.get("cache_dir")
+    return {
+        "revision": options.get("revision"),
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "local_files_only": bool(options.get("local_files_only", False)),
+        "token": options.get("token"),
+    }
+
+
+def _probe(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be reached (one short HTTP request), or None when it answers.
+
+    The answer is kept for ``PROBE_MEMORY_S`` seconds, so the several files of one model cost one
+    probe. Proxies set in the environment apply, as they do for downloads.
+    """
+    import urllib.error
+    import urllib.request
+
+    now = time.monotonic()
+    remembered = _probes.get(endpoint)
+    if remembered is not None and now - remembered[0] < PROBE_MEMORY_S:
+        return remembered[1]
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=PROBE_TIMEOUT_S)
+        reason = None
+    except urllib.error.HTTPError:  # any HTTP answer means the server is there
+        reason = None
+    except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, a bad address
+        reason = str(getattr(err, "reason", err)) or type(err).__name__
+    _probes[endpoint] = (now, reason)
+    return reason
+
+
+def unreachable(hub_kwargs: dict[str, Any]) -> str | None:
+    """Why the Hub cannot be reached now, or None (it answers, or offline mode leaves it alone).
+
+    Callers that download through another library (transformers) use it to go to the cache at once.
+    """
+    from huggingface_hub import constants
+
+    if hub_kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE:
+        return None
+    return _probe(constants.ENDPOINT)
+
+
+def download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
+    """``hf_hub_download`` that fails in one line, within seconds, when the Hub is unreachable.
+
+    Unless offline (``local_files_only`` or ``HF_HUB_OFFLINE=1``), the Hub is probed first; if it
+    does not answer, the file is taken from the local cache, and only if it is not there does
+    :class:`~aar.errors.HubUnreachableError` say what was tried and how to work offline.
+    """
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -69,14 +171,22 @@ def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
         RevisionNotFoundError,
     )
 
+    offline = hub_kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE
+    endpoint = constants.ENDPOINT
+    reason = unreachable(hub_kwargs)
     try:
+        if reason is not None:
+            logger.debug("%s does not answer (%s); looking in the local cache", endpoint, reason)
+            return Path(hf_hub_download(repo_id, filename, **{**hub_kwargs, "local_files_only": True}))
         return Path(hf_hub_download(repo_id, filename, **hub_kwargs))
     except LocalEntryNotFoundError:
-        raise FileNotFoundError(
-            f"{filename!r} of Hub repo {repo_id!r} is not in the local cache and cannot be "
-            "downloaded (offline mode or no connection); download it once online, or pass a "
-            "local path"
-        ) from None
+        if offline:
+            raise FileNotFoundError(
+                f"{filename!r} of Hub repo {repo_id!r} is not in the local cache and offline mode is "
+                "on (HF_HUB_OFFLINE=1 or local_files_only=True); download it once online, or pass a "
+                "local path"
+            ) from None
+        raise HubUnreachableError(repo_id, filename, endpoint, reason or "the download failed") from None
     except EntryNotFoundError:
         raise FileNotFoundError(f"Hub repo {repo_id!r} has no file {filename!r}") from None
     except RevisionNotFoundError:
@@ -89,15 +199,67 @@ def _download(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> Path:
         ) from None
 
 
+def repo_id(name: str | os.PathLike, local_suffixes: tuple[str, ...] = ()) -> str:
+    """``name`` as a Hub repo id (``owner/name``), for a name that is no local file or folder.
+
+    Raises:
+        FileNotFoundError: ``name`` cannot be a repo id (a relative or absolute path, no single
+            ``/``, or ending in one of ``local_suffixes``), so it names a path that does not exist.
+    """
+    text = str(name)
+    if (text.count("/") != 1 or text.startswith((".", "/", "~")) or os.sep in text.replace("/", "", 1)
+            or text.endswith(local_suffixes)):
+        raise FileNotFoundError(f"no such file or folder: {text!r} (and it is not a Hub repo id)")
+    return text
+
+
+def resolve_file(
+    path_or_repo: str | os.PathLike,
+    default_filename: str,
+    filename: str | None,
+    hub_kwargs: dict[str, Any],
+    local_suffixes: tuple[str, ...] = (),
+    label: str = "checkpoint",
+) -> Path:
+    """The one checkpoint file named by a local file, a folder holding it, or a Hub repo id.
+
+    For the models whose weights are a single file (CLAP, the metric networks).
+
+    Args:
+        path_or_repo: A file, a folder, or a Hub repo id.
+        default_filename: The file taken from a folder or repo when ``filename`` is None.
+        filename: Another file of the folder or repo.
+        hub_kwargs: Download options, as :func:`hub_options` gives them.
+        local_suffixes: Endings that mark a name as a local file, never a repo id (e.g. ``".pt"``).
+        label: What the file is, for messages (``"CLAP checkpoint"``).
+
+    Raises:
+        TypeError: ``path_or_repo`` is not a string or path.
+        ValueError: ``filename`` given with a file.
+        FileNotFoundError: no such file or folder, a folder without the file, or a Hub file that is
+            neither cached nor reachable.
+    """
+    if not isinstance(path_or_repo, (str, os.PathLike)):
+        raise TypeError(f"path_or_repo must be a path or a Hub repo id, got {type(path_or_repo).__name__}")
+    local = Path(path_or_repo).expanduser()
+    name = filename or default_filename
+    if local.is_file():
+        if filename is not None:
+            raise ValueError(f"filename={filename!r} applies to a folder or Hub repo, but {local} is a file")
+        return local
+    if local.is_dir():
+        if not (local / name).is_file():
+            raise FileNotFoundError(f"{local} has no {label} {name!r}; pass filename= to pick another file")
+        return local / name
+    return download(repo_id(path_or_repo, local_suffixes), name, hub_kwargs)
+
+
 def resolve(
     name_or_path: str | os.PathLike,
     kind: str,
     *,
     filename: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
+    **hub_kwargs: Unpack[HubKwargs],
 ) -> Source:
     """Resolve what ``from_pretrained`` was given.
 
@@ -105,18 +267,16 @@ def resolve(
         name_or_path: A ``.pth`` path, a native folder, or a Hub repo id.
         kind: ``"sat"`` or ``"aar"``: which model is wanted (picks a release's default file).
         filename: A file inside the folder or repository to load instead of the default.
-        revision: Hub branch, tag or commit.
-        cache_dir: Hub cache folder.
-        local_files_only: Never touch the network.
-        token: Hub token.
+        **hub_kwargs: The Hub options (:class:`HubKwargs`).
 
     Returns:
         The resolved :class:`Source`.
 
     Raises:
-        TypeError: ``name_or_path`` is not a string or path.
+        TypeError: ``name_or_path`` is not a string or path, or an unknown keyword.
         FileNotFoundError: nothing usable exists at that name.
     """
+    hub_kwargs = hub_options(**hub_kwargs)
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a path or a Hub repo id, got {type(name_or_path).__name__}"
@@ -136,26 +296,18 @@ def resolve(
             f"{local} holds neither {CONFIG_NAME} + {WEIGHTS_NAME} (native layout) nor {default!r} "
             "(official layout); pass filename= to pick a checkpoint"
         )
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
-        raise FileNotFoundError(f"no such file or folder: {name!r} (and it is not a Hub repo id)")
-    hub_kwargs = {
-        "revision": revision,
-        "cache_dir": None if cache_dir is None else str(cache_dir),
-        "local_files_only": local_files_only,
-        "token": token,
-    }
+    name = repo_id(name_or_path)
     if filename is None and name in OFFICIAL_REPOS:
         filename = OFFICIAL_REPOS[name][kind]
     if filename is not None:
-        path = _download(name, filename, hub_kwargs)
+        path = download(name, filename, hub_kwargs)
         layout = "official" if path.suffix in _OFFICIAL_SUFFIXES else "native"
         return Source(layout, path if layout == "official" else path.parent, name, hub_kwargs)
-    config = _download(name, CONFIG_NAME, hub_kwargs)
-    _download(name, WEIGHTS_NAME, hub_kwargs)
+    config = download(name, CONFIG_NAME, hub_kwargs)
+    download(name, WEIGHTS_NAME, hub_kwargs)
     if Source("native", config.parent).read_config().get("model_type") == "aar":
         for file in (CONFIG_NAME, WEIGHTS_NAME):
-            _download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
+            download(name, f"{TOKENIZER_SUBFOLDER}/{file}", hub_kwargs)
     return Source("native", config.parent, name, hub_kwargs)
 
 
@@ -176,7 +328,4 @@ def paired_tokenizer(source: Source) -> str | Path:
     sibling = source.path.parent / OFFICIAL_REPOS["qiuk6/AAR"]["sat"]
     if sibling.is_file():
         return sibling
-    raise ValueError(
-        f"{source.path} is an official generator checkpoint: pass tokenizer= (a SATTokenizer or "
-        "anything SATTokenizer.from_pretrained accepts)"
-    )
+    raise MissingTokenizerError(source.path)

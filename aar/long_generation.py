@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .codes import AudioCodes
 from .editing import ForcedTokens, token_mask
+from .next_scale import ScaleProgress
+
+if TYPE_CHECKING:
+    from .window_generator import WindowGenerator
 
 #: Seconds each window of a long generation shares with the previous one, unless told otherwise.
 DEFAULT_OVERLAP = 0.25
@@ -91,7 +96,7 @@ class LongGeneration:
 
 
 def generate_long(
-    gen,
+    gen: WindowGenerator,
     clap_emb=None,
     *,
     seconds: float,
@@ -99,7 +104,7 @@ def generate_long(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
-    callback: Callable[[int, int], None] | None = None,
+    callback: Callable[[ScaleProgress], object] | None = None,
     prompt=None,
     audio=None,
     sample_rate: int | None = None,
@@ -110,27 +115,32 @@ def generate_long(
     One random generator drives every window in turn, so a seed fixes the whole output.
 
     Args:
-        gen: An ``AARGenerator``.
+        gen: An ``AARGenerator`` (anything with its ``WindowGenerator`` methods).
         clap_emb: Condition (D,) or (B, D); or give ``prompt`` or ``audio`` with ``sample_rate``.
         seconds: Output length; the output has ``round(seconds * 24000)`` samples.
         overlap: Seconds shared by neighbouring windows, in [0, 1); default ``DEFAULT_OVERLAP``.
         seed: Seed of the generator (see ``AARGenerator.generate_codes``).
         generator: Your own ``torch.Generator`` instead of ``seed``.
         progress: Show a progress bar over the windows.
-        callback: Called as ``callback(done, total)`` after each window (``done`` counts from 1).
+        callback: Called with a ``ScaleProgress`` after every scale of every window; its ``window``
+            and ``num_windows`` say which window (``codes`` are that window's scales so far).
         prompt: Text prompt(s) for the condition.
         audio: Reference audio for the condition.
         sample_rate: Rate of ``audio``.
         **sampling: ``cfg``, ``top_k``, ``top_p``, ``temperature``.
 
+    Every argument is checked before CLAP runs or loads.
+
     Returns:
         A ``LongGeneration``; its ``audio`` is (B, 1, round(seconds * 24000)).
     """
     from .sampling import make_generator
+    from .sampling_options import check_generation_kwargs
 
     refused = sorted(set(sampling) & {"prefix", "keep_scales", "forced"})
     if refused:
         raise ValueError(f"{', '.join(refused)} apply to one window; long generation (seconds=) takes none")
+    check_generation_kwargs(dict(sampling, seed=seed, generator=generator, callback=callback), gen.device)
     tok = gen.tokenizer
     layout = WindowLayout.plan(seconds, DEFAULT_OVERLAP if overlap is None else overlap,
                                tok.sample_rate, tok.config.window)
@@ -153,7 +163,8 @@ def generate_long(
             head_B1N[..., :O] = prev_B1N[..., N - O:]
             known = tok.encode_windows(head_B1N)
             plan = ForcedTokens(tuple(m.expand(B, -1) for m in overlap_mask), tuple(known))
-        codes = gen.generate_codes(clap_BD, generator=rng, forced=plan, **sampling)
+        codes = gen.generate_codes(clap_BD, generator=rng, forced=plan, **sampling,
+                                   callback=_in_window(callback, w, layout.num_windows))
         wav_B1N = tok.decode(codes).to(out_B1T.device)
         start = w * hop
         if w > 0 and O > 0:
@@ -163,8 +174,11 @@ def generate_long(
         windows.append(codes)
         plans.append(plan)
         prev_B1N = wav_B1N
-        if callback is not None:
-            callback(w + 1, layout.num_windows)
     return LongGeneration(out_B1T[..., :layout.length], tuple(windows), tuple(plans), layout)
 
 
+def _in_window(callback, window: int, num_windows: int):
+    """``callback`` with each ``ScaleProgress`` tagged with its window (None stays None)."""
+    if callback is None:
+        return None
+    return lambda p: callback(replace(p, window=window, num_windows=num_windows))

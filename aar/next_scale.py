@@ -12,25 +12,53 @@ embedded by the tokenizer's codebook and phi convolution and added to the runnin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 
 from .nn.quantizer import ScaleQuantizer
 from .nn.transformer import AARTransformer
 from .sampling import cfg_mix, guidance_scale, sample
 
+if TYPE_CHECKING:
+    from .editing import ForcedTokens
+    from .sampling_options import SamplingOptions
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleProgress:
+    """One finished scale of generation, as a ``callback=`` receives it.
+
+    Decoding ``codes`` gives a coarse-to-fine preview of the window:
+    ``gen.tokenizer.decode(list(p.codes), num_scales=p.index + 1)``.
+
+    Attributes:
+        index: The scale just finished, 0..S-1.
+        num_scales: S.
+        codes: The tokens of scales 0..index, each a LongTensor (B, s_j), forced tokens included.
+        window: The window being generated, in long generation; 0 otherwise.
+        num_windows: Windows of a long generation; 1 otherwise.
+    """
+
+    index: int
+    num_scales: int
+    codes: tuple[torch.Tensor, ...]
+    window: int = 0
+    num_windows: int = 1
+
 
 def sample_scales(
     model: AARTransformer,
     quantizer: ScaleQuantizer,
     clap_BD: torch.Tensor,
+    options: SamplingOptions,
     *,
-    cfg: float,
-    top_k: int | None,
-    top_p: float | None,
-    temperature: float,
     generator: torch.Generator | None,
     progress: bool = False,
-    forced=None,
+    callback: Callable[[ScaleProgress], object] | None = None,
+    forced: ForcedTokens | None = None,
 ) -> list[torch.Tensor]:
     """Draw the tokens of every scale of one window per condition.
 
@@ -40,12 +68,12 @@ def sample_scales(
         model: The transformer.
         quantizer: The paired tokenizer's quantizer (codebooks, phi, resampling).
         clap_BD: CLAP vectors (B, D).
-        cfg: Guidance strength; 0 runs the conditional branch alone.
-        top_k: Top-k filter (None or 0: off).
-        top_p: Nucleus filter (None or 1.0: off).
-        temperature: Divides the guided logits.
+        options: Guidance strength (0 runs the conditional branch alone), top-k, top-p and
+            temperature.
         generator: The random stream of the draws.
         progress: Show a progress bar over the S steps.
+        callback: Called with a ``ScaleProgress`` after each scale; it cannot change the tokens.
+            An exception it raises stops generation and propagates (the KV cache is emptied).
         forced: An ``aar.editing.ForcedTokens`` plan: its known tokens replace the draws before
             they update ``f``, so the random stream is that of ordinary generation.
 
@@ -54,6 +82,7 @@ def sample_scales(
     """
     S = model.config.num_scales
     B = clap_BD.shape[0]
+    cfg = float(options.cfg)
     guided = cfg != 0  # cfg 0 takes nothing from the unconditional branch: skip running it
     cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]) if guided else clap_BD)
     f_BEF = clap_BD.new_zeros(B, model.config.latent_dim, quantizer.frames)
@@ -69,11 +98,13 @@ def sample_scales(
             logits_BlV = model.step(cache, cond_2BC, si, x_2BlE).float()
             if guided:
                 logits_BlV = cfg_mix(logits_BlV[:B], logits_BlV[B:], guidance_scale(cfg, si, S))
-            idx_Bl = sample(logits_BlV, top_k=top_k, top_p=top_p, temperature=temperature,
-                            generator=generator)
+            idx_Bl = sample(logits_BlV, top_k=options.top_k, top_p=options.top_p,
+                            temperature=options.temperature, generator=generator)
             if forced is not None:
                 idx_Bl = forced.apply(si, idx_Bl)
             levels.append(idx_Bl)
+            if callback is not None:
+                callback(ScaleProgress(si, S, tuple(c.clone() for c in levels)))
             f_BEF = f_BEF + quantizer.scale_residual(si, idx_Bl)
             if si + 1 < S:
                 x_BlE = quantizer.next_scale_input(f_BEF, si + 1)

@@ -7,8 +7,8 @@
   call (``aar.nn.int8``). The output head, word embedding, AdaLN and condition layers stay float32:
   the last two run once per generation, and the head sets the logits. CPU only.
 - ``"auto"``: the fastest of these that meets the accuracy gates of ``tests/test_precision.py`` on
-  this processor, from its instruction set (``cpu_features``) and, where that cannot tell, a short
-  measurement made once per process (``measured_speedups``).
+  this processor, from its instruction set (``aar.nn.cpu.cpu_features``) and, where that cannot
+  tell, a short measurement made once per process (``aar.nn.cpu.measured_speedups``).
 
 Softmax, normalisation, sampling and the guidance mix run in float32 on every path. Accuracy and
 speed of each path are measured in docs/performance.md.
@@ -16,131 +16,19 @@ speed of each path are measured in docs/performance.md.
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .nn import int8
+from .nn import cpu
+from .nn.cpu import CpuFeatures, cpu_features, measured_speedups  # noqa: F401 (the public names)
 from .nn.linear import Linear
 
 logger = logging.getLogger(__name__)
 
 #: The values ``precision=`` accepts.
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
-#: A measured path must beat float32 by this factor for ``auto`` to take it.
-MIN_SPEEDUP = 1.2
 _logged: set[str] = set()
-
-
-@dataclass(frozen=True)
-class CpuFeatures:
-    """What the CPU offers the fast paths.
-
-    Attributes:
-        flags: Instruction-set flags from /proc/cpuinfo (empty where it cannot be read).
-        capability: ``torch.backends.cpu.get_cpu_capability()``, e.g. "AVX512", "AVX2", "DEFAULT".
-        amx_bf16: Intel AMX tiles for bfloat16, as oneDNN sees them.
-        int8_kernel: PyTorch has a quantized dynamic linear kernel and engine here.
-    """
-
-    flags: frozenset[str]
-    capability: str
-    amx_bf16: bool
-    int8_kernel: bool
-
-    @property
-    def vnni(self) -> bool:
-        """int8 dot-product instructions (AVX512-VNNI or AVX-VNNI)."""
-        return bool({"avx512_vnni", "avx_vnni"} & self.flags) or self.amx_bf16
-
-    @property
-    def bf16_dot(self) -> bool:
-        """bfloat16 dot-product instructions (AVX512-BF16) or AMX tiles."""
-        return "avx512_bf16" in self.flags or self.amx_bf16
-
-
-def _cpuinfo_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def _amx_bf16() -> bool:
-    # torch.cpu._is_amx_tile_supported is private; getattr keeps aar working if it goes away.
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(torch.backends.mkldnn.is_available() and probe is not None and probe())
-    except RuntimeError:
-        return False
-
-
-@functools.cache
-def cpu_features() -> CpuFeatures:
-    """The features of this process's CPU (read once)."""
-    return CpuFeatures(_cpuinfo_flags(), torch.backends.cpu.get_cpu_capability(), _amx_bf16(),
-                       int8.kernel_available())
-
-
-@functools.cache
-def measured_speedups(rows: int = 64, features: int = 512, repeats: int = 5) -> dict[str, float]:
-    """Speed of bf16 and int8 products relative to float32 on this CPU, measured once per process.
-
-    A (rows, features) input times a (4 features, features) weight, the three taking turns,
-    best of ``repeats`` each (about 50 ms in all).
-
-    Returns:
-        ``{"bf16": x, "int8": y}``, float32 time over the path's time (above 1 is faster).
-    """
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(rows, features, generator=gen)
-    w = torch.randn(4 * features, features, generator=gen) / features**0.5
-    w_bf16, w_int8 = w.bfloat16(), int8.Int8Weight(w, reduce_range=not cpu_features().vnni)
-    runs = {"fp32": lambda: F.linear(x, w), "bf16": lambda: F.linear(x.bfloat16(), w_bf16).float(),
-            "int8": lambda: w_int8(x, None)}
-    best = dict.fromkeys(runs, float("inf"))
-    with torch.no_grad():
-        for _ in range(repeats + 1):  # the first round warms up
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                best[name] = min(best[name], time.perf_counter() - start)
-    speedups = {name: best["fp32"] / best[name] for name in ("bf16", "int8")}
-    logger.info("measured speed against float32 on this CPU: %s", speedups)
-    return speedups
-
-
-def bf16_is_fast(features: CpuFeatures | None = None) -> bool:
-    """Whether bfloat16 products beat float32 on this CPU.
-
-    AMX: yes. No bfloat16 dot-product instructions: no. AVX512-BF16 without AMX varies by processor
-    (faster on AMD EPYC, slower on an Intel Xeon, docs/performance.md): measured.
-    """
-    features = features or cpu_features()
-    if features.amx_bf16:
-        return True
-    if not features.bf16_dot:
-        return False
-    return measured_speedups()["bf16"] >= MIN_SPEEDUP
-
-
-def int8_is_fast(features: CpuFeatures | None = None) -> bool:
-    """Whether the int8 kernel beats float32 on this CPU: with VNNI yes; x86 AVX2 without it, and
-    other processors, are measured."""
-    features = features or cpu_features()
-    if not features.int8_kernel:
-        return False
-    if features.vnni:
-        return True
-    return measured_speedups()["int8"] >= MIN_SPEEDUP
 
 
 def auto_precision(device: torch.device | str | None = None, features: CpuFeatures | None = None) -> str:
@@ -154,10 +42,10 @@ def auto_precision(device: torch.device | str | None = None, features: CpuFeatur
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     if device.type != "cpu":
         return "fp32"
-    features = features or cpu_features()
-    if int8_is_fast(features):
+    features = features or cpu.cpu_features()
+    if cpu.int8_is_fast(features):
         return "int8"
-    return "bf16" if bf16_is_fast(features) else "fp32"
+    return "bf16" if cpu.bf16_is_fast(features) else "fp32"
 
 
 def resolve_precision(precision: str | None, dtype: torch.dtype | None,
@@ -234,8 +122,8 @@ def apply_precision(generator, precision: str, *, emulate: bool = False):
         generator.to(dtype=torch.float32)
     if precision == "fp32":
         return generator
-    features = cpu_features()
-    if not emulate and features.int8_kernel and not int8_is_fast(features):
+    features = cpu.cpu_features()
+    if not emulate and features.int8_kernel and not cpu.int8_is_fast(features):
         _log_once("int8 slow", "this CPU (%s, no VNNI) runs int8 products no faster than float32 "
                   "(docs/performance.md); precision='auto' would not choose int8", features.capability)
     for layer in int8_layers(generator.transformer):

@@ -64,7 +64,7 @@ def top_k_filter(logits_BlV: Tensor, top_k: int | None) -> Tensor:
 
     Args:
         logits_BlV: Logits, (..., V).
-        top_k: Tokens to keep; None or 0 keeps every token.
+        top_k: Tokens to keep; None, 0 or a value at or above V keeps every token.
 
     Returns:
         A filtered copy, same shape.
@@ -142,16 +142,14 @@ def _is_real(value: object) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def validate_sampling(
-    top_k: int | None, top_p: float | None, temperature: float, vocab_size: int
-) -> None:
+def validate_sampling(top_k: int | None, top_p: float | None, temperature: float) -> None:
     """Check the sampling knobs, raising errors that name the value received and the allowed range.
 
     Args:
-        top_k: None or an integer in [0, vocab_size]; None and 0 mean off.
+        top_k: None or an integer >= 0; None and 0 mean off, and so does any value at or above
+            the codebook size (``top_k_filter`` then keeps every token).
         top_p: None or a number in (0, 1]; None and 1.0 keep every token.
         temperature: A finite number > 0.
-        vocab_size: Codebook size V.
 
     Raises:
         TypeError: A knob is not a number of the right kind (booleans are refused).
@@ -159,11 +157,9 @@ def validate_sampling(
     """
     if top_k is not None:
         if not isinstance(top_k, Integral) or isinstance(top_k, bool):
-            raise TypeError(f"top_k must be None or an int in [0, {vocab_size}], got {top_k!r}")
-        if not 0 <= top_k <= vocab_size:
-            raise ValueError(
-                f"top_k must be None or in [0, {vocab_size}] (0 = off), got {top_k}"
-            )
+            raise TypeError(f"top_k must be None or an int >= 0, got {top_k!r}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be None or an int >= 0 (0 = off), got {top_k}")
     if top_p is not None:
         if not _is_real(top_p):
             raise TypeError(f"top_p must be None or a number in (0, 1], got {top_p!r}")

@@ -17,7 +17,16 @@ from einops import rearrange
 from torch import nn
 
 from . import hub
-from ._loading import adopt_state, check_placement, read_native_weights, skip_init, write_native
+from ._checks import check_positive_int
+from ._loading import (
+    adopt_state,
+    loading_request,
+    naming,
+    native_config,
+    read_native,
+    skip_init,
+    write_native,
+)
 from .audio import (
     as_audio_batch,
     check_sample_rate,
@@ -28,12 +37,8 @@ from .audio import (
 )
 from .codes import AudioCodes, as_scale_list
 from .config import SATConfig
-from .convert import (
-    convert_sat_state_dict,
-    infer_sat_config,
-    naming,
-    read_checkpoint,
-)
+from .convert import convert_sat_state_dict, infer_sat_config, read_checkpoint
+from .hub import HubKwargs, Unpack
 from .nn.quantizer import ScaleQuantizer
 from .nn.seanet import SEANetDecoder, SEANetEncoder
 from .precision import tokenizer_dtype
@@ -54,7 +59,7 @@ class SATTokenizer(nn.Module):
         >>> import torch
         >>> from aar import SATTokenizer, SATConfig
         >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=16, latent_dim=8)).eval()
-        >>> codes = tok.encode(torch.randn(2, 30000), sample_rate=24000)
+        >>> codes = tok.encode(torch.randn(2, 1, 30000), sample_rate=24000)  # (B, C, T): two mono clips
         >>> len(codes), tuple(codes[0].shape), tuple(codes[-1].shape)
         (16, (2, 2, 1), (2, 2, 75))
         >>> tuple(tok.decode(codes).shape)
@@ -87,13 +92,10 @@ class SATTokenizer(nn.Module):
         name_or_path: str | os.PathLike,
         *,
         filename: str | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         precision: str | None = None,
+        **hub_kwargs: Unpack[HubKwargs],
     ) -> SATTokenizer:
         """Load a tokenizer from an official ``.pth``, a native folder, or the Hub.
 
@@ -103,48 +105,43 @@ class SATTokenizer(nn.Module):
                 too: its ``tokenizer/`` is used).
             filename: A file to load from the folder or repo instead of the default, e.g.
                 ``"SAT_bs_1536_d1024_lat64.pth"``.
-            revision: Hub branch, tag or commit.
-            cache_dir: Hub cache folder.
-            local_files_only: Never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token for private repositories.
             device: Where to put the model.
             dtype: Parameter dtype: float32 (default), bfloat16, float16 or float64, or its name.
                 The codebook search runs in float32 and outputs are float32 whatever it is.
             precision: "fp32" (default), "bf16" (as ``dtype=torch.bfloat16``) or "auto" (float32,
                 whose codes ``encode`` keeps; see ``aar.precision.tokenizer_dtype``).
+            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                ``local_files_only``, ``token``).
 
         Returns:
             The tokenizer, in eval mode.
 
         Raises:
             FileNotFoundError: nothing at ``name_or_path``.
+            WrongModelKindError: a generator ``.pth``, a CLAP checkpoint or another kind of folder.
             CheckpointError: unreadable file, a config that does not parse, or
                 missing/unexpected/mis-shaped keys (named, with the file).
+            HubUnreachableError: a Hub id, the Hub unreachable and the files not cached.
             ValueError: an unknown ``device``, ``dtype`` or ``precision``.
+            TypeError: an unknown keyword.
         """
-        device, dtype = check_placement(device, dtype)
-        dtype = tokenizer_dtype(precision, dtype)
-        source = hub.resolve(
-            name_or_path, "sat", filename=filename, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token,
-        )
+        request = loading_request(device=device, dtype=dtype, **hub_kwargs)
+        source = request.resolve(name_or_path, "sat", filename)
+        dtype = tokenizer_dtype(precision, request.dtype)
         if source.layout == "official":
             _, official = read_checkpoint(source.path, "sat")
             with naming(source.path):
                 state = convert_sat_state_dict(official)
                 config = infer_sat_config(state)
         else:
-            folder, config_dict = source.path, source.read_config()
-            if config_dict.get("model_type") == "aar":
+            folder = source.path
+            if native_config(folder, "sat", accept=("aar",))[0] == "aar":  # a generator folder
                 folder = folder / hub.TOKENIZER_SUBFOLDER
-                config_dict = hub.Source("native", folder).read_config()
-            with naming(folder / hub.CONFIG_NAME):
-                config = SATConfig.from_dict(config_dict)
-            state = read_native_weights(folder)
+            config, state = read_native(folder, SATConfig)
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config)
         adopt_state(model, state, str(source.path))
-        return model.to(device=device, dtype=dtype).eval()
+        return model.to(device=request.device, dtype=dtype).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``folder``."""
@@ -198,8 +195,10 @@ class SATTokenizer(nn.Module):
         """Tokenize audio of any length.
 
         Args:
-            wav: Tensor or numpy array shaped (T,), (C, T) or (B, C, T); float, or int16/int32 PCM.
-                Channels are averaged to mono.
+            wav: Tensor or numpy array: (T,) mono, (C, T) with C = 1 or 2 channels, or a batch
+                (B, C, T); float, or int16/int32 PCM. Channels are averaged to mono. Any other 2-D
+                shape raises: transpose soundfile's (frames, channels) arrays (or read files with
+                ``aar.load_audio``), and shape a batch of mono clips (B, 1, T).
             sample_rate: Rate of ``wav`` in Hz; resampled to 24 kHz if different. None means 24 kHz.
             batch_size: Windows per forward pass (memory stays bounded for long files).
             progress: Show a progress bar over window batches.
@@ -207,6 +206,12 @@ class SATTokenizer(nn.Module):
         Returns:
             ``AudioCodes``: S LongTensors, ``codes[i]`` shaped (B, W, s_i), with ``length`` (samples
             at 24 kHz, ``ceil(T * 24000 / sample_rate)``) and the input ``sample_rate``.
+
+        Raises:
+            ValueError: a layout outside the rule above (the message names the shape and the fix),
+                no samples, NaN/Inf values, or a sample rate that is not a positive integer.
+            TypeError: not a tensor or array, an unsupported dtype, or a sample rate that is not a
+                number.
         """
         rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
         wav_BCT = as_audio_batch(wav)
@@ -311,9 +316,7 @@ def _progress(items, enabled: bool, desc: str):
 
 
 def _check_batch_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {size!r}")
-    return size
+    return check_positive_int("batch_size", size)
 
 
 def _batches(x: torch.Tensor, size: int, progress: bool, desc: str):

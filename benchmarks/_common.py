@@ -10,10 +10,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
+
+# The writer of the official checkpoint layout lives with the tests that prove it inverts aar.convert;
+# benchmarks run from a source checkout and use that one copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64)
 TINY_AAR = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=64)

@@ -33,6 +33,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 from _common import (
     RELEASED,
     build_generator,
@@ -55,6 +56,32 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
              "amx_tile", "amx_bf16", "amx_int8")
 
 
+def _ln(x_BlC, scale_B1C, shift_B1C, eps: float):
+    return F.layer_norm(x_BlC, x_BlC.shape[-1:], eps=eps) * (1 + scale_B1C) + shift_B1C
+
+
+def official_block(block, x_BlC, cond_BC, past):
+    """One block as the reference code runs it: AdaLN parameters recomputed, the cache concatenated.
+
+    Returns the output (B, l, C) and the keys and values of every token seen, each (B, H, L_seen, c).
+    """
+    attn = block.attn
+    g1, g2, s1, s2, b1, b2 = block.ada_lin(cond_BC).unsqueeze(1).chunk(6, dim=-1)  # each (B, 1, C)
+    h_BlC = _ln(x_BlC, s1, b1, block.norm_eps)
+    B, l, C = h_BlC.shape
+    bias = torch.cat((attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias))
+    qkv = attn.mat_qkv(h_BlC, bias).view(B, l, 3, attn.num_heads, -1)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, l, c)
+    q = F.normalize(q, dim=-1) * attn.scale_mul_1H11.clamp_max(attn.max_scale_mul).exp()
+    k = F.normalize(k, dim=-1)
+    if past is not None:
+        k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # (B, H, L_seen, c)
+    out = F.scaled_dot_product_attention(q, k, v, scale=1.0).transpose(1, 2).reshape(B, l, C)
+    x_BlC = x_BlC + attn.proj(out) * g1
+    x_BlC = x_BlC + block.ffn(_ln(x_BlC, s2, b2, block.norm_eps)) * g2
+    return x_BlC, (k, v)
+
+
 @torch.no_grad()
 def baseline_codes(gen, clap_BD, cfg: float, knobs: dict, seed: int) -> list[torch.Tensor]:
     """The reference loop, written plainly: tokens (B, s_i) of every scale."""
@@ -68,7 +95,7 @@ def baseline_codes(gen, clap_BD, cfg: float, knobs: dict, seed: int) -> list[tor
     for si, (start, end) in enumerate(model.scale_bounds):
         x_2BlC = x_2BlC + model.lvl_embed(model.level_L[start:end]) + model.pos_1LC[:, start:end]
         for i, block in enumerate(model.blocks):
-            x_2BlC, past[i] = block(x_2BlC, cond_2BC, past=past[i])
+            x_2BlC, past[i] = official_block(block, x_2BlC, cond_2BC, past[i])
         logits_2BlV = model.head(model.head_nm(x_2BlC, cond_2BC)).float()
         guided = cfg_mix(logits_2BlV[:B], logits_2BlV[B:], guidance_scale(cfg, si, S))
         idx_Bl = sample(guided, generator=rng, **knobs)

@@ -30,48 +30,10 @@ from pathlib import Path
 
 import torch
 from _common import RELEASED, emit, machine, parser, setup, sizes, table, timed
+from official_layout import save_aar_official, save_sat_official
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
-from aar._loading import read_native_weights
-from aar.convert import load_state_strict
-from aar.nn.conv import PaddedConv1d, TrimmedConvTranspose1d
-from aar.nn.quantizer import Phi
-
-
-def official_sat_state(tok: SATTokenizer) -> dict[str, torch.Tensor]:
-    """The tokenizer's tensors under the official names, weight norm split into g and v."""
-    out = {}
-    for name, module in tok.named_modules():
-        if isinstance(module, Phi):
-            base = name.replace("quantizer.phi.", "quantizer.vq.quant_resi.qresi_ls.")
-            out[f"{base}.weight"], out[f"{base}.bias"] = module.weight, module.bias
-        elif isinstance(module, (PaddedConv1d, TrimmedConvTranspose1d)):
-            leaf = "convtr.convtr" if isinstance(module, TrimmedConvTranspose1d) else "conv.conv"
-            base = f"{name}.{leaf}"
-            out[f"{base}.weight_g"] = torch.norm_except_dim(module.weight, 2, 0)
-            out[f"{base}.weight_v"] = module.weight
-            out[f"{base}.bias"] = module.bias
-        elif isinstance(module, torch.nn.LSTM):
-            out.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
-        elif isinstance(module, torch.nn.Linear):  # project_in / project_out, when not identities
-            out[name.replace("quantizer.", "quantizer.vq.") + ".weight"] = module.weight
-            out[name.replace("quantizer.", "quantizer.vq.") + ".bias"] = module.bias
-    for i, book in enumerate(tok.quantizer.codebooks):
-        out[f"quantizer.vq.layers.{i}._codebook.embed"] = book.weight
-        out[f"quantizer.vq.layers.{i}._codebook.inited"] = torch.ones(1)
-    return {"module." + k: v.detach().clone() for k, v in out.items()}
-
-
-def official_aar_state(gen: AARGenerator) -> dict[str, torch.Tensor]:
-    """The transformer's tensors as the official training script saves them, buffers included."""
-    state = dict(gen.transformer.state_dict())
-    level_1L = gen.transformer.level_L.view(1, -1)
-    state["lvl_1L"] = level_1L
-    allowed = level_1L.view(-1, 1) >= level_1L
-    state["attn_bias_for_masking"] = torch.where(allowed, 0.0, -torch.inf)[None, None]
-    for i in range(gen.config.depth):
-        state[f"blocks.{i}.attn.zero_k_bias"] = torch.zeros(gen.config.embed_dim)
-    return {k: v.detach().clone() for k, v in state.items()}
+from aar._loading import load_state_strict, read_native_weights
 
 
 def write_files(folder: Path, tiny: bool) -> tuple[float, float]:
@@ -83,8 +45,8 @@ def write_files(folder: Path, tiny: bool) -> tuple[float, float]:
     tok_s = time.perf_counter() - start
     gen = AARGenerator(aar, tok)
     gen_s = time.perf_counter() - start
-    torch.save({"generator_state_dict": official_sat_state(tok), "epoch": 1}, folder / "SAT.pth")
-    torch.save({"model_state_dict": official_aar_state(gen), "epoch": 1}, folder / "AAR.pth")
+    save_sat_official(tok, folder / "SAT.pth")
+    save_aar_official(gen, folder / "AAR.pth")
     gen.save_pretrained(folder / "native")
     return tok_s, gen_s
 

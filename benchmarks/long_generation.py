@@ -48,9 +48,9 @@ def timed(fn) -> tuple[float, object]:
 
 def long_run(gen, clap, seconds: float, overlap: float, knobs: dict) -> tuple[float, int, int]:
     """One timed long generation: (wall seconds, windows, output samples)."""
-    windows = []
+    windows = set()
     wall, audio = timed(lambda: gen.generate(clap, seconds=seconds, overlap=overlap, seed=0,
-                                             callback=lambda done, _: windows.append(done), **knobs))
+                                             callback=lambda p: windows.add(p.window), **knobs))
     return wall, len(windows), audio.shape[-1]
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from aar import SATTokenizer
-from aar.audio import read_audio, resample, to_mono, write_audio
+from aar import SATTokenizer, load_audio
+from aar.audio import AUDIO_EXTENSIONS, resample, to_mono, write_audio
 
 
 def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
@@ -32,7 +32,8 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input", nargs="?", help="audio file (wav, flac, ogg); default: a test tone")
+    parser.add_argument("input", nargs="?",
+                        help=f"audio file ({' '.join(AUDIO_EXTENSIONS)}); default: a test tone")
     parser.add_argument("--model", default="qiuk6/AAR", help="tokenizer: Hub id, official .pth or folder")
     parser.add_argument("--out-dir", default="previews", help="folder for the previews")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4, 8, 12, 16],
@@ -40,10 +41,11 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    wav, rate = read_audio(args.input) if args.input else test_tone()
+    wav, rate = load_audio(args.input) if args.input else test_tone()  # (C, T)
+    wav = wav.unsqueeze(0)  # (1, C, T): one clip, whatever its number of channels
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
     codes = tok.encode(wav, sample_rate=rate)
-    reference = resample(to_mono(wav.unsqueeze(0)), rate, tok.sample_rate)
+    reference = resample(to_mono(wav), rate, tok.sample_rate)
     out_dir = Path(args.out_dir)
     for k in args.scales:
         preview = tok.decode(codes, num_scales=k)  # (1, 1, T) from scales 1..k

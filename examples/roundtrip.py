@@ -11,8 +11,8 @@ import math
 
 import torch
 
-from aar import SATTokenizer
-from aar.audio import read_audio, resample, to_mono, write_audio
+from aar import SATTokenizer, load_audio
+from aar.audio import AUDIO_EXTENSIONS, resample, to_mono, write_audio
 
 
 def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
@@ -30,18 +30,20 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input", nargs="?", help="audio file (wav, flac, ogg); default: a test tone")
+    parser.add_argument("input", nargs="?",
+                        help=f"audio file ({' '.join(AUDIO_EXTENSIONS)}); default: a test tone")
     parser.add_argument("--model", default="qiuk6/AAR", help="tokenizer: Hub id, official .pth or folder")
     parser.add_argument("--out", default="roundtrip.wav", help="where to write the decoded audio")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    wav, rate = read_audio(args.input) if args.input else test_tone()  # (C, T)
+    wav, rate = load_audio(args.input) if args.input else test_tone()  # (C, T)
+    wav = wav.unsqueeze(0)  # (1, C, T): one clip, whatever its number of channels
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
     codes = tok.encode(wav, sample_rate=rate)  # 16 scales, codes[i]: (1, W, s_i)
     decoded = tok.decode(codes)  # (1, 1, T at 24 kHz)
 
-    reference = resample(to_mono(wav.unsqueeze(0)), rate, tok.sample_rate)  # (1, 1, T at 24 kHz)
+    reference = resample(to_mono(wav), rate, tok.sample_rate)  # (1, 1, T at 24 kHz)
     seconds = codes.length / tok.sample_rate
     print(f"{seconds:.2f} s -> {codes.num_windows} window(s) x {sum(codes.scales)} tokens "
           f"({len(codes)} scales of {tok.config.codebook_size} codes)")

@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from aar import AARGenerator
+from aar import AARGenerator, ClapEncoder
 from aar.audio import write_audio
 
 
@@ -27,6 +27,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    if args.clap is None:
+        ClapEncoder.check_installed()  # a missing extra fails now, before the generator loads
     gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device)
     if args.clap is not None:
         wav = gen.generate(np.load(args.clap), cfg=args.cfg, seed=args.seed)

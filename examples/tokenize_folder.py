@@ -2,9 +2,11 @@
 
     python examples/tokenize_folder.py music/ music_codes/ --model qiuk6/AAR
 
-``music/a/b.flac`` becomes ``music_codes/a/b.flac.codes`` (the audio extension is kept, so ``x.wav``
-and ``x.flac`` never collide). Files whose codes file exists are skipped, so an interrupted run can
-be resumed; files that cannot be read are reported and the rest go on. Read one back with
+Files are picked by the same extensions as ``aar tokenize`` (``aar.audio.AUDIO_EXTENSIONS``: wav,
+flac, ogg, opus, mp3, aiff, ...) and read with ``aar.load_audio``. ``music/a/b.flac`` becomes
+``music_codes/a/b.flac.codes`` (the audio extension is kept, so ``x.wav`` and ``x.flac`` never
+collide). Files whose codes file exists are skipped, so an interrupted run can be resumed; files that
+cannot be read are reported and the rest go on. Read one back with
 ``aar.codes_file.load_codes(path, tokenizer)``. For large corpora, ``aar tokenize`` writes Parquet
 shards and can use several processes or a Ray cluster.
 """
@@ -15,11 +17,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from aar import SATTokenizer
-from aar.audio import read_audio
+from aar import SATTokenizer, load_audio
+from aar.audio import is_audio_file
 from aar.codes_file import save_codes
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 
 
 def main(argv=None) -> int:
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    files = sorted(p for p in args.input_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    files = sorted(p for p in args.input_dir.rglob("*") if is_audio_file(p))  # as `aar tokenize` picks
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
     written, skipped, failed = 0, 0, []
     for path in tqdm(files, desc="tokenize", unit="file", disable=args.quiet):
@@ -42,11 +42,12 @@ def main(argv=None) -> int:
             skipped += 1
             continue
         try:
-            wav, rate = read_audio(path)
+            wav, rate = load_audio(path)  # (C, T)
         except ValueError as err:  # unreadable or empty file: report it and go on
             failed.append(f"{rel}: {err}")
             continue
-        save_codes(out, tok.encode(wav, sample_rate=rate), tok, model=args.model)
+        codes = tok.encode(wav.unsqueeze(0), sample_rate=rate)  # one clip (1, C, T), any channel count
+        save_codes(out, codes, tok, model=args.model)
         written += 1
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aar import AARGenerator
-from aar.audio import read_audio, write_audio
+from aar import AARGenerator, ClapEncoder, load_audio
+from aar.audio import AUDIO_EXTENSIONS, write_audio
 
 
 def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
@@ -27,7 +27,8 @@ def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, in
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input", nargs="?", help="reference audio (wav, flac, ogg); default: a test tone")
+    parser.add_argument("input", nargs="?",
+                        help=f"reference audio ({' '.join(AUDIO_EXTENSIONS)}); default: a test tone")
     parser.add_argument("--model", default="qiuk6/AAR", help="generator: Hub id, official .pth or folder")
     parser.add_argument("--tokenizer", default=None, help="paired tokenizer, for an official AAR .pth")
     parser.add_argument("--clap", default=None, help="precomputed CLAP embedding of the reference (.npy)")
@@ -37,12 +38,14 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    if args.clap is None:
+        ClapEncoder.check_installed()  # a missing extra fails now, before the generator loads
     gen = AARGenerator.from_pretrained(args.model, tokenizer=args.tokenizer, device=args.device)
     if args.clap is not None:
         clap = gen.clap_vectors(np.load(args.clap))  # (1, 512)
     else:
-        wav, rate = read_audio(args.input) if args.input else test_tone()
-        clap = gen.clap_vectors(audio=wav, sample_rate=rate)
+        wav, rate = load_audio(args.input) if args.input else test_tone()  # (C, T)
+        clap = gen.clap_vectors(audio=wav.unsqueeze(0), sample_rate=rate)  # one clip (1, C, T): (1, 512)
     for i in range(args.num):
         variation = gen.generate(clap, seed=args.seed + i)  # (1, 1, 24000)
         path = write_audio(Path(args.out_dir) / f"variation_{i}.wav", variation[0], gen.sample_rate)

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from hypothesis import settings  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from aar import AARGenerator, SATConfig, SATTokenizer  # noqa: E402
+from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer  # noqa: E402
 
 # Property tests: no deadline (first calls warm up kernels); in CI the examples are fixed, and a failure
 # prints the blob that replays it (@reproduce_failure).
@@ -27,6 +27,41 @@ AAR_PTH = FIXTURES / "aar_official.pth"
 #: A tokenizer small enough to build and run in milliseconds; dimension == latent_dim, so its
 #: projections are identities (the layout of the released SAT_d128_lat128).
 TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=256)
+
+
+def tiny_generator(seed: int = 0, depth: int = 2, heads: int = 2, peaky: bool = False) -> AARGenerator:
+    """A fresh generator on ``TINY_SAT`` (the test's own copy: free to change it).
+
+    Args:
+        seed: Seeds the random weights of the tokenizer, then of the transformer.
+        depth: Transformer blocks.
+        heads: Attention heads of 32 channels each.
+        peaky: Scale the output head by 20, so that codes depend visibly on the condition and on the
+            cache (a mixed-up condition or cache changes the sampled tokens).
+    """
+    torch.manual_seed(seed)
+    tokenizer = SATTokenizer(TINY_SAT).eval()
+    config = AARConfig(depth=depth, embed_dim=32 * heads, num_heads=heads, latent_dim=TINY_SAT.latent_dim,
+                       codebook_size=TINY_SAT.codebook_size)
+    gen = AARGenerator(config, tokenizer).eval()
+    if peaky:
+        with torch.no_grad():
+            gen.transformer.head.weight.mul_(20)
+    return gen
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_generator():
+    """``tiny_generator(peaky=True)``, built once for the session: read it, never change it (tests
+    that need other weights, a packed copy or another clap encoder build their own or monkeypatch)."""
+    gen = tiny_generator(peaky=True)
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    attributes = dict(vars(gen))
+    yield gen
+    # Teardown: a test that changed the shared model would make later tests depend on test order.
+    after = gen.state_dict()
+    changed = [k for k in before if k not in after or not torch.equal(before[k], after[k])]
+    assert not changed and dict(vars(gen)) == attributes, f"a test changed the shared generator: {changed}"
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,16 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 MACHINE = {"cpu", "cpu_count", "torch", "torch_threads", "amx_bf16", "load_average_1min"}
 
 
-def run(name: str, *flags: str) -> tuple[dict, list[str]]:
-    command = [sys.executable, str(BENCHMARKS / f"{name}.py"), "--tiny", *flags]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
+def _parse(stdout: str, name: str) -> tuple[dict, list[str]]:
+    lines = stdout.strip().splitlines()
     report = json.loads(lines[-1])
     assert report["benchmark"] == name and report["model"] == "tiny"
     assert MACHINE <= set(report["machine"])
@@ -26,8 +25,39 @@ def run(name: str, *flags: str) -> tuple[dict, list[str]]:
     return report, lines[:-1]
 
 
-def test_next_scale_vs_next_token():
-    report, _ = run("next_scale_vs_next_token")
+def run(name: str, *flags: str) -> tuple[dict, list[str]]:
+    """The script as a user starts it, in a subprocess."""
+    command = [sys.executable, str(BENCHMARKS / f"{name}.py"), "--tiny", *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return _parse(done.stdout, name)
+
+
+@pytest.fixture
+def run_in_process(capsys, monkeypatch):
+    """``main(["--tiny", *flags])`` of a benchmark in this process (no interpreter start-up), its
+    stdout parsed as ``run`` does. Torch's threads, grad mode and global seed are restored after."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their ``_common``
+    threads, grad, rng = torch.get_num_threads(), torch.is_grad_enabled(), torch.random.get_rng_state()
+
+    def call(name: str, *flags: str) -> tuple[dict, list[str]]:
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        capsys.readouterr()
+        returned = module.main(["--tiny", *flags])
+        report, lines = _parse(capsys.readouterr().out, name)
+        assert report == json.loads(json.dumps(returned))  # what main returns is what it printed
+        return report, lines
+
+    yield call
+    torch.set_num_threads(threads)
+    torch.set_grad_enabled(grad)
+    torch.random.set_rng_state(rng)
+
+
+def test_next_scale_vs_next_token(run_in_process):
+    report, _ = run_in_process("next_scale_vs_next_token")
     assert report["next_scale"]["steps"] == 16 and report["next_token"]["steps"] == report["tokens"] == 455
     for key in ("seconds", "ms_per_step", "all_seconds"):
         assert key in report["next_scale"] and key in report["next_token"]
@@ -36,8 +66,8 @@ def test_next_scale_vs_next_token():
     assert report["first_step_logits_max_abs_diff"] < 1e-5
 
 
-def test_tokenizer():
-    report, lines = run("tokenizer")
+def test_tokenizer(run_in_process):
+    report, lines = run_in_process("tokenizer")  # its peak_rss starts the script itself in a subprocess
     assert [r["audio_s"] for r in report["durations"]] == [1.0, 4.0, 10.0]
     assert {"encode_s", "decode_s", "encode_rtf", "decode_rtf"} <= set(report["durations"][0])
     assert [s["window_batch"] for s in report["sweep"]] == [1, 2, 4, 8, 16, 32, 64]
@@ -51,9 +81,9 @@ def test_tokenizer():
     assert any("window batch" in line for line in lines)
 
 
-def test_generate():
+def test_generate(run_in_process):
     precisions = ["fp32", "bf16", "int8"]
-    report, _ = run("generate", "--precision", ",".join(precisions), "--kernels")
+    report, _ = run_in_process("generate", "--precision", ",".join(precisions), "--kernels")
     points = {(r["precision"], r["cfg"], r["batch"]) for r in report["results"]}
     assert points == {(p, c, b) for p in [*precisions, "official"] for c in (4.0, 0.0) for b in (1, 2)}
     assert {"seconds", "s_per_generated_s"} <= set(report["results"][0])
@@ -72,6 +102,7 @@ def test_generate():
     assert 0 < report["kernels"][0]["int8_max_abs_err"] < 0.1 and report["kernels"][0]["int8_gflops"] > 0
 
 
+@pytest.mark.slow  # torch.compile's first call builds C++ kernels: 40-50 s on 2 cores
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler")
 def test_generate_compile():
     report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile")
@@ -81,8 +112,8 @@ def test_generate_compile():
     assert any("torch.compile" in line for line in lines)
 
 
-def test_load():
-    report, _ = run("load")
+def test_load(run_in_process):
+    report, _ = run_in_process("load")
     got = {(r["model"], r["format"]) for r in report["results"]}
     formats = ("official .pth", "native safetensors")
     assert got == {(m, f) for m in ("generator", "tokenizer") for f in formats} | {

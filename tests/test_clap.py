@@ -22,7 +22,7 @@ from torch import nn
 
 from aar._clap_backends import LAION_FILENAME, read_laion_state_dict
 from aar.clap import ClapEncoder
-from aar.convert import CheckpointError
+from aar.errors import CheckpointError
 
 MAX = 480_000  # laion-clap's clip length (10 s at 48 kHz)
 

@@ -3,22 +3,11 @@
 import threading
 
 import torch
-from conftest import TINY_SAT
+from conftest import TINY_SAT, tiny_generator
 
-from aar import AARConfig, AARGenerator, SATTokenizer
+from aar import SATTokenizer
 
 ROUNDS = 2  # each thread repeats its job, so the calls of the two threads interleave
-
-
-def tiny_generator(seed: int) -> AARGenerator:
-    torch.manual_seed(seed)
-    tok = SATTokenizer(TINY_SAT).eval()
-    config = AARConfig(depth=2, embed_dim=64, num_heads=2, latent_dim=TINY_SAT.latent_dim,
-                       codebook_size=TINY_SAT.codebook_size)
-    gen = AARGenerator(config, tok).eval()
-    with torch.no_grad():  # peaky logits, so a mixed-up cache or condition would change the tokens
-        gen.transformer.head.weight.mul_(20)
-    return gen
 
 
 def clap(batch: int, seed: int) -> torch.Tensor:
@@ -52,7 +41,7 @@ def run_together(*jobs) -> list[list]:
 
 
 def test_two_generators_in_threads_match_sequential_runs():
-    gen_a, gen_b = tiny_generator(0), tiny_generator(1)
+    gen_a, gen_b = tiny_generator(0, peaky=True), tiny_generator(1, peaky=True)
     clap_a, clap_b = clap(2, 10), clap(3, 11)
     expected_a = gen_a.generate_codes(clap_a, seed=5)
     expected_b = gen_b.generate_codes(clap_b, seed=6, top_k=None, top_p=None)
@@ -65,7 +54,7 @@ def test_two_generators_in_threads_match_sequential_runs():
 
 
 def test_one_generator_shared_by_threads_with_their_own_generators():
-    gen = tiny_generator(2)
+    gen = tiny_generator(2, peaky=True)
     conditions = clap(1, 20), clap(3, 21)
     expected = [gen.generate_codes(c, generator=torch.Generator().manual_seed(s), cfg=2.0)
                 for c, s in zip(conditions, (7, 8))]
@@ -84,7 +73,7 @@ def test_one_generator_shared_by_threads_with_their_own_generators():
 
 
 def test_every_call_gets_its_own_kv_cache_and_leaves_it_empty(monkeypatch):
-    gen = tiny_generator(3)
+    gen = tiny_generator(3, peaky=True)
     caches, lock = [], threading.Lock()
     make_cache = gen.transformer.kv_cache
 

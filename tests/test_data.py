@@ -273,6 +273,7 @@ def test_folder_recomputes_changed_shards_and_refuses_other_model(tiny_dir, audi
         tokenize_folder(work, tmp_path / "out", SAT_PTH, shard_size=1, progress=False)
 
 
+@pytest.mark.slow  # spawns two worker processes, each importing torch
 def test_folder_num_proc_matches_one_process(tiny_dir, audio_dir, tmp_path):
     tokenize_folder(audio_dir, tmp_path / "one", tiny_dir, shard_size=2, progress=False)
     summary = tokenize_folder(audio_dir, tmp_path / "two", tiny_dir, shard_size=2, num_proc=2, progress=False)
@@ -311,6 +312,7 @@ def local_ray():
         ray.shutdown()
 
 
+@pytest.mark.slow  # starts Ray actors, each importing torch
 def test_ray_matches_encode(local_ray, tok, tiny_dir, audio_dir):
     import ray.data
 
@@ -336,6 +338,7 @@ def test_ray_matches_encode(local_ray, tok, tiny_dir, audio_dir):
         _assert_row(by_file[f], [x[0].numpy() for x in c], c.length, rate)
 
 
+@pytest.mark.slow  # starts Ray actors, each importing torch
 def test_ray_folder_matches_one_process(local_ray, tok, tiny_dir, audio_dir, tmp_path):
     (tmp_path / "in").mkdir()
     for f in ("a.wav", "m.flac"):

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_generator import _clap, tiny_generator
+from conftest import tiny_generator
+from test_generator import _clap
 
 from aar import AudioCodes
 from aar.editing import ForcedTokens, forced_map, known_samples, token_mask
@@ -15,9 +16,9 @@ from aar.sampling import guidance_scale
 N = 24000
 
 
-@pytest.fixture(scope="module")
-def gen():
-    return tiny_generator()
+@pytest.fixture
+def gen(shared_tiny_generator):
+    return shared_tiny_generator
 
 
 class StubClap:
@@ -131,12 +132,12 @@ def test_all_unknown_mask_equals_ordinary_generation(gen):
     assert gen.inpaint(other, [], clap, seed=11).equal(codes)
 
 
-def test_inpaint_keeps_known_tokens_of_audio(gen):
+def test_inpaint_keeps_known_tokens_of_audio(gen, monkeypatch):
     wav = torch.randn(2, 1, 18000, generator=torch.Generator().manual_seed(0)) * 0.1
     encoded = gen.tokenizer.encode(wav, 24000)
     known = torch.zeros(2, N, dtype=torch.bool)
     known[0, :9000], known[1, 12000:] = True, True
-    gen.clap_encoder = StubClap()
+    monkeypatch.setattr(gen, "clap_encoder", StubClap())  # the generator is shared: restored after
     out = gen.inpaint(wav, known, sample_rate=24000, seed=0)
     assert out.shape == (2, 1, 18000) and gen.clap_encoder.calls == [((2, 1, 18000), 24000)]
     as_codes = gen.inpaint(encoded, known, gen.clap_encoder.embed_audio(wav, 24000), seed=0)
@@ -147,9 +148,9 @@ def test_inpaint_keeps_known_tokens_of_audio(gen):
     torch.testing.assert_close(all_known, gen.tokenizer.decode(encoded), atol=0, rtol=0)
 
 
-def test_vary(gen):
+def test_vary(gen, monkeypatch):
     wav = torch.randn(1, 2, 40000, generator=torch.Generator().manual_seed(0)) * 0.1  # stereo, 2 windows
-    gen.clap_encoder = StubClap()
+    monkeypatch.setattr(gen, "clap_encoder", StubClap())  # the generator is shared: restored after
     same = gen.vary(wav, 24000, keep_scales=16, seed=0)
     torch.testing.assert_close(same, gen.tokenizer.decode(gen.tokenizer.encode(wav, 24000)), atol=0, rtol=0)
     assert gen.clap_encoder.calls == [((1, 2, 40000), 24000)]
@@ -181,11 +182,12 @@ def test_overlap_decodes_from_the_previous_windows_known_tokens(gen, overlap):
     clap = _clap(2)
     seen = []
     result = generate_long(gen, clap, seconds=3.2, overlap=overlap, seed=2,
-                           callback=lambda done, total: seen.append((done, total)))
+                           callback=lambda p: seen.append((p.window, p.num_windows, p.index)))
     lay, tok = result.layout, gen.tokenizer
     O, hop = lay.overlap, lay.hop
     assert O == round(overlap * 24000) and lay.num_windows == 1 + math.ceil((3.2 * 24000 - N) / hop)
-    assert seen == [(w + 1, lay.num_windows) for w in range(lay.num_windows)]
+    S = gen.config.num_scales
+    assert seen == [(w, lay.num_windows, si) for w in range(lay.num_windows) for si in range(S)]
     assert result.forced[0] is None
     fade, T = fade_in(O), result.audio.shape[-1]
     decoded = [tok.decode(codes) for codes in result.windows]
@@ -236,7 +238,7 @@ def test_docs_figures_are_current():
     from pathlib import Path
 
     text = (Path(__file__).parents[1] / "docs" / "generation.md").read_text()
-    scales = tiny_generator(depth=1, heads=1).config.scales
+    scales = tiny_generator(depth=1, heads=1, peaky=True).config.scales
     variation = ForcedTokens.from_prefix([torch.zeros(1, s, dtype=torch.long) for s in scales], 6).mask
     assert forced_map(variation) in text
     assert forced_map(token_mask(known_samples([(0, 0.4), (0.7, 1)], N, 24000), scales)) in text
@@ -320,11 +322,3 @@ def test_plan_ids_are_checked_where_forced(gen):
     junk[3][0, 1] = gen.config.codebook_size
     with pytest.raises(ValueError, match="forced.tokens: codes\\[3\\]"):
         gen.generate_codes(_clap(1), seed=0, forced=ForcedTokens(mask, junk))
-
-
-def test_docstring_examples():
-    import doctest
-
-    import aar.editing
-
-    assert doctest.testmod(aar.editing).failed == 0

@@ -49,13 +49,22 @@ def test_generate_seconds_matches_the_library(files, official_generator, tmp_pat
     np.testing.assert_allclose(got, expected[0, 0].numpy(), atol=1e-6)
 
 
-def test_generate_seconds_through_the_real_command(files, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AAR_DEBUG": "", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "aar", "-q", "generate", "--clap", str(files / "clap.npy"), "-o",
-               str(tmp_path / "x.wav"), *MODEL, "--seconds", "1.7", "--seed", "0"]
-    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0 and run.stderr == "", run.stderr
+def test_generate_seconds_quietly(files, tmp_path, capsys):
+    assert main(["-q", "generate", "--clap", str(files / "clap.npy"), "-o", str(tmp_path / "x.wav"), *MODEL,
+                 "--seconds", "1.7", "--seed", "0"]) == 0
+    assert capsys.readouterr().err == ""
     assert _read(tmp_path / "x.wav").shape == (40800,)
+
+
+def test_vary_through_the_real_command(files, tmp_path):
+    """The one subprocess run of ``aar vary``: the entry point, exit status 0, a quiet run."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AAR_DEBUG": "", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "aar", "-q", "vary", str(files / "tone.wav"),
+               "-o", str(tmp_path / "x.wav"), *MODEL, "--keep-scales", "3", "--clap", str(files / "clap.npy"),
+               "--seed", "0"]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0 and run.stderr == "" and run.stdout == "", run.stderr
+    assert _read(tmp_path / "x.wav").shape == (39000,)
 
 
 def test_vary_keeps_all_scales_and_matches_the_library(files, official_generator, tmp_path, monkeypatch):
@@ -66,6 +75,7 @@ def test_vary_keeps_all_scales_and_matches_the_library(files, official_generator
         return stand_in_clap()
 
     monkeypatch.setattr(ClapEncoder, "from_pretrained", fake_from_pretrained)
+    monkeypatch.setattr(ClapEncoder, "check_installed", staticmethod(lambda backend="laion-clap": None))
     wav, rate = read_audio(files / "tone.wav")
     out = tmp_path / "same.wav"
     assert main(["vary", str(files / "tone.wav"), "-o", str(out), "--keep-scales", "16",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import runpy
@@ -17,9 +18,11 @@ import torch
 from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
-from aar.audio import read_audio, resample, to_mono
+from aar import load_audio
+from aar.audio import resample, to_mono
 from aar.clap import ClapEncoder
 from aar.codes_file import load_codes
+from aar.data import list_audio_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,6 +39,9 @@ def inputs(tmp_path_factory):
     noise = (0.1 * rng.standard_normal((30000, 2))).astype(np.float32)
     sf.write(root / "tree" / "a.wav", noise[:20000, 0], 16000)
     sf.write(root / "tree" / "sub" / "b.flac", noise, 24000)
+    sf.write(root / "tree" / "sub" / "c.OPUS", noise[:9600], 48000, format="OGG", subtype="OPUS")
+    three = np.concatenate([noise[:12000], noise[:12000, :1]], axis=1)  # (frames, 3 channels)
+    sf.write(root / "tree" / "multi.w64", three, 11025)
     (root / "tree" / "sub" / "broken.ogg").write_bytes(b"OggS" + bytes(50))
     (root / "tree" / "notes.txt").write_text("not audio")
     v = rng.standard_normal(512).astype(np.float32)
@@ -78,7 +84,7 @@ def _ok(result):
 def test_roundtrip(runs, inputs, official_tokenizer):
     out, results = runs
     stdout = _ok(results["roundtrip_file"])
-    wav, rate = read_audio(inputs / "clip.wav")
+    wav, rate = load_audio(inputs / "clip.wav")
     codes = official_tokenizer.encode(wav, rate)
     decoded = official_tokenizer.decode(codes)
     reference = resample(to_mono(wav.unsqueeze(0)), rate, 24000)
@@ -93,7 +99,7 @@ def test_roundtrip(runs, inputs, official_tokenizer):
 def test_coarse_to_fine(runs, inputs, official_tokenizer):
     out, results = runs
     stdout = _ok(results["coarse_to_fine"])
-    wav, rate = read_audio(inputs / "clip.wav")
+    wav, rate = load_audio(inputs / "clip.wav")
     codes = official_tokenizer.encode(wav, rate)
     assert sorted(p.name for p in (out / "previews").iterdir()) == [
         "preview_k01.wav", "preview_k04.wav", "preview_k16.wav"]
@@ -122,13 +128,15 @@ def test_tokenize_folder(runs, inputs, official_tokenizer):
     out, results = runs
     result = results["tokenize_folder"]
     assert result.returncode == 1 and "Traceback" not in result.stderr  # one file could not be read
-    assert "sub/broken.ogg" in result.stderr and "2 written, 0 already there, 1 failed" in result.stdout
+    assert "sub/broken.ogg" in result.stderr and "4 written, 0 already there, 1 failed" in result.stdout
     written = sorted(str(p.relative_to(out / "codes")) for p in (out / "codes").rglob("*.codes"))
-    assert written == ["a.wav.codes", "sub/b.flac.codes"]
-    for rel in ("a.wav", "sub/b.flac"):
-        wav, rate = read_audio(inputs / "tree" / rel)
+    assert written == ["a.wav.codes", "multi.w64.codes", "sub/b.flac.codes", "sub/c.OPUS.codes"]
+    # the example picks exactly the files `aar tokenize` picks
+    assert [f"{f}.codes" for f in list_audio_files(inputs / "tree") if "broken" not in f] == written
+    for rel in ("a.wav", "multi.w64", "sub/b.flac", "sub/c.OPUS"):
+        wav, rate = load_audio(inputs / "tree" / rel)
         codes = load_codes(out / "codes" / f"{rel}.codes", official_tokenizer)
-        assert codes.equal(official_tokenizer.encode(wav, rate)) and codes.sample_rate == rate
+        assert codes.equal(official_tokenizer.encode(wav[None], rate)) and codes.sample_rate == rate
 
 
 def _run_in_process(script, argv, monkeypatch):
@@ -142,9 +150,23 @@ def test_default_input_is_a_test_tone(tmp_path, monkeypatch, capsys):
     assert rate == 24000 and tone.shape == (48000,) and "SNR" in capsys.readouterr().out
 
 
+def test_roundtrip_reads_any_channel_count(inputs, official_tokenizer, tmp_path, monkeypatch, capsys):
+    """A three-channel 11.025 kHz file goes in as it is: averaged to mono, resampled to 24 kHz."""
+    _run_in_process("roundtrip.py", [inputs / "tree" / "multi.w64", "--model", SAT_PTH,
+                                     "--out", tmp_path / "multi.wav"], monkeypatch)
+    wav, rate = load_audio(inputs / "tree" / "multi.w64")
+    assert wav.shape == (3, 12000) and rate == 11025
+    expected = official_tokenizer.decode(official_tokenizer.encode(wav[None], rate))
+    written, written_rate = sf.read(tmp_path / "multi.wav", dtype="float32")
+    assert written_rate == 24000 and written.shape == (math.ceil(12000 * 24000 / 11025),)
+    np.testing.assert_allclose(written, expected[0, 0].numpy(), atol=1e-4)
+    assert "2 window(s) x 455 tokens" in capsys.readouterr().out
+
+
 def test_prompt_and_audio_go_through_clap(inputs, official_generator, tmp_path, monkeypatch, capsys):
     """Without --clap, the scripts embed the prompt or the audio with CLAP (a stand-in here)."""
     monkeypatch.setattr(ClapEncoder, "from_pretrained", lambda *args, **kwargs: stand_in_clap())
+    monkeypatch.setattr(ClapEncoder, "check_installed", staticmethod(lambda backend="laion-clap": None))
     clap = stand_in_clap()
     _run_in_process("text_to_audio.py", ["dry leaves", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
                                          "--out", tmp_path / "leaves.wav"], monkeypatch)
@@ -154,7 +176,7 @@ def test_prompt_and_audio_go_through_clap(inputs, official_generator, tmp_path, 
 
     _run_in_process("variation.py", [inputs / "clip.wav", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
                                      "--num", "1", "--out-dir", tmp_path], monkeypatch)
-    wav, rate = read_audio(inputs / "clip.wav")
+    wav, rate = load_audio(inputs / "clip.wav")
     expected = official_generator.generate(clap.embed_audio(wav, rate), seed=0)
     np.testing.assert_allclose(sf.read(tmp_path / "variation_0.wav", dtype="float32")[0],
                                expected[0, 0].numpy(), atol=1e-6)

@@ -14,28 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+from conftest import AAR_PTH, SAT_PTH, tiny_generator
 from official_layout import aar_official_state, sat_official_state
 
 import aar
-from aar import AARConfig, AARGenerator, SATTokenizer
+from aar import AARGenerator, SATTokenizer
 from aar._clap_backends import _allowlist_pickle_module, read_laion_state_dict
+from aar._commands import convert_checkpoint
 from aar.cli import main
-from aar.convert import CheckpointError, convert_checkpoint
+from aar.errors import CheckpointError
 
 PACKAGE = Path(aar.__file__).parent
 
 
-def tiny_generator(seed: int = 0) -> AARGenerator:
-    torch.manual_seed(seed)
-    config = AARConfig(depth=2, embed_dim=64, num_heads=2, latent_dim=TINY_SAT.latent_dim,
-                       codebook_size=TINY_SAT.codebook_size)
-    return AARGenerator(config, SATTokenizer(TINY_SAT).eval()).eval()
-
-
-@pytest.fixture(scope="module")
-def gen() -> AARGenerator:
-    return tiny_generator()
+@pytest.fixture
+def gen(shared_tiny_generator) -> AARGenerator:
+    return shared_tiny_generator
 
 
 # ------------------------------------------------------------------------------ pickled payloads
@@ -230,8 +224,10 @@ def test_unreadable_generator_files_name_the_file(tmp_path, gen, damage):
         AARGenerator.from_pretrained(path, tokenizer=gen.tokenizer)
     message = str(info.value)
     assert str(path) in message
-    if damage in ("list", "tokenizer file"):
-        assert "expected a dict with 'model_state_dict'" in message
+    if damage == "list":
+        assert "not a checkpoint of any kind aar knows" in message and "list" in message
+    if damage == "tokenizer file":
+        assert "is a tokenizer (SAT) checkpoint, but a generator (AAR) checkpoint was wanted" in message
 
 
 # ------------------------------------------------------------------------------- native folders
@@ -276,7 +272,7 @@ def test_damaged_native_folders_are_refused_by_name(tmp_path, gen, kind, damage)
 @pytest.mark.parametrize(
     "kind, changes, pattern",
     [
-        ("sat", {"model_type": "vocoder"}, "model_type='vocoder', expected 'sat'"),
+        ("sat", {"model_type": "vocoder"}, "tokenizer .* was wanted .*model_type 'vocoder'"),
         ("sat", {"n_filters": "4"}, "SATConfig.n_filters must be an integer, got '4'"),
         ("sat", {"scales": [1, 2.5, 75]}, "SATConfig.scales must be a list of integers"),
         ("sat", {"codebook_size": 0}, "codebook_size must be positive, got 0"),

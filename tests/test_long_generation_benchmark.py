@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "long_generation.py"
 
 
+@pytest.mark.slow  # a benchmark run in a subprocess: generation at three lengths
 def test_long_generation_benchmark_tiny():
     command = [sys.executable, str(SCRIPT), "--tiny", "--device", "cpu"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600)

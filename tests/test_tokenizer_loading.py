@@ -9,7 +9,8 @@ from conftest import SAT_PTH, TINY_SAT
 from official_layout import populate_hub_cache, sat_official_state, save_sat_official
 
 from aar import SATConfig, SATTokenizer
-from aar.convert import CheckpointError, convert_checkpoint
+from aar._commands import convert_checkpoint
+from aar.errors import CheckpointError, WrongModelKindError
 
 
 def _same_outputs(a: SATTokenizer, b: SATTokenizer, wav=None, atol=1e-5):
@@ -183,8 +184,9 @@ def test_truncated_and_foreign_files(tmp_path, tiny_tokenizer):
     with pytest.raises(CheckpointError, match="cut.pth"):
         SATTokenizer.from_pretrained(tmp_path / "cut.pth")
     torch.save({"model_state_dict": {}}, tmp_path / "gen.pth")
-    with pytest.raises(CheckpointError, match="expected a dict with 'generator_state_dict'"):
+    with pytest.raises(WrongModelKindError, match="gen.pth is a generator .* tokenizer .* wanted") as info:
         SATTokenizer.from_pretrained(tmp_path / "gen.pth")
+    assert (info.value.found, info.value.wanted) == ("aar", ("sat",))
     (tmp_path / "noise.pth").write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="noise.pth"):
         SATTokenizer.from_pretrained(tmp_path / "noise.pth")

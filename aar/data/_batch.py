@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import read_audio
+from ..audio import load_audio
 from ..tokenizer import SATTokenizer
 
 #: Bumped whenever the columns or how they are computed change: it invalidates datasets caches.
@@ -107,7 +107,12 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
         raise ValueError(f"cannot decode audio bytes: {err}") from None
     if wav.shape[0] == 0:
         raise ValueError("audio bytes hold no samples")
-    return np.ascontiguousarray(wav.T), int(sr)
+    return np.ascontiguousarray(wav.T)[None], int(sr)  # (1, C, T): a file may have any channel count
+
+
+def _read_file(path: str) -> tuple[torch.Tensor, int]:
+    wav, sr = load_audio(path)
+    return wav[None], sr  # (1, C, T): a file may have any channel count
 
 
 def _array(value) -> np.ndarray:
@@ -132,14 +137,15 @@ def decode_audio(value, rate=None) -> tuple[np.ndarray | torch.Tensor, int]:
     column.
 
     Returns:
-        ``(wav, sample_rate)``: wav shaped (T,) or (C, T), as ``SATTokenizer.encode`` accepts it.
+        ``(wav, sample_rate)``: wav shaped (T,) or (C, T) for arrays, (1, C, T) for decoded files (any
+        channel count), as ``SATTokenizer.encode`` accepts it.
     """
     pa = require("pyarrow", "data")
     if not value.is_valid:
         raise ValueError("audio value is null")
     kind = value.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return read_audio(value.as_py())
+        return _read_file(value.as_py())
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return _read_bytes(value.as_py())
     if pa.types.is_struct(kind):
@@ -149,7 +155,7 @@ def decode_audio(value, rate=None) -> tuple[np.ndarray | torch.Tensor, int]:
         if "bytes" in names and value["bytes"].is_valid:
             return _read_bytes(value["bytes"].as_py())
         if "path" in names and value["path"].is_valid:
-            return read_audio(value["path"].as_py())
+            return _read_file(value["path"].as_py())
         raise ValueError(
             f"audio struct {sorted(names)} has neither array+sampling_rate nor bytes/path values"
         )

@@ -27,8 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from .._checks import check_positive_int
 from .._files import atomic_path
+from .._version import __version__
+from ..audio import AUDIO_EXTENSIONS, is_audio_file
 from ..tokenizer import SATTokenizer
 from ._batch import (
     ERROR_COLUMN,
@@ -43,8 +45,6 @@ from ._runners import FILES_PER_TASK, in_process, on_ray, process_pool, ray_sess
 
 logger = logging.getLogger(__name__)
 
-#: Extensions picked up (case-insensitive); soundfile decides whether it can read each file.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 MANIFEST_NAME = "manifest.json"
 ERRORS_NAME = "errors.jsonl"
 #: Files per shard unless told otherwise: about 9 MB of tokens for 10-second clips.
@@ -90,7 +90,7 @@ def list_audio_files(input_dir: str | os.PathLike) -> list[str]:
     found = [
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+        if is_audio_file(p)
     ]
     return sorted(found)
 
@@ -126,8 +126,7 @@ def _check_args(input_dir, num_proc, ray_address, shard_size) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"input folder not found: {root}")
     for name, value in (("num_proc", num_proc), ("shard_size", shard_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
     if ray_address is not None and (not isinstance(ray_address, str) or not ray_address):
         raise ValueError(f"ray_address must be None, 'local', 'auto' or a Ray address, got {ray_address!r}")
     if ray_address is not None and num_proc != 1:
@@ -147,10 +146,11 @@ def tokenize_folder(
 ) -> TokenizeSummary:
     """Tokenize every audio file under a folder into Parquet shards; safe to interrupt and re-run.
 
-    Files (wav, flac, ogg, mp3; recursively) are read with soundfile at their own rate and encoded one
-    by one with ``tok.encode``, so each row equals the library's codes for that file. A file that
-    cannot be read or encoded (corrupt, empty, unsupported) is recorded in ``errors.jsonl`` with its
-    reason and the run goes on.
+    Files with one of ``aar.audio.AUDIO_EXTENSIONS`` (wav, flac, ogg, opus, mp3, aiff, ...;
+    recursively) are read with ``aar.load_audio`` at their own rate and encoded one by one with
+    ``tok.encode``, so each row equals the library's codes for that file. A file that cannot be read
+    or encoded (corrupt, empty, unsupported) is recorded in ``errors.jsonl`` with its reason and the
+    run goes on.
 
     Args:
         input_dir: Folder of audio files.

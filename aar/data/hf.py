@@ -10,7 +10,8 @@ import os
 
 import torch
 
-from .. import __version__
+from .._checks import check_positive_int
+from .._version import __version__
 from ..tokenizer import SATTokenizer
 from ._batch import (
     FORMAT_VERSION,
@@ -148,10 +149,8 @@ def tokenize_dataset(
     for name, column in (("audio_column", audio_column), ("sample_rate_column", sample_rate_column)):
         if column is not None and column not in ds.column_names:
             raise ValueError(f"{name}={column!r} is not a column; columns are {ds.column_names}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
-        raise ValueError(f"num_proc must be None or a positive integer, got {num_proc!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("num_proc", num_proc, optional=True)
     workers = num_proc or 1
     if workers > 1 and tokenizer.device.type != "cpu":
         raise ValueError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from .._checks import check_positive_int
 from ._batch import check_errors_mode, check_tokenizer, encode_table, model_location, require
 
 
@@ -106,8 +107,7 @@ def ray_tokenize(
         raise TypeError(f"ray_dataset must be a ray.data.Dataset, got {type(ray_dataset).__name__}")
     location = model_location(model)
     check_errors_mode(errors)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     if not num_cpus > 0 or num_gpus < 0:
         raise ValueError(f"num_cpus must be > 0 and num_gpus >= 0, got {num_cpus!r} and {num_gpus!r}")
     return ray_dataset.map_batches(

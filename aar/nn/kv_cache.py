@@ -37,10 +37,11 @@ class KVCache:
 
     Attributes:
         depth: Number of blocks whose keys and values are kept.
+        capacity: Tokens each block's buffer holds (a whole window, L).
         num_scales: Scales appended so far; ``step`` expects this scale index next.
     """
 
-    def __init__(self, depth: int, capacity: int | None = None) -> None:
+    def __init__(self, depth: int, capacity: int) -> None:
         self.depth = depth
         self.capacity = capacity
         self._buffers: list[Tensor | None] = [None] * depth  # each (2, B, H, capacity, c)
@@ -58,12 +59,6 @@ class KVCache:
         """Batch size of the cached keys, or None when empty."""
         return None if self._length == 0 else self._buffers[0].shape[1]
 
-    def layers(self) -> list[KV | None]:
-        """The cached ``(keys, values)`` of every block, or ``None`` for each when empty."""
-        if self._length == 0:
-            return [None] * self.depth
-        return [(b[0, :, :, : self._length], b[1, :, :, : self._length]) for b in self._buffers]
-
     def slots(self) -> list[KVSlot]:
         """Where each block writes the keys and values of the next step (after the cached ones)."""
         return [KVSlot(self, i, self._length) for i in range(self.depth)]
@@ -80,12 +75,9 @@ class KVCache:
     def _write(self, i: int, start: int, k_BHlc: Tensor, v_BHlc: Tensor) -> KV:
         end = start + k_BHlc.shape[2]
         buffer = self._buffers[i]
-        if buffer is None or buffer.shape[3] < end:
+        if buffer is None:  # the first step: one buffer for the whole window
             B, H, _, c = k_BHlc.shape
-            grown = k_BHlc.new_empty(2, B, H, max(end, self.capacity or 0), c)
-            if buffer is not None:
-                grown[:, :, :, :start] = buffer[:, :, :, :start]
-            self._buffers[i] = buffer = grown
+            self._buffers[i] = buffer = k_BHlc.new_empty(2, B, H, self.capacity, c)
         buffer[0, :, :, start:end] = k_BHlc
         buffer[1, :, :, start:end] = v_BHlc
         return buffer[0, :, :, :end], buffer[1, :, :, :end]  # (B, H, L_seen, c) views

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aar.nn import cpu
+
 logger = logging.getLogger(__name__)
 
 #: Weight dtypes that run as "low-precision weights, float32 activations".
@@ -90,13 +92,11 @@ def cpu_has_matrix_units(dtype: torch.dtype) -> bool:
 def runs_fast(dtype: torch.dtype) -> bool:
     """Whether ``dtype`` matrix products beat float32 on this CPU.
 
-    bfloat16: decided by ``aar.precision.bf16_is_fast`` (AMX, or AVX512-BF16 and a short
+    bfloat16: decided by ``aar.nn.cpu.bf16_is_fast`` (AMX, or AVX512-BF16 and a short
     measurement); float16: AMX-FP16 units only.
     """
     if dtype == torch.bfloat16:
-        from aar.precision import bf16_is_fast  # the CPU probes live there
-
-        return bf16_is_fast()
+        return cpu.bf16_is_fast()
     return cpu_has_matrix_units(dtype)
 
 

@@ -8,6 +8,7 @@ Both halves are ``nn.Sequential`` stacks whose indices follow the official layou
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -47,12 +48,21 @@ class SkipLSTM(nn.Module):
         return (y_TBC + x_TBC).permute(1, 2, 0)
 
 
-def _residual_units(dim: int, count: int, kernel_size: int, dilation_base: int, compress: int):
-    return [ResidualUnit(dim, kernel_size, dilation_base**j, compress) for j in range(count)]
+class _SEANet(nn.Module, ABC):
+    """The hyperparameters both halves share; each half lays out its ``nn.Sequential`` in ``_layers``.
 
-
-class SEANetEncoder(nn.Module):
-    """Waveform (B, 1, T) -> latent (B, D, T / prod(ratios))."""
+    Args:
+        n_filters: Channels after the encoder's first convolution (before the decoder's last).
+        dimension: Channels of the latent.
+        ratios: Up-sampling ratios in decoder order; the encoder downsamples by them reversed.
+        n_residual_layers: Residual units per stage.
+        lstm_layers: Layers of the skip LSTM in the middle; 0 for none.
+        kernel_size: Kernel of the first convolution.
+        last_kernel_size: Kernel of the last convolution.
+        residual_kernel_size: Kernel of a residual unit's first convolution.
+        dilation_base: Unit j of a stage has dilation ``dilation_base ** j``.
+        compress: Channel reduction inside residual units.
+    """
 
     def __init__(
         self,
@@ -68,52 +78,50 @@ class SEANetEncoder(nn.Module):
         compress: int = 2,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [PaddedConv1d(1, n_filters, kernel_size)]
-        width = n_filters
-        for ratio in reversed(ratios):
-            layers += _residual_units(
-                width, n_residual_layers, residual_kernel_size, dilation_base, compress
-            )
+        self.n_filters, self.dimension, self.ratios = n_filters, dimension, tuple(ratios)
+        self.lstm_layers, self.kernel_size, self.last_kernel_size = lstm_layers, kernel_size, last_kernel_size
+        self._units = (n_residual_layers, residual_kernel_size, dilation_base, compress)
+        self.model = nn.Sequential(*self._layers())
+
+    def residual_units(self, dim: int) -> list[nn.Module]:
+        """One stage's residual units at width ``dim``, dilations 1, base, base**2, ..."""
+        count, kernel_size, dilation_base, compress = self._units
+        return [ResidualUnit(dim, kernel_size, dilation_base**j, compress) for j in range(count)]
+
+    @abstractmethod
+    def _layers(self) -> list[nn.Module]:
+        """The half's layers in the official order (indices are checkpoint keys)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class SEANetEncoder(_SEANet):
+    """Waveform (B, 1, T) -> latent (B, D, T / prod(ratios)); arguments as in ``_SEANet``."""
+
+    def _layers(self) -> list[nn.Module]:
+        layers: list[nn.Module] = [PaddedConv1d(1, self.n_filters, self.kernel_size)]
+        width = self.n_filters
+        for ratio in reversed(self.ratios):
+            layers += self.residual_units(width)
             layers += [nn.ELU(), PaddedConv1d(width, 2 * width, 2 * ratio, stride=ratio)]
             width *= 2
-        if lstm_layers:
-            layers.append(SkipLSTM(width, lstm_layers))
-        layers += [nn.ELU(), PaddedConv1d(width, dimension, last_kernel_size)]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, wav_B1T: torch.Tensor) -> torch.Tensor:
-        return self.model(wav_B1T)
+        if self.lstm_layers:
+            layers.append(SkipLSTM(width, self.lstm_layers))
+        return [*layers, nn.ELU(), PaddedConv1d(width, self.dimension, self.last_kernel_size)]
 
 
-class SEANetDecoder(nn.Module):
-    """Latent (B, D, F) -> waveform (B, 1, F * prod(ratios)); no final activation."""
+class SEANetDecoder(_SEANet):
+    """Latent (B, D, F) -> waveform (B, 1, F * prod(ratios)); no final activation; arguments as in
+    ``_SEANet``."""
 
-    def __init__(
-        self,
-        n_filters: int,
-        dimension: int,
-        ratios: Sequence[int],
-        n_residual_layers: int = 1,
-        lstm_layers: int = 2,
-        kernel_size: int = 7,
-        last_kernel_size: int = 7,
-        residual_kernel_size: int = 3,
-        dilation_base: int = 2,
-        compress: int = 2,
-    ) -> None:
-        super().__init__()
-        width = n_filters * 2 ** len(ratios)
-        layers: list[nn.Module] = [PaddedConv1d(dimension, width, kernel_size)]
-        if lstm_layers:
-            layers.append(SkipLSTM(width, lstm_layers))
-        for ratio in ratios:
+    def _layers(self) -> list[nn.Module]:
+        width = self.n_filters * 2 ** len(self.ratios)
+        layers: list[nn.Module] = [PaddedConv1d(self.dimension, width, self.kernel_size)]
+        if self.lstm_layers:
+            layers.append(SkipLSTM(width, self.lstm_layers))
+        for ratio in self.ratios:
             layers += [nn.ELU(), TrimmedConvTranspose1d(width, width // 2, 2 * ratio, stride=ratio)]
             width //= 2
-            layers += _residual_units(
-                width, n_residual_layers, residual_kernel_size, dilation_base, compress
-            )
-        layers += [nn.ELU(), PaddedConv1d(width, 1, last_kernel_size)]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, z_BDF: torch.Tensor) -> torch.Tensor:
-        return self.model(z_BDF)
+            layers += self.residual_units(width)
+        return [*layers, nn.ELU(), PaddedConv1d(width, 1, self.last_kernel_size)]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from itertools import accumulate
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aar.config import AARConfig
-from aar.nn.kv_cache import KV, KVCache, KVSlot
+from aar.nn.kv_cache import KVCache, KVSlot
 from aar.nn.linear import Linear
 from aar.nn.precision import stream_dtype
 
@@ -53,19 +53,17 @@ class CosineSelfAttention(nn.Module):
         self.mat_qkv = Linear(embed_dim, 3 * embed_dim, bias=False)
         self.proj = Linear(embed_dim, embed_dim)
 
-    def forward(
-        self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KV | KVSlot | None = None
-    ) -> tuple[Tensor, KV]:
-        """Attend from ``x_BlC`` to the cached tokens ``past`` followed by ``x_BlC`` itself.
+    def forward(self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None) -> Tensor:
+        """Attend from ``x_BlC`` to the cached tokens in ``past`` followed by ``x_BlC`` itself.
 
         Args:
             x_BlC: Normalised input, (B, l, C).
             mask_lL: Boolean mask (l, L_seen), True where a query may attend; None attends to all.
-            past: Keys and values of earlier tokens, each (B, H, L_past, c); or a ``KVSlot``, which
-                holds them and takes this step's; or None.
+            past: The block's ``KVSlot``, which holds the keys and values of earlier tokens and takes
+                this step's; None attends within ``x_BlC`` only.
 
         Returns:
-            The output (B, l, C) and the keys and values of all tokens seen, each (B, H, L_seen, c).
+            The output, (B, l, C).
         """
         B, l, C = x_BlC.shape
         zero_k_bias = torch.zeros_like(self.q_bias)
@@ -75,14 +73,11 @@ class CosineSelfAttention(nn.Module):
         temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp().to(q.dtype)
         q = F.normalize(q, dim=-1) * temperature_1H11
         k = F.normalize(k, dim=-1)
-        if isinstance(past, KVSlot):
+        if past is not None:
             k, v = past.append(k, v)  # (B, H, L_seen, c), written in place after the cache
-        elif past is not None:
-            k = torch.cat((past[0], k), dim=2)  # (B, H, L_seen, c)
-            v = torch.cat((past[1], v), dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
         out = out.transpose(1, 2).reshape(B, l, C)  # (B, H, l, c) -> (B, l, C)
-        return self.proj(out), (k, v)
+        return self.proj(out)
 
 
 class FeedForward(nn.Module):
@@ -118,19 +113,19 @@ class AdaLNBlock(nn.Module):
         self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 6 * embed_dim))
 
     def forward(
-        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KV | KVSlot | None = None,
+        self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None,
         ada_B16C: Tensor | None = None,
-    ) -> tuple[Tensor, KV]:
+    ) -> Tensor:
         """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C).
 
         ``ada_B16C`` is ``ada_lin``'s output for ``cond_BC`` if already known, (B, 1, 6C).
         """
         ada_B16C = _ada(self.ada_lin, cond_BC) if ada_B16C is None else ada_B16C
         g1, g2, s1, s2, b1, b2 = ada_B16C.chunk(6, dim=-1)  # (B, 1, C)
-        h_BlC, kv = self.attn(_modulate(x_BlC, s1, b1, self.norm_eps), mask_lL, past)
+        h_BlC = self.attn(_modulate(x_BlC, s1, b1, self.norm_eps), mask_lL, past)
         x_BlC = x_BlC + h_BlC * g1
         x_BlC = x_BlC + self.ffn(_modulate(x_BlC, s2, b2, self.norm_eps)) * g2
-        return x_BlC, kv
+        return x_BlC
 
 
 class AdaLNHead(nn.Module):
@@ -159,6 +154,33 @@ class ConditionMLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(clap_BD), approximate="tanh"))
 
 
+class TransformerShape(Protocol):
+    """What ``AARTransformer`` reads from its configuration; ``aar.AARConfig`` is one.
+
+    Blocks know nothing of where these values come from (a ``config.json``, an official
+    checkpoint, a test): any object with these attributes builds the model.
+    """
+
+    depth: int
+    embed_dim: int
+    num_heads: int
+    cond_dim: int
+    norm_eps: float
+    max_scale_mul: float
+    latent_dim: int
+    codebook_size: int
+    scales: tuple[int, ...]
+
+    @property
+    def mlp_dim(self) -> int: ...  # hidden width of the FFN
+
+    @property
+    def num_scales(self) -> int: ...  # S
+
+    @property
+    def tokens_per_window(self) -> int: ...  # L, the sum of the scales
+
+
 class AARTransformer(nn.Module):
     """Next-scale transformer predicting every token of scale i from the scales before it.
 
@@ -168,9 +190,11 @@ class AARTransformer(nn.Module):
     position adds ``lvl_embed(scale index) + pos_1LC``.
 
     Args:
-        config: Hyperparameters; parameter names match the official checkpoints.
+        config: Hyperparameters (an ``aar.AARConfig``); parameter names match the official
+            checkpoints.
 
     Example:
+        >>> from aar import AARConfig
         >>> config = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, scales=(1, 2, 3))
         >>> model = AARTransformer(config).eval()
         >>> cond_BC = model.condition(torch.randn(2, 512))
@@ -178,7 +202,7 @@ class AARTransformer(nn.Module):
         torch.Size([2, 6, 1024])
     """
 
-    def __init__(self, config: AARConfig):
+    def __init__(self, config: TransformerShape):
         super().__init__()
         self.config = config
         C, L, S = config.embed_dim, config.tokens_per_window, config.num_scales
@@ -240,7 +264,8 @@ class AARTransformer(nn.Module):
             x_BlLat = x_BlLat.to(self.activation_dtype)
             parts.append(self.word_embed(x_BlLat))
         x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        return x_BlC + self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
+        lvl_pos_BlC = self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
+        return x_BlC + lvl_pos_BlC  # the official order: level and position summed first
 
     def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
         return self.head(self.head_nm(x_BlC, cond_BC, ada_B12C))
@@ -269,7 +294,7 @@ class AARTransformer(nn.Module):
         x_BLC = self._embed(cond_BC, x_BLLat, 0, L)
         mask_LL = self.level_L.unsqueeze(1) >= self.level_L.unsqueeze(0)  # block-causal
         for block in self.blocks:
-            x_BLC, _ = block(x_BLC, cond_BC, mask_LL)
+            x_BLC = block(x_BLC, cond_BC, mask_LL)
         return self._logits(x_BLC, cond_BC)
 
     def step(
@@ -306,6 +331,6 @@ class AARTransformer(nn.Module):
         x_BlC = self._embed(cond_BC, x_BlLat, start, end)
         ada = cache.adaln(cond_BC, self._adaln)  # once per generation, not once per scale
         for block, slot, ada_B16C in zip(self.blocks, cache.slots(), ada):
-            x_BlC, _ = block(x_BlC, cond_BC, past=slot, ada_B16C=ada_B16C)  # sees itself and the past
+            x_BlC = block(x_BlC, cond_BC, past=slot, ada_B16C=ada_B16C)  # sees itself and the past
         cache.commit(end - start)
         return self._logits(x_BlC, cond_BC, ada[-1])

@@ -1,0 +1,151 @@
+"""Every error type aar raises on purpose, in one place, so callers can catch by type.
+
+Each one also subclasses the builtin that code written before it existed would have caught
+(``ValueError``, ``ImportError``, ``ConnectionError``), and all share :class:`AARError`, so
+``except aar.errors.AARError`` catches whatever aar refuses deliberately. The messages are one line
+and name the value received and what was wanted; the same facts are attributes, for programs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+#: What each model kind is called in messages.
+KIND_NAMES = {
+    "sat": "a tokenizer (SAT) checkpoint",
+    "aar": "a generator (AAR) checkpoint",
+    "clap": "a CLAP checkpoint",
+}
+
+
+class AARError(Exception):
+    """Base class of the errors below.
+
+    They pickle with their message and attributes (worker processes send errors back this way),
+    although their constructors take other arguments than the message.
+    """
+
+    def __reduce__(self):
+        state = dict(self.__dict__)
+        if isinstance(self, ImportError):  # slots, not in __dict__
+            state.update(name=self.name, path=self.path)
+        return _rebuild, (type(self), self.args, state)
+
+
+def _rebuild(cls: type[AARError], args: tuple, state: dict) -> AARError:
+    err = cls.__new__(cls, *args)
+    err.args = args
+    for key, value in state.items():
+        setattr(err, key, value)
+    return err
+
+
+class CheckpointError(AARError, ValueError):
+    """A checkpoint that cannot be read, or whose keys, shapes or config do not fit the model.
+
+    Attributes:
+        source: The file or folder the error is about, when the message already names it.
+    """
+
+    def __init__(self, message: str, *, source: str | os.PathLike | None = None):
+        super().__init__(message)
+        self.source = None if source is None else str(source)
+
+
+class WrongModelKindError(CheckpointError):
+    """A checkpoint file or folder of another kind than the one asked for.
+
+    Attributes:
+        found: ``"sat"``, ``"aar"``, ``"clap"``, or None when the kind is not recognised.
+        wanted: The kinds that would have been accepted.
+    """
+
+    def __init__(self, source: str | os.PathLike, found: str | None, wanted: str | Sequence[str],
+                 detail: str = ""):
+        wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+        what = KIND_NAMES.get(found, "not a checkpoint of any kind aar knows")
+        asked = " or ".join(KIND_NAMES[k] for k in wanted)
+        super().__init__(f"{source} is {what}, but {asked} was wanted{detail}", source=source)
+        self.found = found
+        self.wanted = wanted
+
+
+class MissingTokenizerError(AARError, ValueError):
+    """An official generator checkpoint came without its paired tokenizer.
+
+    Attributes:
+        source: The generator checkpoint.
+    """
+
+    def __init__(self, source: str | os.PathLike):
+        super().__init__(
+            f"{source} is an official generator checkpoint without its tokenizer: pass tokenizer= "
+            "(a SATTokenizer or anything SATTokenizer.from_pretrained accepts), or put "
+            "SAT_d128_lat128.pth beside it"
+        )
+        self.source = str(source)
+
+
+class HubUnreachableError(AARError, ConnectionError):
+    """The Hugging Face Hub cannot be reached and the file is not in the local cache.
+
+    Attributes:
+        repo_id: The repository asked for.
+        path_in_repo: The file asked for (not ``filename``: ``OSError`` gives that a meaning).
+        endpoint: The Hub address that was tried.
+    """
+
+    def __init__(self, repo_id: str, filename: str, endpoint: str, reason: str = ""):
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"cannot reach the Hugging Face Hub at {endpoint}{why} to fetch {filename!r} of "
+            f"{repo_id!r}, and it is not in the local cache; to work offline, set HF_HUB_OFFLINE=1 "
+            "with the model already cached, or pass a local path"
+        )
+        self.repo_id = repo_id
+        self.path_in_repo = filename
+        self.endpoint = endpoint
+
+
+class MissingExtraError(AARError, ImportError):
+    """An optional package is not installed; the message gives the pip command of its extra.
+
+    Attributes:
+        extra: The ``aar-audio`` extra that provides it (``"clap"``, ``"data"``, ``"ray"``).
+        package: The import name that is missing.
+        needed_for: What needed it.
+    """
+
+    def __init__(self, extra: str, package: str, needed_for: str):
+        super().__init__(
+            f"{needed_for} needs the {package!r} package, which is not installed; install it with: "
+            f"{pip_command(extra)}",
+            name=package,
+        )
+        self.extra = extra
+        self.package = package
+        self.needed_for = needed_for
+
+
+def pip_command(extra: str) -> str:
+    """The command that installs one of aar's extras, e.g. ``pip install "aar-audio[clap]"``."""
+    return f'pip install "aar-audio[{extra}]"'
+
+
+def require_extra(package: str, extra: str, needed_for: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``package`` can be imported; never imports it.
+
+    ``importlib.util.find_spec`` only looks the package up, which matters for laion-clap: importing
+    it downloads tokenizers.
+    """
+    if sys.modules.get(package) is not None:
+        return
+    try:
+        found = importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
+        found = False
+    if not found:
+        raise MissingExtraError(extra, package, needed_for)

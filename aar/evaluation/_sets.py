@@ -1,0 +1,154 @@
+"""Folders of audio as evaluation sets: listing, loading at a model's rate, embeddings, class probabilities.
+
+Legend: N clips, D embedding size, C classes, T samples.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..audio import read_audio, resample, to_mono
+
+if TYPE_CHECKING:
+    from ..metrics import AudioClassifier, EmbeddingExtractor
+
+#: Extensions picked up (case-insensitive), as ``aar tokenize`` does; soundfile decides the rest.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+#: Exceptions that mark one file as bad (recorded and skipped) rather than stopping the run: unreadable,
+#: missing, empty, NaN samples. Anything else (out of memory, a bug) stops the run.
+FILE_ERRORS = (ValueError, OSError)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be scored, and why."""
+
+    path: str
+    error: str
+
+
+def list_audio(folder: str | os.PathLike) -> list[Path]:
+    """Audio files under ``folder``, recursively, sorted by their path relative to it.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+        ValueError: it holds no audio files.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"audio folder not found: {root}")
+    found = sorted(
+        (p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    if not found:
+        raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
+    return found
+
+
+def load_mono(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
+    """A file as mono float32 audio at ``sample_rate``, shaped (1, 1, T); channels are averaged."""
+    wav_CT, rate = read_audio(path)
+    if not torch.isfinite(wav_CT).all():
+        raise ValueError(f"audio file {path} contains NaN or Inf samples")
+    return resample(to_mono(wav_CT[None]), rate, sample_rate)
+
+
+def uses_frames(extractor: EmbeddingExtractor) -> bool:
+    """Whether FAD pools the extractor's per-frame embeddings (VGGish's 0.96-s examples, as the original
+    FAD does) rather than one embedding per clip: true when it has ``embed_frames``."""
+    return callable(getattr(extractor, "embed_frames", None))
+
+
+def embed_audio(wav_B1T: torch.Tensor, rate: int, extractor: EmbeddingExtractor) -> torch.Tensor:
+    """Embeddings (N, D) in float64 of audio at ``rate``, resampled to the extractor's rate first:
+    N = B clips, or every frame of every clip when :func:`uses_frames`."""
+    wav = resample(wav_B1T, rate, extractor.sample_rate)
+    with torch.no_grad():
+        emb = extractor.embed_frames(wav) if uses_frames(extractor) else extractor.embed(wav)
+    return emb.detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
+
+
+def embed_one(path, extractor: EmbeddingExtractor, cache=None) -> torch.Tensor:
+    """The embeddings (n, D) float64 of one file: n = 1, or its frames when :func:`uses_frames`.
+
+    Through ``cache.embed_file`` when a cache is given, so a re-run reads them back.
+    """
+    if cache is not None:
+        emb = cache.embed_file(path, extractor, frames=uses_frames(extractor))
+    else:
+        emb = embed_audio(load_mono(path, extractor.sample_rate), extractor.sample_rate, extractor)
+    return torch.as_tensor(emb).detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
+
+
+def embed_locally(paths, extractor: EmbeddingExtractor, cache=None):
+    """Embed files one by one in this process: yields each file's (n, D) embeddings or its FileError."""
+    for path in paths:
+        try:
+            yield embed_one(path, extractor, cache)
+        except FILE_ERRORS as err:
+            yield FileError(str(path), describe(err))
+
+
+def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
+                desc: str = "embed", embedder=None) -> tuple[torch.Tensor, list[Path], list[FileError]]:
+    """Embed every file, skipping (and recording) those that cannot be read.
+
+    Args:
+        paths: Audio files.
+        extractor: The embedding model.
+        cache: An ``aar.metrics.EmbeddingCache``, or None to embed every file afresh.
+        progress: Show a progress bar.
+        desc: Its label.
+        embedder: Where the work runs: ``embedder(paths, extractor, cache)`` yielding what
+            :func:`embed_locally` yields, in order (``aar.evaluation.distributed.ray_embedder`` runs
+            on Ray); None: :func:`embed_locally`.
+
+    Returns:
+        ``(embeddings (N, D) float64, the files embedded, errors of the files that failed)``. With an
+        extractor that has per-frame embeddings (:func:`uses_frames`), each file gives one row per frame.
+    """
+    from tqdm.auto import tqdm
+
+    paths = list(paths)
+    rows, done, errors = [], [], []
+    results = (embedder or embed_locally)(paths, extractor, cache)
+    for path, result in zip(paths, tqdm(results, total=len(paths), desc=desc, unit="file",
+                                        disable=not progress)):
+        if isinstance(result, FileError):
+            errors.append(result)
+        else:
+            rows.append(result)
+            done.append(Path(path))
+    dim = extractor.dim
+    return (torch.cat(rows) if rows else torch.empty(0, dim, dtype=torch.float64)), done, errors
+
+
+def classify_files(paths, classifier: AudioClassifier, progress: bool = False,
+                   desc: str = "classify") -> tuple[torch.Tensor, list[Path], list[FileError]]:
+    """Class probabilities (N, C) float64 of every readable file, with the files and the errors."""
+    from tqdm.auto import tqdm
+
+    rows, done, errors = [], [], []
+    for path in tqdm(list(paths), desc=desc, unit="file", disable=not progress):
+        try:
+            wav = load_mono(path, classifier.sample_rate)
+            with torch.no_grad():
+                probs = classifier.probs(wav)
+        except FILE_ERRORS as err:
+            errors.append(FileError(str(path), describe(err)))
+            continue
+        rows.append(probs.detach().to("cpu", torch.float64).reshape(1, classifier.num_classes))
+        done.append(Path(path))
+    C = classifier.num_classes
+    return (torch.cat(rows) if rows else torch.empty(0, C, dtype=torch.float64)), done, errors
+
+
+def describe(err: BaseException) -> str:
+    """One line for a recorded error."""
+    return " ".join(str(err).split()) or type(err).__name__

@@ -1,0 +1,221 @@
+"""The bodies of ``aar eval reconstruct | generate | compare`` (the parser lives in :mod:`aar.cli`).
+
+Model specs for ``--extractor`` and ``--classifier``: ``vggish:PATH`` (VGGish, as the original FAD),
+``panns:PATH`` (PANNs CNN14, as AudioLDM's evaluation), ``clap`` or ``clap:PATH_OR_ID`` (CLAP audio
+embeddings). Exit status: 0 when at least one file was scored (files that failed are listed in the
+JSON ``errors`` and counted on stderr), 1 when none could be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from .._files import atomic_path
+from ._sets import list_audio
+
+SPEC_KINDS = ("vggish", "panns", "clap")
+
+
+def default_cache_dir() -> Path:
+    """Where embeddings are cached unless ``--cache`` says otherwise: ``$XDG_CACHE_HOME/aar/embeddings``."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return root / "aar" / "embeddings"
+
+
+def _split(spec: str, what: str) -> tuple[str, str | None]:
+    from .._commands import UsageError
+
+    kind, _, where = spec.partition(":")
+    if kind not in SPEC_KINDS:
+        raise UsageError(f"{what} must be one of vggish:PATH, panns:PATH, clap[:PATH], got {spec!r}")
+    if kind != "clap" and not where:
+        raise UsageError(f"{what} {spec!r} needs a checkpoint: {kind}:PATH_OR_REPO")
+    return kind, where or None
+
+
+def load_extractor(spec: str, args):
+    """An embedding extractor from a spec (see the module docstring)."""
+    from .. import metrics
+
+    kind, where = _split(spec, "--extractor")
+    if kind == "clap":
+        from ..clap import ClapEncoder
+
+        return metrics.ClapExtractor(ClapEncoder.from_pretrained(where, backend=args.clap_backend,
+                                                                 device=args.device))
+    network = metrics.VGGish if kind == "vggish" else metrics.PANNsCNN14
+    return network.from_pretrained(where, device=args.device)
+
+
+def load_classifier(spec: str, args):
+    """An audio classifier from a spec: only ``panns:PATH`` classifies."""
+    from .. import metrics
+    from .._commands import UsageError
+
+    kind, where = _split(spec, "--classifier")
+    if kind != "panns":
+        raise UsageError(f"--classifier must be panns:PATH (a classifier with class outputs), got {spec!r}")
+    return metrics.PANNsCNN14.from_pretrained(where, device=args.device)
+
+
+@contextlib.contextmanager
+def _engines(args, model=None, tokenizer=None):
+    """``(runner, embedder)`` for ``--ray`` (one Ray session for the whole command), else ``(None, None)``."""
+    if args.ray is None:
+        yield None, None
+        return
+    from ..data._runners import ray_session
+    from .distributed import ray_embedder, ray_runner
+
+    with ray_session(args.ray):
+        runner = ray_runner(model, tokenizer, args.ray) if model is not None else None
+        yield runner, ray_embedder(args.ray)
+
+
+def _cache(args):
+    if args.no_cache:
+        return None
+    from ..metrics import EmbeddingCache
+
+    return EmbeddingCache(args.cache or default_cache_dir())
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+
+
+def print_table(header: list[str], rows: list[list]) -> None:
+    """A plain text table on stdout, columns right-aligned after the first."""
+    cells = [header] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+def _report_errors(errors, quiet: bool) -> None:
+    if errors:
+        print(f"aar: {len(errors)} file(s) skipped; reasons in the JSON 'errors'"
+              + ("" if quiet else ": " + "; ".join(f"{e.path}: {e.error}" for e in errors[:3])),
+              file=sys.stderr)
+
+
+def reconstruct(args) -> int:
+    """``aar eval reconstruct IN_DIR --model M``."""
+    from ..tokenizer import SATTokenizer
+    from .reconstruct import METRICS, evaluate_reconstruction
+
+    files = list_audio(args.input_dir)  # a bad folder fails before the model loads
+    extractor = load_extractor(args.extractor, args) if args.extractor else None
+    tok = SATTokenizer.from_pretrained(args.model, device=args.device)
+    report = evaluate_reconstruction(tok, files, extractor=extractor, batch_size=args.batch_size,
+                                     model=args.model, progress=not args.quiet)
+    rows = [[_relative(f.path, args.input_dir), f.seconds, f.windows] + [getattr(f, m) for m in METRICS]
+            for f in report.files]
+    rows.append(["all", sum(f.seconds for f in report.files), report.windows]
+                + [getattr(report, m) for m in METRICS])
+    print_table(["file", "seconds", "windows", *METRICS], rows)
+    if report.fad is not None:
+        print(f"FAD ({report.extractor}, originals vs reconstructions): {_fmt(report.fad)}")
+    elif report.fad_unavailable:
+        print(f"FAD: unavailable ({report.fad_unavailable})")
+    if args.json:
+        write_json(args.json, report.to_dict())
+    _report_errors(report.errors, args.quiet)
+    return 0
+
+
+def compare(args) -> int:
+    """``aar eval compare A_DIR B_DIR --extractor SPEC``."""
+    from .compare import compare_sets
+
+    list_audio(args.a_dir), list_audio(args.b_dir)
+    extractor = load_extractor(args.extractor, args)
+    classifier = load_classifier(args.classifier, args) if args.classifier else None
+    with _engines(args) as (_, embedder):
+        report = compare_sets(args.a_dir, args.b_dir, extractor, classifier=classifier, cache=_cache(args),
+                              embedder=embedder, progress=not args.quiet)
+    print(f"FAD ({report.extractor}): {_fmt(report.fad)}  [{report.files_a} vs {report.files_b} file(s)]")
+    if report.kl is not None:
+        print(f"KL: {_fmt(report.kl)} over {report.kl_pairs} pair(s)")
+    else:
+        print(f"KL: unavailable ({report.kl_unavailable})")
+    if args.json:
+        write_json(args.json, report.to_dict())
+    _report_errors(report.errors, args.quiet)
+    return 0
+
+
+def read_prompts(path: Path) -> list[str]:
+    """Prompts of a text file: one per line; blank lines and lines starting with ``#`` are skipped."""
+    if not path.is_file():
+        raise FileNotFoundError(f"prompts file not found: {path}")
+    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise ValueError(f"prompts file {path} holds no prompt (one per line)")
+    return prompts
+
+
+def generate(args) -> int:
+    """``aar eval generate --model M --reference REF_DIR (--prompts FILE | --clap-from DIR) -o OUT_DIR``."""
+    from .._commands import _load_generator
+    from ..audio import read_audio
+    from ..clap import ClapEncoder
+    from .generate import evaluate_generation
+
+    prompts = read_prompts(args.prompts) if args.prompts is not None else None
+    sources = list_audio(args.clap_from) if args.clap_from is not None else None
+    list_audio(args.reference)
+    extractor = load_extractor(args.extractor, args)
+    classifier = load_classifier(args.classifier, args) if args.classifier else None
+    gen = _load_generator(args)
+    gen.clap_encoder = ClapEncoder.from_pretrained(args.clap_model, backend=args.clap_backend,
+                                                   device=gen.device)
+    if prompts is not None:
+        clap_ND = gen.clap_vectors(prompt=prompts)
+    else:
+        import torch
+
+        clap_ND = torch.cat([gen.clap_vectors(audio=w, sample_rate=r) for w, r in map(read_audio, sources)])
+    with _engines(args, args.model, args.tokenizer) as (runner, embedder):
+        report = evaluate_generation(
+            gen, clap_ND, args.reference, args.output, extractor, cfgs=args.cfg,
+            num_samples=args.num_samples, seed=args.seed, classifier=classifier, condition_audio=sources,
+            cache=_cache(args), top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+            runner=runner, embedder=embedder, progress=not args.quiet,
+        )
+    print_table(["cfg", "clips", "FAD", "ISc", "KL"],
+                [[f"{p.cfg:g}", p.samples, p.fad, p.inception_score, p.kl] for p in report.points])
+    json_path = args.json or Path(args.output) / "report.json"
+    write_json(json_path, report.to_dict())
+    written = [str(json_path)]
+    try:
+        from .plot import plot_guidance_sweep
+
+        written.append(str(plot_guidance_sweep(report, args.plot or Path(args.output) / "guidance.png")))
+    except ImportError as err:
+        print(f"aar: no plot: {err}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {', '.join(written)}")
+    _report_errors(report.errors, args.quiet)
+    return 0

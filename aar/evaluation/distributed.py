@@ -1,0 +1,137 @@
+"""Generation and embedding of evaluation sets across a Ray cluster, with the engine ``aar tokenize
+--ray`` uses (``ray_session``, ``ActorPoolStrategy``, order preserved).
+
+Generation jobs become a Ray dataset; an actor pool, each actor loading the generator once, draws every
+job alone with its own seed (exactly what the local run does). Embedding ships the extractor (and the
+cache, whose folder every worker must be able to reach) to an actor pool that runs the local code on
+each file. Results come back in input order, equal to the local run's.
+
+Legend: N conditions or files, D condition or embedding size, T samples, n frames of a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data._batch import model_location
+from ..data._runners import FILES_PER_TASK, ray_session
+from ..data.ray import actor_pool
+from ._sets import FileError, embed_locally
+
+
+class GeneratorActor:
+    """The callable class ``map_batches`` runs: loads the generator once, then draws batches of jobs.
+
+    Args:
+        model: What ``AARGenerator.from_pretrained`` accepts, reachable from the worker.
+        tokenizer: The paired tokenizer for an official checkpoint, or None.
+        knobs: top_k, top_p and temperature.
+    """
+
+    def __init__(self, model: str, tokenizer: str | None, knobs: dict) -> None:
+        from ..generator import AARGenerator
+
+        self.generator = AARGenerator.from_pretrained(model, tokenizer=tokenizer)
+        self.knobs = knobs
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        audio = [
+            self.generator.generate(torch.from_numpy(np.asarray(clap, dtype=np.float32))[None],
+                                    cfg=float(cfg), seed=int(seed), **self.knobs)[0, 0].numpy()
+            for clap, cfg, seed in zip(batch["clap"], batch["cfg"], batch["seed"])
+        ]
+        return {"index": batch["index"], "audio": np.stack(audio)}
+
+
+def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, address: str,
+               concurrency: int | tuple[int, int] | None = None):
+    """A ``runner`` for :func:`aar.evaluation.evaluate_generation` that generates on Ray.
+
+    Args:
+        model: The generator, as a path every worker can read or a Hub repo id.
+        tokenizer: Its paired tokenizer for an official checkpoint, or None.
+        address: ``"local"`` starts Ray on this machine; ``"auto"`` or an address joins a cluster; an
+            already initialized Ray is used as it is.
+        concurrency: Actors (see ``aar.data.ray_tokenize``); None: 1 up to the cluster's CPUs.
+
+    Returns:
+        ``runner(jobs, clap_ND, knobs)``, yielding each job's (1, T) audio in job order.
+    """
+    location = model_location(model)
+    pair = None if tokenizer is None else model_location(tokenizer)
+
+    def runner(jobs, clap_ND: torch.Tensor, knobs: dict):
+        rows = clap_ND.detach().to("cpu", torch.float32).numpy()
+        with ray_session(address) as data:
+            items = [{"index": k, "clap": rows[job.condition], "cfg": job.cfg, "seed": job.seed}
+                     for k, job in enumerate(jobs)]
+            out = data.from_items(items).map_batches(
+                GeneratorActor, fn_constructor_kwargs=dict(model=location, tokenizer=pair, knobs=knobs),
+                batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
+            )
+            at = 0
+            for batch in out.iter_batches(batch_format="numpy", batch_size=None):
+                assert list(batch["index"]) == list(range(at, at + len(batch["index"])))
+                at += len(batch["index"])
+                for wav_T in batch["audio"]:
+                    yield torch.from_numpy(np.array(wav_T, dtype=np.float32))[None]
+
+    return runner
+
+
+class EmbedderActor:
+    """The callable class ``map_batches`` runs for embedding: the local code, on a batch of paths.
+
+    Args:
+        extractor: The embedding model (pickled to each actor once).
+        cache: An ``aar.metrics.EmbeddingCache`` on a folder every worker can reach, or None.
+    """
+
+    def __init__(self, extractor, cache) -> None:
+        self.extractor = extractor
+        self.cache = cache
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        rows, errors = [], []
+        for result in embed_locally(list(batch["path"]), self.extractor, self.cache):
+            failed = isinstance(result, FileError)
+            rows.append([] if failed else result.reshape(-1).tolist())
+            errors.append(result.error if failed else "")  # never null: an all-null column reads as NaN
+        return {"index": batch["index"], "embedding": rows, "error": errors}
+
+
+def ray_embedder(address: str, concurrency: int | tuple[int, int] | None = None):
+    """An ``embedder`` for ``compare_sets`` and ``evaluate_generation`` that embeds on Ray.
+
+    Args:
+        address: ``"local"``, ``"auto"`` or a cluster address; an initialized Ray is used as it is.
+        concurrency: Actors (see ``aar.data.ray_tokenize``); None: 1 up to the cluster's CPUs.
+
+    Returns:
+        ``embedder(paths, extractor, cache)``, yielding each file's (n, D) float64 embeddings or its
+        ``FileError``, in input order.
+    """
+
+    def embedder(paths, extractor, cache):
+        paths = list(paths)
+        items = [{"index": k, "path": str(Path(p).resolve())} for k, p in enumerate(paths)]
+        with ray_session(address) as data:
+            out = data.from_items(items).map_batches(
+                EmbedderActor, fn_constructor_kwargs=dict(extractor=extractor, cache=cache),
+                batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
+            )
+            at = 0
+            for batch in out.iter_batches(batch_format="numpy", batch_size=None):
+                assert list(batch["index"]) == list(range(at, at + len(batch["index"])))
+                for k, row, error in zip(batch["index"], batch["embedding"], batch["error"]):
+                    if error:
+                        yield FileError(str(paths[k]), str(error))
+                    else:
+                        yield torch.from_numpy(np.array(row, dtype=np.float64)).reshape(-1, extractor.dim)
+                at += len(batch["index"])
+
+    return embedder

@@ -1,0 +1,39 @@
+"""Evaluation metrics: reconstruction distances, Fréchet distance, Inception Score and KL divergence,
+and the networks whose embeddings and class probabilities they are computed on.
+
+Reconstruction (paired audio, one value per item): :func:`mel_distance`, :func:`stft_distance`,
+:func:`si_sdr`, and with the ``eval`` extra :func:`stoi` and :func:`pesq`. Distributions:
+:func:`frechet_distance` on embeddings from an :class:`EmbeddingExtractor` (:class:`VGGish`,
+:class:`PANNsCNN14`, :class:`ClapExtractor`), :func:`inception_score` and :func:`kl_divergence` on
+probabilities from an :class:`AudioClassifier` (:class:`PANNsCNN14`). :class:`EmbeddingCache` keeps
+per-file embeddings on disk. See docs/evaluation.md for the definitions and the numerical choices.
+"""
+
+from .cache import EmbeddingCache
+from .clap import ClapExtractor
+from .distribution import frechet_distance, inception_score, kl_divergence
+from .extractor import AudioClassifier, EmbeddingExtractor
+from .optional import optional_metrics, pesq, si_snr, stoi
+from .panns import PANNsCNN14, PANNsOutput
+from .reconstruction import mel_distance, si_sdr, stft_distance
+from .vggish import VGGish
+
+__all__ = [
+    "AudioClassifier",
+    "ClapExtractor",
+    "EmbeddingCache",
+    "EmbeddingExtractor",
+    "PANNsCNN14",
+    "PANNsOutput",
+    "VGGish",
+    "frechet_distance",
+    "inception_score",
+    "kl_divergence",
+    "mel_distance",
+    "optional_metrics",
+    "pesq",
+    "si_sdr",
+    "si_snr",
+    "stft_distance",
+    "stoi",
+]

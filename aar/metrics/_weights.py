@@ -1,0 +1,72 @@
+"""Reading the weights of the metric networks (VGGish, PANNs CNN14) safely, from a file or the Hub.
+
+A checkpoint is a ``.safetensors`` file, or a ``torch.save`` file read with ``weights_only=True``
+(a file that carries pickled Python objects is refused with ``CheckpointError`` rather than run).
+Published key names are mapped to aar's by a table (:func:`aar.convert.rename`): every key must match
+one rule or a listed rebuildable tensor, and the model then loads strictly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from .._loading import adopt_state, state_tensors
+from ..convert import load_weights_only
+from ..errors import CheckpointError
+
+
+def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", "state_dict")) -> dict:
+    """Tensors of a safetensors file, or of a weights-only ``torch.save`` file.
+
+    A ``torch.save`` payload may be the state dict itself or hold it under one of ``sections``
+    (``{"model": ...}`` is how the PANNs checkpoints are saved). A ``module.`` prefix is removed.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, carries pickled Python objects, or holds no dict of tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            state: Any = load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types
+            raise CheckpointError(f"cannot read {path} as safetensors: {err}") from None
+    else:
+        payload = load_weights_only(path)
+        state = payload
+        if isinstance(payload, Mapping):
+            for section in sections:
+                if isinstance(payload.get(section), Mapping):
+                    state = payload[section]
+                    break
+    return state_tensors(state, path)
+
+
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Strictly load ``state`` into ``module`` built on the meta device, then eval mode.
+
+    Each tensor is cast to the dtype the module was built with and becomes the module's tensor
+    (``assign=True``); missing, unexpected or mis-shaped keys raise ``CheckpointError`` naming them.
+    """
+    adopt_state(module, state, source)
+    module.eval()
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A short SHA-256 of a module's class and state dict (names, shapes, dtypes and bytes)."""
+    digest = hashlib.sha256(type(module).__name__.encode())
+    for key, value in sorted(module.state_dict().items()):
+        value = value.detach().to("cpu").contiguous()
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
