@@ -122,9 +122,9 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             TypeError: an unknown keyword.
         """
         request = loading_request(device=device, dtype=dtype, **hub_kwargs)
-        source = request.resolve(name_or_path, "aar", filename)
-        precision = resolve_precision(precision, request.dtype, request.device)
+        precision = resolve_precision(precision, request.dtype, request.device)  # before any loading
         dtype = torch.bfloat16 if precision == "bf16" else request.dtype
+        source = request.resolve(name_or_path, "aar", filename)
         if source.layout == "native":
             config, state = read_native(source.path, AARConfig)
         else:

@@ -126,8 +126,8 @@ class SATTokenizer(nn.Module):
             TypeError: an unknown keyword.
         """
         request = loading_request(device=device, dtype=dtype, **hub_kwargs)
+        dtype = tokenizer_dtype(precision, request.dtype)  # before any loading
         source = request.resolve(name_or_path, "sat", filename)
-        dtype = tokenizer_dtype(precision, request.dtype)
         if source.layout == "official":
             _, official = read_checkpoint(source.path, "sat")
             with naming(source.path):

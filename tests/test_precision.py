@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import AAR_PTH, SAT_PTH, TINY_SAT
 
-import aar.nn.cpu as cpu
+import aar.nn.cpu as cpu_probe
 import aar.nn.int8 as int8
 import aar.precision as precision
 from aar import AARConfig, AARGenerator, SATTokenizer
@@ -149,7 +149,7 @@ def test_auto_follows_the_instruction_set(monkeypatch, cpu, speed, expected):
         assert speed is not None, "the instruction set should have decided without measuring"
         return speed
 
-    monkeypatch.setattr(cpu, "measured_speedups", measured)
+    monkeypatch.setattr(cpu_probe, "measured_speedups", measured)
     assert precision.auto_precision("cpu", cpu) == expected
 
 
@@ -180,8 +180,8 @@ def test_cpu_without_the_kernel_runs_emulated_and_says_so(monkeypatch, caplog):
 
 
 def test_cpu_without_vnni_uses_reduced_range_and_says_so(monkeypatch, caplog):
-    monkeypatch.setattr(cpu, "cpu_features", lambda: features({"avx2"}, "AVX2"))
-    monkeypatch.setattr(cpu, "measured_speedups", lambda: {"int8": 1.0, "bf16": 0.5})
+    monkeypatch.setattr(cpu_probe, "cpu_features", lambda: features({"avx2"}, "AVX2"))
+    monkeypatch.setattr(cpu_probe, "measured_speedups", lambda: {"int8": 1.0, "bf16": 0.5})
     monkeypatch.setattr(precision, "_logged", set())
     torch.manual_seed(0)
     config = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=256)
