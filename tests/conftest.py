@@ -53,7 +53,7 @@ def tiny_generator(seed: int = 0, depth: int = 2, heads: int = 2, peaky: bool = 
 @pytest.fixture(scope="session")
 def shared_tiny_generator():
     """``tiny_generator(peaky=True)``, built once for the session: read it, never change it (tests
-    that need other weights, a packed copy or another clap encoder build their own or monkeypatch)."""
+    that need other weights, another precision or another clap encoder build their own or monkeypatch)."""
     gen = tiny_generator(peaky=True)
     before = {k: v.clone() for k, v in gen.state_dict().items()}
     attributes = dict(vars(gen))
