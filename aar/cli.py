@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
         p.add_argument("--tokenizer", help=pair_help)
         p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
-                       help="fp32 (default, the official arithmetic); bf16; int8 (CPU only); auto: the "
-                            "fastest that meets aar's accuracy gates on this processor")
+                       help="fp32 is the official arithmetic; bf16; int8 (CPU only); auto: the fastest "
+                            "that meets aar's accuracy gates on this processor")
         p.add_argument("--cfg", type=_finite, default=4.0,
                        help="guidance strength; negative: anti-guidance")
         p.add_argument("--top-k", type=_non_negative_int, default=200, help="keep the k likeliest; 0: all")
