@@ -242,3 +242,25 @@ def test_compare_on_ray_equals_the_local_run(work, stand_ins, tmp_path, capsys):
     here, there = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("here", "ray"))
     assert there == here and stand_ins["extractor"].calls == 0  # the driver's copy never embedded
     assert any((tmp_path / "c").rglob("*.safetensors"))  # the workers filled the cache
+
+
+@pytest.mark.slow
+def test_reconstruct_on_ray_equals_the_local_run(work, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray.data")
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in ("speech_24k.wav", "broken.wav", "music_22k.wav"):
+        (few / name).write_bytes((work / "clips" / name).read_bytes())
+    from aar.evaluation import distributed
+
+    made = []
+    monkeypatch.setattr(distributed, "ray_reconstructor",
+                        lambda *a, _real=distributed.ray_reconstructor: made.append(a) or _real(*a))
+    monkeypatch.chdir(tmp_path)  # a relative folder: the records name the files as the local run does
+    base = ["eval", "reconstruct", "few", "--model", str(work / "tiny"), "-q"]
+    assert main([*base, "--json", "here.json"]) == 0
+    assert main([*base, "--ray", "local", "--json", "ray.json"]) == 0
+    here, there = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("here", "ray"))
+    assert there == here and [e["path"] for e in here["errors"]] == ["few/broken.wav"]
+    assert [f["path"] for f in there["files"]] == ["few/music_22k.wav", "few/speech_24k.wav"]
+    assert made == [(str(work / "tiny"), "local")]  # the second run went through Ray

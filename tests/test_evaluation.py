@@ -242,3 +242,27 @@ def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, f
     counting = TinyExtractor()
     here = compare_sets(reference, tmp_path / "ray" / "cfg_2", counting, cache=cache)
     assert counting.calls == 0 and here.fad == on_ray.fad and here.errors == on_ray.errors
+
+
+@pytest.mark.slow
+def test_reconstruction_on_ray_equals_the_local_run(local_ray, tok, folder, tmp_path):
+    import eval_stand_ins
+    from ray import cloudpickle
+
+    from aar.evaluation.distributed import ray_reconstructor
+
+    cloudpickle.register_pickle_by_value(eval_stand_ins)  # Ray workers cannot import the tests folder
+    tok.save_pretrained(tmp_path / "tok")
+    paths = [folder["speech_24k"], folder["broken"], folder["music_22k"]]
+    local = evaluate_reconstruction(tok, paths, extractor=TinyExtractor())
+    counting = TinyExtractor()
+    remote = evaluate_reconstruction(tok, paths, extractor=counting,
+                                     runner=ray_reconstructor(tmp_path / "tok", "local", concurrency=2))
+    assert remote == local and counting.calls == 0  # the driver's copy never embedded
+    assert [f.path for f in remote.files] == [str(folder["speech_24k"]), str(folder["music_22k"])]
+    assert remote.errors == local.errors and [e.path for e in remote.errors] == [str(folder["broken"])]
+    assert remote.windows == 3 and remote.fad is not None and remote.fad > 0
+    torch.manual_seed(1)  # other weights: the workers' tokenizer is not the one judged, and that is refused
+    with pytest.raises(ValueError, match="not the tokenizer given"):
+        evaluate_reconstruction(SATTokenizer(TINY_SAT).eval(), paths,
+                                runner=ray_reconstructor(tmp_path / "tok", "local", concurrency=1))

@@ -62,6 +62,7 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
     p.add_argument("input_dir", type=Path, help="folder of audio files (searched recursively)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer (as for aar encode)")
     p.add_argument("--batch-size", type=t.positive_int, default=None, help="windows per forward pass")
+    ray_option(p, "reconstruct, score and embed")
     scoring_options(p, needed=False)
 
     p = command(group, "generate", "Generate an evaluation set per --cfg and score FAD, ISc and KL "

@@ -127,8 +127,15 @@ def reconstruct(args) -> int:
     files = list_audio(args.input_dir)  # a bad folder fails before the model loads
     extractor = load_extractor(args.extractor, args) if args.extractor else None
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
-    report = evaluate_reconstruction(tok, files, extractor=extractor, batch_size=args.batch_size,
-                                     model=args.model, progress=not args.quiet)
+    runner, session = None, contextlib.nullcontext()
+    if args.ray is not None:
+        from ..data._runners import ray_session
+        from .distributed import ray_reconstructor
+
+        runner, session = ray_reconstructor(args.model, args.ray), ray_session(args.ray)
+    with session:
+        report = evaluate_reconstruction(tok, files, extractor=extractor, batch_size=args.batch_size,
+                                         model=args.model, runner=runner, progress=not args.quiet)
     rows = [[_relative(f.path, args.input_dir), f.seconds, f.windows] + [getattr(f, m) for m in METRICS]
             for f in report.files]
     rows.append(["all", sum(f.seconds for f in report.files), report.windows]

@@ -1,26 +1,30 @@
-"""Generation and embedding of evaluation sets across a Ray cluster, with the engine ``aar tokenize
---ray`` uses (``ray_session``, ``ActorPoolStrategy``, order preserved).
+"""Generation, embedding and reconstruction of evaluation sets across a Ray cluster, with the engine
+``aar tokenize --ray`` uses (``ray_session``, ``ActorPoolStrategy``, order preserved).
 
 Generation jobs become a Ray dataset; an actor pool, each actor loading the generator once, draws every
 job alone with its own seed (exactly what the local run does). Embedding ships the extractor (and the
 cache, whose folder every worker must be able to reach) to an actor pool that runs the local code on
-each file. Results come back in input order, equal to the local run's.
+each file. Reconstruction ships the extractor to an actor pool whose actors load the tokenizer once and
+run the local code on each file; per-window scores and embeddings come back as float64 and the driver
+aggregates them exactly as the local run does. Results come back in input order, equal to the local run's.
 
 Legend: N conditions or files, D condition or embedding size, T samples, n frames of a file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data._batch import model_location
+from ..data._batch import model_location, state_digest
 from ..data._runners import FILES_PER_TASK, ray_session
 from ..data.ray import actor_pool
 from ._sets import FileError, embed_locally
+from .reconstruct import METRICS, FileResult, reconstruct_locally
 
 
 class GeneratorActor:
@@ -135,3 +139,99 @@ def ray_embedder(address: str, concurrency: int | tuple[int, int] | None = None)
                 at += len(batch["index"])
 
     return embedder
+
+
+class ReconstructorActor:
+    """The callable class ``map_batches`` runs for reconstruction: loads the tokenizer once, then runs
+    the local code on batches of paths.
+
+    Args:
+        model: What ``SATTokenizer.from_pretrained`` accepts, reachable from the worker.
+        extractor: The embedding model for FAD (pickled to each actor once), or None.
+        min_tail: Shortest final partial window scored, in samples.
+        batch_size: Windows per forward pass.
+    """
+
+    def __init__(self, model: str, extractor, min_tail: int, batch_size: int | None) -> None:
+        from ..tokenizer import SATTokenizer
+
+        self.tokenizer = SATTokenizer.from_pretrained(model)
+        self.digest = state_digest(self.tokenizer)
+        self.extractor, self.min_tail, self.batch_size = extractor, min_tail, batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        rows = []
+        for result in reconstruct_locally(list(batch["path"]), self.tokenizer, self.extractor,
+                                          self.min_tail, self.batch_size):
+            if isinstance(result, FileError):
+                rows.append({"error": result.error})
+                continue
+            row = {"samples": result.samples, "unscored": result.unscored_samples,
+                   "scores": {m: result.scores[m].tolist() for m in METRICS}}
+            if result.emb_ref is not None:
+                row["emb_ref"], row["emb_est"] = result.emb_ref.tolist(), result.emb_est.tolist()
+            rows.append(row)
+        # one JSON string per file: float64 survives (repr round-trips) and no column is ragged or null
+        return {"index": batch["index"], "digest": [self.digest] * len(rows),
+                "result": [json.dumps(r) for r in rows]}
+
+
+def _file_result(path: str, resolved: str, row: dict) -> FileResult | FileError:
+    """A worker's JSON row for ``resolved`` as the local run reports it, under the path as given."""
+    if "error" in row:
+        return FileError(path, row["error"].replace(resolved, path))
+
+    def matrix(key):
+        return torch.tensor(row[key], dtype=torch.float64) if key in row else None
+
+    return FileResult(path, row["samples"], row["unscored"],
+                      {m: torch.tensor(row["scores"][m], dtype=torch.float64) for m in METRICS},
+                      matrix("emb_ref"), matrix("emb_est"))
+
+
+def ray_reconstructor(model: str | os.PathLike, address: str,
+                      concurrency: int | tuple[int, int] | None = None):
+    """A ``runner`` for :func:`aar.evaluation.evaluate_reconstruction` that reconstructs on Ray.
+
+    Each actor loads the tokenizer from ``model`` once, on its CPU. The runner compares the weights
+    every actor loaded with those of the tokenizer given to ``evaluate_reconstruction`` and refuses to
+    report scores of a different model; the scores equal those of a local run on the CPU.
+
+    Args:
+        model: The tokenizer, as a path every worker can read or a Hub repo id.
+        address: ``"local"``, ``"auto"`` or a cluster address; an initialized Ray is used as it is.
+        concurrency: Actors (see ``aar.data.ray_tokenize``); None: 1 up to the cluster's CPUs.
+
+    Returns:
+        ``runner(paths, tokenizer, extractor, min_tail, batch_size)``, yielding each file's
+        ``FileResult`` or ``FileError`` in input order.
+
+    Raises:
+        ValueError: (when the runner runs) an actor loaded weights, dtype or config that differ from
+            the tokenizer's.
+    """
+    location = model_location(model)
+
+    def runner(paths, tokenizer, extractor, min_tail, batch_size):
+        paths = [str(p) for p in paths]
+        items = [{"index": k, "path": str(Path(p).resolve())} for k, p in enumerate(paths)]
+        expected = state_digest(tokenizer)
+        with ray_session(address) as data:
+            out = data.from_items(items).map_batches(
+                ReconstructorActor, fn_constructor_kwargs=dict(
+                    model=location, extractor=extractor, min_tail=min_tail, batch_size=batch_size),
+                batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
+            )
+            at = 0
+            for batch in out.iter_batches(batch_format="numpy", batch_size=None):
+                assert list(batch["index"]) == list(range(at, at + len(batch["index"])))
+                at += len(batch["index"])
+                for k, digest, row in zip(batch["index"], batch["digest"], batch["result"]):
+                    if str(digest) != expected:
+                        raise ValueError(
+                            f"the Ray workers loaded {location!r} with weights {str(digest)[:16]}, not the "
+                            f"tokenizer given ({expected[:16]}): pass the same checkpoint, in float32 on "
+                            "the CPU, to both")
+                    yield _file_result(paths[k], items[k]["path"], json.loads(str(row)))
+
+    return runner

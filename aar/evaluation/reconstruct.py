@@ -127,6 +127,69 @@ def score_windows(ref_B1T: torch.Tensor, est_B1T: torch.Tensor, sample_rate: int
     return {name: value.detach().to("cpu", torch.float64).reshape(-1) for name, value in scores.items()}
 
 
+@dataclass(frozen=True)
+class FileResult:
+    """One file reconstructed and scored: what a runner yields for it.
+
+    Attributes:
+        path: The file.
+        samples: Its length T at the model's rate.
+        unscored_samples: Samples of a tail shorter than ``min_tail``.
+        scores: Metric name -> (W,) float64 per-window scores, for every name of :data:`METRICS`.
+        emb_ref: (n, D) float64 embeddings of the original windows, or None without an extractor.
+        emb_est: (n, D) float64 embeddings of the reconstructed windows, or None.
+    """
+
+    path: str
+    samples: int
+    unscored_samples: int
+    scores: dict[str, torch.Tensor]
+    emb_ref: torch.Tensor | None = None
+    emb_est: torch.Tensor | None = None
+
+    def file_scores(self, sample_rate: int) -> FileScores:
+        """The per-file means, as the report lists them."""
+        return FileScores(self.path, self.samples / sample_rate, len(self.scores["si_sdr"]),
+                          self.unscored_samples, **{m: float(self.scores[m].mean()) for m in METRICS})
+
+
+def reconstruct_file(tokenizer: SATTokenizer, path, *, extractor: EmbeddingExtractor | None = None,
+                     min_tail: int = MIN_TAIL, batch_size: int | None = None) -> FileResult:
+    """Encode and decode one file and score its windows (see the module docstring).
+
+    Raises:
+        ValueError: the file is too short to give one scored window, or holds NaN samples.
+        OSError: it cannot be read.
+    """
+    window, rate = tokenizer.config.window, tokenizer.sample_rate
+    ref_11T = load_mono(path, rate).to(tokenizer.device)
+    est_11T = tokenizer.decode(tokenizer.encode(ref_11T, rate, batch_size=batch_size), batch_size=batch_size)
+    pairs = list(zip(_windows(ref_11T, window, min_tail), _windows(est_11T, window, min_tail)))
+    if not pairs:
+        raise ValueError(f"too short to score: {ref_11T.shape[-1]} samples at {rate} Hz, "
+                         f"fewer than min_tail={min_tail}")
+    per_pair = [score_windows(r, e, rate) for r, e in pairs]
+    T = ref_11T.shape[-1]
+    scored_samples = sum(r.shape[0] * r.shape[-1] for r, _ in pairs)
+    emb_ref = emb_est = None
+    if extractor is not None:
+        emb_ref = torch.cat([embed_audio(r.cpu(), rate, extractor) for r, _ in pairs])
+        emb_est = torch.cat([embed_audio(e.cpu(), rate, extractor) for _, e in pairs])
+    return FileResult(str(path), T, T - scored_samples,
+                      {m: torch.cat([s[m] for s in per_pair]) for m in METRICS}, emb_ref, emb_est)
+
+
+def reconstruct_locally(paths, tokenizer: SATTokenizer, extractor: EmbeddingExtractor | None = None,
+                        min_tail: int = MIN_TAIL, batch_size: int | None = None):
+    """Reconstruct files one by one in this process: yields each file's FileResult or its FileError."""
+    for path in paths:
+        try:
+            yield reconstruct_file(tokenizer, path, extractor=extractor, min_tail=min_tail,
+                                   batch_size=batch_size)
+        except FILE_ERRORS as err:
+            yield FileError(str(path), describe(err))
+
+
 def evaluate_reconstruction(
     tokenizer: SATTokenizer,
     paths,
@@ -135,6 +198,7 @@ def evaluate_reconstruction(
     min_tail: int = MIN_TAIL,
     batch_size: int | None = None,
     model: str | os.PathLike | None = None,
+    runner=None,
     progress: bool = False,
 ) -> ReconstructionReport:
     """Encode and decode each file, and score the reconstruction window by window.
@@ -147,6 +211,9 @@ def evaluate_reconstruction(
         min_tail: Shortest final partial window scored, in samples at the model's rate.
         batch_size: Windows per forward pass of the tokenizer.
         model: A name for the report (e.g. the checkpoint path).
+        runner: Where the files are reconstructed: a callable ``runner(paths, tokenizer, extractor,
+            min_tail, batch_size)`` yielding what :func:`reconstruct_locally` yields, in input order;
+            None runs in this process (``aar.evaluation.distributed.ray_reconstructor`` runs on Ray).
         progress: Show a progress bar over files.
 
     Returns:
@@ -174,31 +241,18 @@ def evaluate_reconstruction(
     per_window: dict[str, list[torch.Tensor]] = {name: [] for name in METRICS}
     emb_ref: list[torch.Tensor] = []
     emb_est: list[torch.Tensor] = []
-    for path in tqdm(files, desc="reconstruct", unit="file", disable=not progress):
-        try:
-            ref_11T = load_mono(path, rate).to(tokenizer.device)
-            est_11T = tokenizer.decode(tokenizer.encode(ref_11T, rate, batch_size=batch_size),
-                                       batch_size=batch_size)
-            pairs = list(zip(_windows(ref_11T, window, min_tail), _windows(est_11T, window, min_tail)))
-            if not pairs:
-                raise ValueError(f"too short to score: {ref_11T.shape[-1]} samples at {rate} Hz, "
-                                 f"fewer than min_tail={min_tail}")
-            scores = [score_windows(r, e, rate) for r, e in pairs]
-        except FILE_ERRORS as err:
-            logger.info("skipping %s: %s", path, describe(err))
-            errors.append(FileError(str(path), describe(err)))
+    results = (runner or reconstruct_locally)(files, tokenizer, extractor, min_tail, batch_size)
+    for result in tqdm(results, total=len(files), desc="reconstruct", unit="file", disable=not progress):
+        if isinstance(result, FileError):
+            logger.info("skipping %s: %s", result.path, result.error)
+            errors.append(result)
             continue
-        joined = {name: torch.cat([s[name] for s in scores]) for name in METRICS}
         for name in METRICS:
-            per_window[name].append(joined[name])
-        T = ref_11T.shape[-1]
-        scored_samples = sum(r.shape[0] * r.shape[-1] for r, _ in pairs)
-        scored.append(FileScores(str(path), T / rate, len(joined["si_sdr"]), T - scored_samples,
-                                 **{name: float(joined[name].mean()) for name in METRICS}))
+            per_window[name].append(result.scores[name])
+        scored.append(result.file_scores(rate))
         if extractor is not None:
-            for r, e in pairs:
-                emb_ref.append(embed_audio(r.cpu(), rate, extractor))
-                emb_est.append(embed_audio(e.cpu(), rate, extractor))
+            emb_ref.append(result.emb_ref)
+            emb_est.append(result.emb_est)
     if not scored:
         raise ValueError(f"no file could be scored ({len(errors)} failed): "
                          + "; ".join(f"{e.path}: {e.error}" for e in errors[:3]))
