@@ -88,14 +88,9 @@ class SATTokenizer(nn.Module):
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        *,
-        filename: str | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        precision: str | None = None,
-        **hub_kwargs: Unpack[HubKwargs],
+        cls, name_or_path: str | os.PathLike, *, filename: str | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        precision: str | None = None, **hub_kwargs: Unpack[HubKwargs],
     ) -> SATTokenizer:
         """Load a tokenizer from an official ``.pth``, a native folder, or the Hub.
 
