@@ -235,3 +235,44 @@ def test_cli_generate_with_int8(tmp_path, reference):
     low = AARGenerator.from_pretrained(tmp_path / "gen", precision="int8")
     expected = low.generate(reference["clap"][:1], seed=5)[0, 0].numpy()
     np.testing.assert_allclose(audio, expected, atol=1e-4)
+
+
+def test_int8_bias_is_packed_with_the_weight_and_follows_changes():
+    if not int8.kernel_available():
+        pytest.skip("no quantized dynamic linear kernel")
+    torch.manual_seed(0)
+    w, x, bias = torch.randn(48, 32) / 6, torch.randn(5, 32), torch.randn(48)
+    kernel, emulated = int8.Int8Weight(w), int8.Int8Weight(w, emulate=True)
+    torch.testing.assert_close(kernel(x, bias), emulated(x, bias), atol=2e-5, rtol=1e-5)
+    packed = kernel._packed
+    torch.testing.assert_close(kernel(x, bias.clone()), emulated(x, bias), atol=2e-5, rtol=1e-5)
+    assert kernel._packed is packed  # equal values: not packed again
+    with torch.no_grad():
+        bias.add_(1.0)  # in place: followed
+    torch.testing.assert_close(kernel(x, bias), emulated(x, bias), atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(kernel(x, None), emulated(x, None), atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(kernel(x, bias) - kernel(x, None), bias.expand(5, -1), atol=1e-5, rtol=0)
+
+
+def test_int8_ffn_uses_the_erf_gelu_and_fp32_the_tanh_gelu():
+    from aar.nn.transformer import FeedForward
+
+    torch.manual_seed(0)
+    ffn, x = FeedForward(16, 64), torch.randn(3, 16) * 3
+    act = torch.nn.functional.gelu
+    assert torch.equal(ffn(x), ffn.fc2(act(ffn.fc1(x), approximate="tanh")))
+    ffn.fc1.quantize(emulate=True), ffn.fc2.quantize(emulate=True)
+    erf, tanh = ffn.fc2(act(ffn.fc1(x))), ffn.fc2(act(ffn.fc1(x), approximate="tanh"))
+    assert torch.equal(ffn(x), erf) and not torch.equal(erf, tanh)
+
+
+def test_int8_quantizes_adaln_but_not_the_head():
+    torch.manual_seed(0)
+    config = AARConfig(depth=2, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=256)
+    gen = precision.apply_precision(AARGenerator(config, SATTokenizer(TINY_SAT)).eval(), "int8", emulate=True)
+    model = gen.transformer
+    assert all(block.ada_lin[1].int8 is not None for block in model.blocks)
+    assert model.head_nm.ada_lin[1].int8 is not None and model.head.int8 is None
+    assert len(precision.int8_layers(model)) == 5 * config.depth + 1
+    precision.apply_precision(gen, "fp32")
+    assert all(layer.int8 is None for layer in precision.int8_layers(model))

@@ -15,6 +15,9 @@ PyTorch marks deprecated: every call to it is in this module, and where it is mi
 layer runs ``EMULATED`` instead: the same int8 rounding of the weight and the input computed in
 float32 (correct to the same rounding, slower), said once in the log.
 
+A bias is prepacked with the weight, so the kernel adds it in its float32 output stage instead of
+a separate pass over the output; it is packed again (once) when a call brings a different bias.
+
 ``reduce_range`` (7-bit activations) avoids int16 saturation in the AVX2 kernels of CPUs without
 VNNI dot-product instructions; ``aar.precision`` chooses it from the CPU's instruction set.
 """
@@ -98,6 +101,7 @@ class Int8Weight:
         self.reduce_range = reduce_range
         q_MK, scale_M = quantize_weight(weight_MK)
         self._packed = None
+        self._bias_M: Tensor | None = None  # the bias packed with the weight (a float32 copy)
         if not emulate and kernel_available():
             try:
                 self._packed = self._prepack(q_MK, scale_M)
@@ -121,6 +125,21 @@ class Int8Weight:
                                                  zeros_M, 0, torch.qint8)
         return torch.ops.quantized.linear_prepack(qweight, None)
 
+    def _pack_bias(self, bias_M: Tensor | None) -> None:
+        """Make ``bias_M`` (M,) the bias the kernel adds, packing the weight again if it differs.
+
+        The bias is compared by value at every call (a few microseconds), so in-place changes to it
+        are always followed.
+        """
+        if bias_M is None:
+            if self._bias_M is None:
+                return
+        elif self._bias_M is not None and torch.equal(bias_M.detach().float(), self._bias_M):
+            return
+        qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
+        self._bias_M = None if bias_M is None else bias_M.detach().float().clone().contiguous()
+        self._packed = torch.ops.quantized.linear_prepack(qweight, self._bias_M)
+
     def __call__(self, x_NK: Tensor, bias_M: Tensor | None) -> Tensor:
         """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32.
 
@@ -132,11 +151,11 @@ class Int8Weight:
                              "(load with precision='fp32' or 'bf16' for other devices)")
         rows_NK = x_NK.reshape(-1, x_NK.shape[-1]).float().contiguous()
         if self._packed is not None:
+            self._pack_bias(bias_M)
             y_NM = torch.ops.quantized.linear_dynamic(rows_NK, self._packed, self.reduce_range)
         else:
-            y_NM = F.linear(_quantize_input(rows_NK, self.reduce_range), self._dequantized_MK)
-        if bias_M is not None:
-            y_NM = y_NM + bias_M.float()
+            y_NM = F.linear(_quantize_input(rows_NK, self.reduce_range), self._dequantized_MK,
+                            None if bias_M is None else bias_M.float())
         return y_NM.reshape(*x_NK.shape[:-1], self.out_features)
 
     def __deepcopy__(self, memo: dict) -> Int8Weight:
