@@ -95,3 +95,15 @@ def one_thread():
 def tiny_tokenizer() -> SATTokenizer:
     torch.manual_seed(0)
     return SATTokenizer(TINY_SAT).eval()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray of 2 CPUs for the tests of one module (skipped where Ray Data is not installed)."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

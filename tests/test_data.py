@@ -301,17 +301,6 @@ def test_shard_names_sort_as_numbers():
 
 
 # ---------------------------------------------------------------------- Ray
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.slow  # starts Ray actors, each importing torch
 def test_ray_matches_encode(local_ray, tok, tiny_dir, audio_dir):
     import ray.data

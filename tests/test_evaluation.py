@@ -199,17 +199,6 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
     assert unpaired.points[0].samples == 2
 
 
-@pytest.fixture
-def local_ray():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, folder, tmp_path):
     import eval_stand_ins
