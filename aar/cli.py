@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run on Ray: 'auto' when no ADDRESS is given, 'local' or a cluster "
                               "address (default: no Ray)")
 
-    from .evaluation._parser import add_eval_parser
+    from ._eval_parser import add_eval_parser
 
     add_eval_parser(sub, common, dict(positive_int=_positive_int, non_negative_int=_non_negative_int,
                                       finite=_finite, positive=_positive, top_p=_top_p))

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from payload import Payload
 from torch import nn
 
 from aar._clap_backends import LAION_FILENAME, read_laion_state_dict
@@ -186,18 +187,6 @@ def test_laion_hub_cache_local_files_only(fake_laion, tmp_path):
     ClapEncoder.from_pretrained(cache_dir=tmp_path / "hub", local_files_only=True)
     with pytest.raises(FileNotFoundError):
         ClapEncoder.from_pretrained(cache_dir=tmp_path / "empty", local_files_only=True)
-
-
-def _write_marker(path):
-    Path(path).write_text("the pickle ran code")
-
-
-class Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (_write_marker, (str(self.marker),))
 
 
 @pytest.mark.parametrize("protocol", [2, 4])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from official_layout import populate_hub_cache
+from payload import Payload
 from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
@@ -143,25 +144,11 @@ def test_vggish_keys_load_strictly(vggish_file, edit, match):
         _weights.load_into(model, state, "test")
 
 
-def _write_marker(path):
-    Path(path).write_text("the pickle ran code")
-
-
-class _Payload:
-    """Unpickling this writes a file: proof that a reader ran code from the checkpoint."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (_write_marker, (str(self.marker),))
-
-
 @pytest.mark.parametrize("cls", [VGGish, PANNsCNN14])
 @pytest.mark.parametrize("layout", ["flat", "model"])
 def test_pickled_payload_is_refused(cls, layout, tmp_path):
     marker = tmp_path / "ran"
-    payload = {"fc1.weight": torch.zeros(1), "evil": _Payload(marker)}
+    payload = {"fc1.weight": torch.zeros(1), "evil": Payload(marker)}
     torch.save(payload if layout == "flat" else {"model": payload}, tmp_path / "pickled.pth")
     with pytest.raises(CheckpointError, match="pickled Python objects are refused"):
         cls.from_pretrained(tmp_path / "pickled.pth")

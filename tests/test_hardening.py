@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import AAR_PTH, SAT_PTH, tiny_generator
 from official_layout import aar_official_state, sat_official_state
+from payload import Payload
 
 import aar
 from aar import AARGenerator, SATTokenizer
@@ -33,20 +34,6 @@ def gen(shared_tiny_generator) -> AARGenerator:
 
 
 # ------------------------------------------------------------------------------ pickled payloads
-def _touch(path):
-    Path(path).write_text("the pickle ran code")
-
-
-class Payload:
-    """Unpickling this calls ``_touch(marker)``: proof that a loader ran code from the file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (_touch, (self.marker,))
-
-
 def write_pickle(path: Path, payload: dict, fmt: str) -> Path:
     if fmt == "zip":
         torch.save(payload, path)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import SAT_PTH, TINY_SAT
 from official_layout import populate_hub_cache, sat_official_state, save_sat_official
+from payload import Payload
 
 from aar import SATConfig, SATTokenizer
 from aar._commands import convert_checkpoint
@@ -155,23 +156,15 @@ def test_native_folder_strictness(tmp_path, tiny_tokenizer):
         SATTokenizer.from_pretrained(folder)
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_pickled_payload_is_refused_and_never_runs(tmp_path, tiny_tokenizer):
     marker = tmp_path / "pwned"
     state = _official(tiny_tokenizer)
-    torch.save({"generator_state_dict": state, "hook": _Payload(str(marker))}, tmp_path / "evil.pth")
+    torch.save({"generator_state_dict": state, "hook": Payload(str(marker))}, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError, match="evil.pth.*refused"):
         SATTokenizer.from_pretrained(tmp_path / "evil.pth")
     assert not marker.exists()
     with open(tmp_path / "plain.pkl", "wb") as f:
-        pickle.dump({"generator_state_dict": _Payload(str(marker))}, f)
+        pickle.dump({"generator_state_dict": Payload(str(marker))}, f)
     with pytest.raises(CheckpointError):
         SATTokenizer.from_pretrained(tmp_path / "plain.pkl")
     assert not marker.exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def _lazy(name: str):
     def run(args):
-        from . import command
+        from . import _eval_commands as command
 
         return getattr(command, name)(args)
 
@@ -25,7 +25,7 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
         types: The argument checkers of ``aar.cli``: positive_int, non_negative_int, finite, positive,
             top_p.
     """
-    from .._commands import DEFAULT_MODEL
+    from ._commands import DEFAULT_MODEL
 
     t = argparse.Namespace(**types)
 

@@ -1,4 +1,4 @@
-"""The bodies of ``aar eval reconstruct | generate | compare`` (the parser lives in :mod:`aar.cli`).
+"""The bodies of ``aar eval reconstruct | generate | compare`` (the parser is :mod:`aar._eval_parser`).
 
 Model specs for ``--extractor`` and ``--classifier``: ``vggish:PATH`` (VGGish, as the original FAD),
 ``panns:PATH`` (PANNs CNN14, as AudioLDM's evaluation), ``clap`` or ``clap:PATH_OR_ID`` (CLAP audio
@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from .._files import atomic_path
-from ._sets import list_audio
+from ._files import atomic_path
+from .evaluation._sets import list_audio
 
 SPEC_KINDS = ("vggish", "panns", "clap")
 
@@ -28,7 +28,7 @@ def default_cache_dir() -> Path:
 
 
 def _split(spec: str, what: str) -> tuple[str, str | None]:
-    from .._commands import UsageError
+    from ._commands import UsageError
 
     kind, _, where = spec.partition(":")
     if kind not in SPEC_KINDS:
@@ -40,11 +40,11 @@ def _split(spec: str, what: str) -> tuple[str, str | None]:
 
 def load_extractor(spec: str, args):
     """An embedding extractor from a spec (see the module docstring)."""
-    from .. import metrics
+    from . import metrics
 
     kind, where = _split(spec, "--extractor")
     if kind == "clap":
-        from ..clap import ClapEncoder
+        from .clap import ClapEncoder
 
         return metrics.ClapExtractor(ClapEncoder.from_pretrained(where, backend=args.clap_backend,
                                                                  device=args.device))
@@ -54,8 +54,8 @@ def load_extractor(spec: str, args):
 
 def load_classifier(spec: str, args):
     """An audio classifier from a spec: only ``panns:PATH`` classifies."""
-    from .. import metrics
-    from .._commands import UsageError
+    from . import metrics
+    from ._commands import UsageError
 
     kind, where = _split(spec, "--classifier")
     if kind != "panns":
@@ -69,8 +69,8 @@ def _engines(args, model=None, tokenizer=None):
     if args.ray is None:
         yield None, None
         return
-    from ..data._runners import ray_session
-    from .distributed import ray_embedder, ray_runner
+    from .data._runners import ray_session
+    from .evaluation.distributed import ray_embedder, ray_runner
 
     with ray_session(args.ray):
         runner = ray_runner(model, tokenizer, args.ray) if model is not None else None
@@ -80,7 +80,7 @@ def _engines(args, model=None, tokenizer=None):
 def _cache(args):
     if args.no_cache:
         return None
-    from ..metrics import EmbeddingCache
+    from .metrics import EmbeddingCache
 
     return EmbeddingCache(args.cache or default_cache_dir())
 
@@ -121,16 +121,16 @@ def _report_errors(errors, quiet: bool) -> None:
 
 def reconstruct(args) -> int:
     """``aar eval reconstruct IN_DIR --model M``."""
-    from ..tokenizer import SATTokenizer
-    from .reconstruct import METRICS, evaluate_reconstruction
+    from .evaluation.reconstruct import METRICS, evaluate_reconstruction
+    from .tokenizer import SATTokenizer
 
     files = list_audio(args.input_dir)  # a bad folder fails before the model loads
     extractor = load_extractor(args.extractor, args) if args.extractor else None
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
     runner, session = None, contextlib.nullcontext()
     if args.ray is not None:
-        from ..data._runners import ray_session
-        from .distributed import ray_reconstructor
+        from .data._runners import ray_session
+        from .evaluation.distributed import ray_reconstructor
 
         runner, session = ray_reconstructor(args.model, args.ray), ray_session(args.ray)
     with session:
@@ -153,7 +153,7 @@ def reconstruct(args) -> int:
 
 def compare(args) -> int:
     """``aar eval compare A_DIR B_DIR --extractor SPEC``."""
-    from .compare import compare_sets
+    from .evaluation.compare import compare_sets
 
     list_audio(args.a_dir), list_audio(args.b_dir)
     extractor = load_extractor(args.extractor, args)
@@ -185,10 +185,10 @@ def read_prompts(path: Path) -> list[str]:
 
 def generate(args) -> int:
     """``aar eval generate --model M --reference REF_DIR (--prompts FILE | --clap-from DIR) -o OUT_DIR``."""
-    from .._commands import _load_generator
-    from ..audio import read_audio
-    from ..clap import ClapEncoder
-    from .generate import evaluate_generation
+    from ._commands import _load_generator
+    from .audio import read_audio
+    from .clap import ClapEncoder
+    from .evaluation.generate import evaluate_generation
 
     prompts = read_prompts(args.prompts) if args.prompts is not None else None
     sources = list_audio(args.clap_from) if args.clap_from is not None else None
@@ -217,7 +217,7 @@ def generate(args) -> int:
     write_json(json_path, report.to_dict())
     written = [str(json_path)]
     try:
-        from .plot import plot_guidance_sweep
+        from .evaluation.plot import plot_guidance_sweep
 
         written.append(str(plot_guidance_sweep(report, args.plot or Path(args.output) / "guidance.png")))
     except ImportError as err:
