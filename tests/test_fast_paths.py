@@ -124,8 +124,8 @@ def test_loading_keeps_dtypes_and_strict_keys(tmp_path):
 def test_adaln_parameters_are_computed_once_per_generation(monkeypatch):
     gen = tiny_generator()
     calls = []
-    original = gen.transformer._adaln
-    monkeypatch.setattr(gen.transformer, "_adaln", lambda cond: calls.append(1) or original(cond))
+    original = gen.transformer._step_constants
+    monkeypatch.setattr(gen.transformer, "_step_constants", lambda cond: calls.append(1) or original(cond))
     gen.generate_codes(torch.randn(2, 512), seed=0)
     assert len(calls) == 1
 

@@ -254,6 +254,36 @@ def test_int8_bias_is_packed_with_the_weight_and_follows_changes():
     torch.testing.assert_close(kernel(x, bias) - kernel(x, None), bias.expand(5, -1), atol=1e-5, rtol=0)
 
 
+def test_int8_kernel_takes_any_leading_dims_and_dtype():
+    if not int8.kernel_available():
+        pytest.skip("no quantized dynamic linear kernel")
+    torch.manual_seed(0)
+    w, bias = torch.randn(24, 16) / 4, torch.randn(24)
+    kernel, emulated = int8.Int8Weight(w), int8.Int8Weight(w, emulate=True)
+    rows = torch.randn(6, 16)
+    for x in (rows[0], rows.view(2, 3, 16), rows.view(3, 2, 16).transpose(0, 1), rows.double()):
+        y = kernel(x, bias)
+        assert y.shape == (*x.shape[:-1], 24) and y.dtype == torch.float32
+        torch.testing.assert_close(y, emulated(x, bias), atol=2e-5, rtol=1e-5)
+    # the per-tensor activation scale spans all rows, whatever their layout
+    torch.testing.assert_close(kernel(rows.view(2, 3, 16), bias).view(6, 24), kernel(rows, bias),
+                               atol=0, rtol=0)
+
+
+def test_int8_bias_check_is_skipped_for_an_unchanged_tensor(monkeypatch):
+    if not int8.kernel_available():
+        pytest.skip("no quantized dynamic linear kernel")
+    w, x, bias = torch.randn(8, 4), torch.randn(3, 4), torch.randn(8)
+    kernel = int8.Int8Weight(w)
+    kernel(x, bias)
+    compared = []
+    monkeypatch.setattr(int8.torch, "equal", lambda *a: compared.append(1) or True)
+    kernel(x, bias)
+    assert compared == []  # the same tensor at the same version: no comparison
+    kernel(x, bias.clone())
+    assert compared == [1]  # another tensor: compared by value
+
+
 def test_int8_ffn_uses_the_erf_gelu_and_fp32_the_tanh_gelu():
     from aar.nn.transformer import FeedForward
 

@@ -102,6 +102,7 @@ class Int8Weight:
         q_MK, scale_M = quantize_weight(weight_MK)
         self._packed = None
         self._bias_M: Tensor | None = None  # the bias packed with the weight (a float32 copy)
+        self._bias_seen: tuple[Tensor, int] | None = None  # the last bias checked, and its version
         if not emulate and kernel_available():
             try:
                 self._packed = self._prepack(q_MK, scale_M)
@@ -128,16 +129,21 @@ class Int8Weight:
     def _pack_bias(self, bias_M: Tensor | None) -> None:
         """Make ``bias_M`` (M,) the bias the kernel adds, packing the weight again if it differs.
 
-        The bias is compared by value at every call (a few microseconds), so in-place changes to it
-        are always followed.
+        The same tensor as last time, unchanged since (its version counter, which every in-place
+        write advances), needs no check; any other bias is compared by value.
         """
         if bias_M is None:
             if self._bias_M is None:
                 return
+        elif self._bias_seen is not None and self._bias_seen[0] is bias_M \
+                and self._bias_seen[1] == bias_M._version:
+            return
         elif self._bias_M is not None and torch.equal(bias_M.detach().float(), self._bias_M):
+            self._bias_seen = (bias_M, bias_M._version)
             return
         qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
         self._bias_M = None if bias_M is None else bias_M.detach().float().clone().contiguous()
+        self._bias_seen = None if bias_M is None else (bias_M, bias_M._version)
         self._packed = torch.ops.quantized.linear_prepack(qweight, self._bias_M)
 
     def __call__(self, x_NK: Tensor, bias_M: Tensor | None) -> Tensor:
@@ -149,14 +155,18 @@ class Int8Weight:
         if x_NK.device.type != "cpu":
             raise ValueError(f"int8 layers run on the CPU only; the input is on {x_NK.device} "
                              "(load with precision='fp32' or 'bf16' for other devices)")
-        rows_NK = x_NK.reshape(-1, x_NK.shape[-1]).float().contiguous()
-        if self._packed is not None:
-            self._pack_bias(bias_M)
-            y_NM = torch.ops.quantized.linear_dynamic(rows_NK, self._packed, self.reduce_range)
-        else:
-            y_NM = F.linear(_quantize_input(rows_NK, self.reduce_range), self._dequantized_MK,
+        if x_NK.dtype != torch.float32:
+            x_NK = x_NK.float()
+        if self._packed is None:
+            return F.linear(_quantize_input(x_NK, self.reduce_range), self._dequantized_MK,
                             None if bias_M is None else bias_M.float())
-        return y_NM.reshape(*x_NK.shape[:-1], self.out_features)
+        self._pack_bias(bias_M)
+        # The overload itself: the packet (``torch.ops.quantized.linear_dynamic``) first scans the
+        # arguments for tensor subclasses, which cost more than the product at small sizes.
+        linear_dynamic = torch.ops.quantized.linear_dynamic.default
+        if x_NK.ndim == 1:  # the kernel wants rows; any number of leading dims is fine
+            return linear_dynamic(x_NK[None], self._packed, self.reduce_range)[0]
+        return linear_dynamic(x_NK, self._packed, self.reduce_range)
 
     def __deepcopy__(self, memo: dict) -> Int8Weight:
         # Quantize the copied module's weight again (the kernel's packed weights are not copyable).

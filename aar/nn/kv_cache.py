@@ -2,7 +2,7 @@
 
 Legend: B batch, H heads, L_seen tokens cached so far, l tokens of the running step, c head dim.
 
-Each block's keys and values live in one buffer sized for a whole window, allocated at the first
+Each block's keys and values live in two buffers sized for a whole window, allocated at the first
 step: a step writes its tokens after the cached ones and attends over a view, instead of copying
 the whole cache into a new tensor at every scale.
 """
@@ -44,9 +44,10 @@ class KVCache:
     def __init__(self, depth: int, capacity: int) -> None:
         self.depth = depth
         self.capacity = capacity
-        self._buffers: list[Tensor | None] = [None] * depth  # each (2, B, H, capacity, c)
+        self._keys: list[Tensor | None] = [None] * depth  # each (B, H, capacity, c)
+        self._values: list[Tensor | None] = [None] * depth
         self._length = 0
-        self._adaln: tuple[Tensor, list[Tensor]] | None = None
+        self._constants: tuple[Tensor, list] | None = None
         self.num_scales = 0
 
     @property
@@ -57,7 +58,7 @@ class KVCache:
     @property
     def batch_size(self) -> int | None:
         """Batch size of the cached keys, or None when empty."""
-        return None if self._length == 0 else self._buffers[0].shape[1]
+        return None if self._length == 0 else self._keys[0].shape[0]
 
     def slots(self) -> list[KVSlot]:
         """Where each block writes the keys and values of the next step (after the cached ones)."""
@@ -73,26 +74,29 @@ class KVCache:
         self.num_scales += 1
 
     def _write(self, i: int, start: int, k_BHlc: Tensor, v_BHlc: Tensor) -> KV:
-        end = start + k_BHlc.shape[2]
-        buffer = self._buffers[i]
-        if buffer is None:  # the first step: one buffer for the whole window
+        tokens = k_BHlc.shape[2]
+        keys, values = self._keys[i], self._values[i]
+        if keys is None:  # the first step: buffers for the whole window
             B, H, _, c = k_BHlc.shape
-            self._buffers[i] = buffer = k_BHlc.new_empty(2, B, H, self.capacity, c)
-        buffer[0, :, :, start:end] = k_BHlc
-        buffer[1, :, :, start:end] = v_BHlc
-        return buffer[0, :, :, :end], buffer[1, :, :, :end]  # (B, H, L_seen, c) views
+            self._keys[i] = keys = k_BHlc.new_empty(B, H, self.capacity, c)
+            self._values[i] = values = v_BHlc.new_empty(B, H, self.capacity, c)
+        keys.narrow(2, start, tokens).copy_(k_BHlc)
+        values.narrow(2, start, tokens).copy_(v_BHlc)
+        return keys.narrow(2, 0, start + tokens), values.narrow(2, 0, start + tokens)  # views
 
-    def adaln(self, cond_BC: Tensor, compute: Callable[[Tensor], list[Tensor]]) -> list[Tensor]:
-        """``compute(cond_BC)`` (the AdaLN parameters of every block), computed once per condition."""
-        if self._adaln is None or self._adaln[0] is not cond_BC:
-            self._adaln = (cond_BC, compute(cond_BC))
-        return self._adaln[1]
+    def constants(self, cond_BC: Tensor, compute: Callable[[Tensor], list]) -> list:
+        """``compute(cond_BC)`` (what every block needs beyond its input: AdaLN parameters, attention
+        bias and temperature), computed once per condition."""
+        if self._constants is None or self._constants[0] is not cond_BC:
+            self._constants = (cond_BC, compute(cond_BC))
+        return self._constants[1]
 
     def reset(self) -> None:
         """Drop every cached tensor and start again at scale 0."""
-        self._buffers = [None] * self.depth
+        self._keys = [None] * self.depth
+        self._values = [None] * self.depth
         self._length = 0
-        self._adaln = None
+        self._constants = None
         self.num_scales = 0
 
     def __enter__(self) -> KVCache:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from itertools import accumulate
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,14 +24,29 @@ from aar.nn.linear import Linear
 from aar.nn.precision import stream_dtype
 
 
-def _ada(ada_lin: nn.Sequential, cond_BC: Tensor) -> Tensor:
-    """AdaLN parameters of the condition: SiLU -> Linear, (B, C) -> (B, 1, k * C)."""
-    return ada_lin[1](F.silu(cond_BC)).unsqueeze(1)
+class AdaLN(NamedTuple):
+    """One block's AdaLN parameters for one condition, each (B, 1, C).
+
+    The scales are stored as ``1 + s``, ready to multiply: generation computes them once per
+    condition instead of once per scale.
+    """
+
+    gate_attn: Tensor
+    gate_ffn: Tensor
+    scale_attn: Tensor
+    scale_ffn: Tensor
+    shift_attn: Tensor
+    shift_ffn: Tensor
+
+
+def _ada(ada_lin: nn.Sequential, cond_BC: Tensor, parts: int) -> list[Tensor]:
+    """AdaLN parameters of the condition: SiLU -> Linear, (B, C) -> ``parts`` x (B, 1, C)."""
+    return list(ada_lin[1](F.silu(cond_BC)).unsqueeze(1).chunk(parts, dim=-1))
 
 
 def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
-    """Affine-free LayerNorm followed by the AdaLN scale and shift."""
-    return F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps) * (1 + scale_B1C) + shift_B1C
+    """Affine-free LayerNorm, times ``scale_B1C`` (already ``1 + s``) plus ``shift_B1C``."""
+    return F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps) * scale_B1C + shift_B1C
 
 
 class CosineSelfAttention(nn.Module):
@@ -53,7 +68,18 @@ class CosineSelfAttention(nn.Module):
         self.mat_qkv = Linear(embed_dim, 3 * embed_dim, bias=False)
         self.proj = Linear(embed_dim, embed_dim)
 
-    def forward(self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None) -> Tensor:
+    def constants(self) -> tuple[Tensor, Tensor]:
+        """The qkv bias ``[q_bias, 0, v_bias]`` (3C,) and the per-head temperature (1, H, 1, 1).
+
+        They depend on the parameters only, so generation computes them once, not once per scale.
+        """
+        bias_3C = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        return bias_3C, self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
+
+    def forward(
+        self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None,
+        constants: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """Attend from ``x_BlC`` to the cached tokens in ``past`` followed by ``x_BlC`` itself.
 
         Args:
@@ -61,18 +87,17 @@ class CosineSelfAttention(nn.Module):
             mask_lL: Boolean mask (l, L_seen), True where a query may attend; None attends to all.
             past: The block's ``KVSlot``, which holds the keys and values of earlier tokens and takes
                 this step's; None attends within ``x_BlC`` only.
+            constants: ``self.constants()`` if already computed.
 
         Returns:
             The output, (B, l, C).
         """
         B, l, C = x_BlC.shape
-        zero_k_bias = torch.zeros_like(self.q_bias)
-        bias = torch.cat((self.q_bias, zero_k_bias, self.v_bias))
-        qkv = self.mat_qkv(x_BlC, bias).view(B, l, 3, self.num_heads, -1)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, l, c)
-        temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp().to(q.dtype)
-        q = F.normalize(q, dim=-1) * temperature_1H11
-        k = F.normalize(k, dim=-1)
+        bias_3C, temperature_1H11 = self.constants() if constants is None else constants
+        qkv_3BHlc = self.mat_qkv(x_BlC, bias_3C).view(B, l, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = F.normalize(qkv_3BHlc[:2], dim=-1).unbind(0)  # cosine attention: unit queries and keys
+        q = q * temperature_1H11.to(q.dtype)  # (B, H, l, c)
+        v = qkv_3BHlc[2]
         if past is not None:
             k, v = past.append(k, v)  # (B, H, L_seen, c), written in place after the cache
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
@@ -98,6 +123,14 @@ class FeedForward(nn.Module):
         return self.fc2(F.gelu(self.fc1(x), approximate=approximate))
 
 
+class BlockConstants(NamedTuple):
+    """A block's inputs that stay fixed through a generation: AdaLN parameters and the attention's
+    qkv bias and temperature (``CosineSelfAttention.constants``)."""
+
+    ada: AdaLN
+    attention: tuple[Tensor, Tensor]
+
+
 class AdaLNBlock(nn.Module):
     """Pre-norm transformer block whose LayerNorm scales, shifts and gates come from the condition.
 
@@ -118,19 +151,25 @@ class AdaLNBlock(nn.Module):
         self.ffn = FeedForward(embed_dim, mlp_dim)
         self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 6 * embed_dim))
 
+    def constants(self, cond_BC: Tensor) -> BlockConstants:
+        """What the block needs for condition ``cond_BC`` (B, C) beyond its input: the AdaLN
+        parameters and the attention's constants, fixed for a whole generation."""
+        g1, g2, s1, s2, b1, b2 = _ada(self.ada_lin, cond_BC, 6)  # the official order
+        return BlockConstants(AdaLN(g1, g2, 1 + s1, 1 + s2, b1, b2), self.attn.constants())
+
     def forward(
         self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None,
-        ada_B16C: Tensor | None = None,
+        constants: BlockConstants | None = None,
     ) -> Tensor:
         """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C).
 
-        ``ada_B16C`` is ``ada_lin``'s output for ``cond_BC`` if already known, (B, 1, 6C).
+        ``constants`` is ``self.constants(cond_BC)`` if already known.
         """
-        ada_B16C = _ada(self.ada_lin, cond_BC) if ada_B16C is None else ada_B16C
-        g1, g2, s1, s2, b1, b2 = ada_B16C.chunk(6, dim=-1)  # (B, 1, C)
-        h_BlC = self.attn(_modulate(x_BlC, s1, b1, self.norm_eps), mask_lL, past)
-        x_BlC = x_BlC + h_BlC * g1
-        x_BlC = x_BlC + self.ffn(_modulate(x_BlC, s2, b2, self.norm_eps)) * g2
+        ada, attn_constants = self.constants(cond_BC) if constants is None else constants
+        h_BlC = self.attn(_modulate(x_BlC, ada.scale_attn, ada.shift_attn, self.norm_eps), mask_lL,
+                          past, attn_constants)
+        x_BlC = x_BlC + h_BlC * ada.gate_attn
+        x_BlC = x_BlC + self.ffn(_modulate(x_BlC, ada.scale_ffn, ada.shift_ffn, self.norm_eps)) * ada.gate_ffn
         return x_BlC
 
 
@@ -142,10 +181,16 @@ class AdaLNHead(nn.Module):
         self.norm_eps = norm_eps
         self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 2 * embed_dim))
 
-    def forward(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
-        ada_B12C = _ada(self.ada_lin, cond_BC) if ada_B12C is None else ada_B12C
-        scale, shift = ada_B12C.chunk(2, dim=-1)  # (B, 1, C)
-        return _modulate(x_BlC, scale, shift, self.norm_eps)
+    def adaln(self, cond_BC: Tensor) -> tuple[Tensor, Tensor]:
+        """``(1 + scale, shift)`` of condition ``cond_BC`` (B, C), each (B, 1, C)."""
+        scale, shift = _ada(self.ada_lin, cond_BC, 2)
+        return 1 + scale, shift
+
+    def forward(
+        self, x_BlC: Tensor, cond_BC: Tensor, ada: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        scale_B1C, shift_B1C = self.adaln(cond_BC) if ada is None else ada
+        return _modulate(x_BlC, scale_B1C, shift_B1C, self.norm_eps)
 
 
 class ConditionMLP(nn.Module):
@@ -273,12 +318,13 @@ class AARTransformer(nn.Module):
         lvl_pos_BlC = self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
         return x_BlC + lvl_pos_BlC  # the official order: level and position summed first
 
-    def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada_B12C: Tensor | None = None) -> Tensor:
-        return self.head(self.head_nm(x_BlC, cond_BC, ada_B12C))
+    def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        return self.head(self.head_nm(x_BlC, cond_BC, ada))
 
-    def _adaln(self, cond_BC: Tensor) -> list[Tensor]:
-        """AdaLN parameters of every block, then of the head; they depend on the condition only."""
-        return [_ada(m.ada_lin, cond_BC) for m in (*self.blocks, self.head_nm)]
+    def _step_constants(self, cond_BC: Tensor) -> list:
+        """Every block's ``BlockConstants``, then the head's AdaLN parameters: they depend on the
+        condition and the weights only, so generation computes them once."""
+        return [*(block.constants(cond_BC) for block in self.blocks), self.head_nm.adaln(cond_BC)]
 
     def _check_input(self, x: Tensor, batch: int, tokens: int, name: str) -> None:
         want = (batch, tokens, self.config.latent_dim)
@@ -335,8 +381,8 @@ class AARTransformer(nn.Module):
                 raise ValueError(f"scale {si} needs its next-scale input x_BlLat, got None")
             self._check_input(x_BlLat, B, end - start, "x_BlLat")
         x_BlC = self._embed(cond_BC, x_BlLat, start, end)
-        ada = cache.adaln(cond_BC, self._adaln)  # once per generation, not once per scale
-        for block, slot, ada_B16C in zip(self.blocks, cache.slots(), ada):
-            x_BlC = block(x_BlC, cond_BC, past=slot, ada_B16C=ada_B16C)  # sees itself and the past
+        constants = cache.constants(cond_BC, self._step_constants)  # once per generation
+        for block, slot, block_constants in zip(self.blocks, cache.slots(), constants):
+            x_BlC = block(x_BlC, cond_BC, past=slot, constants=block_constants)  # itself and the past
         cache.commit(end - start)
-        return self._logits(x_BlC, cond_BC, ada[-1])
+        return self._logits(x_BlC, cond_BC, constants[-1])
