@@ -17,6 +17,10 @@ precision other than fp32 the JSON holds its accuracy against fp32 on codes fp32
 per token, top-1 agreement, max logit error, log-likelihood) and greedy generation's audio error.
 ``--kernels`` times one linear layer of the model's width per precision by rows per product,
 with torchao's int8 dynamic quantization beside aar's int8 where torchao is installed.
+``--spread SECONDS`` then lets the last precision listed and the official-kind loop take turns
+(batch 1, cfg 4) for that long, and reports best, median and worst of each and of their ratio: on
+a shared machine the load moves both. ``--profile`` lists the operators that take the time of one
+such generation in the last precision listed.
 
 A plain loop of the official kind (``baseline``: per scale, every block recomputes its AdaLN
 parameters and concatenates its KV cache, as the reference code does) runs at batch 1 with cfg,
@@ -45,6 +49,7 @@ from _common import (
     table,
     timed,
 )
+from _spread import operator_profile, spread
 
 from aar.nn.int8 import Int8Weight
 from aar.precision import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
@@ -246,6 +251,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-baseline", action="store_true", help="skip the plain loop of the official kind")
     p.add_argument("--kernels", action="store_true",
                    help="also time one linear layer per precision (and torchao's int8) by rows")
+    p.add_argument("--spread", type=float, metavar="SECONDS",
+                   help="also let the last precision and the official loop take turns this long")
+    p.add_argument("--profile", action="store_true",
+                   help="also list the operators that take the time of one generation (last precision)")
     p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
     args = p.parse_args(argv)
     setup(args)
@@ -297,6 +306,15 @@ def main(argv: list[str] | None = None) -> dict:
     for against in ("fp32", "official"):
         if against in one:
             report[f"speedup_vs_{against}"] = {name: round(one[against] / s, 3) for name, s in one.items()}
+    last = gens[args.precision[-1]]
+    one_second = functools.partial(last.generate, clap_vectors(1), cfg=CFG, seed=0, **knobs)
+    if args.spread is not None:
+        official = functools.partial(official_run, base, clap_vectors(1), CFG, knobs)
+        report["spread"] = {"precision": args.precision[-1], "batch": 1, "cfg": CFG, "seconds": args.spread,
+                            **spread({args.precision[-1]: one_second, "official": official}, args.spread)}
+    if args.profile:
+        report["profile"] = {"precision": args.precision[-1], "batch": 1, "cfg": CFG,
+                             "operators": operator_profile(one_second)}
     if args.kernels:
         width = base.config.embed_dim
         report["kernels"] = kernel_sweep(width, [2, 16] if args.tiny else [2, 32, 150, 512], max(runs, 5))
@@ -322,6 +340,17 @@ def main(argv: list[str] | None = None) -> dict:
         C = base.config.embed_dim
         print(f"one Linear({C}, {4 * C}): GFLOP/s by rows per product, max abs error against fp32")
         table(list(report["kernels"][0]), [list(r.values()) for r in report["kernels"]])
+    if "spread" in report:
+        s = report["spread"]
+        name = s["precision"]
+        line = ", ".join(f"{k} best {s[k]['best']} / median {s[k]['median']} / worst {s[k]['worst']}"
+                         for k in (name, "official", "ratio"))
+        print(f"{name} and the official loop in turns for {s['seconds']:g} s ({s['turns']} turns, batch 1, "
+              f"cfg 4), seconds per generated second and official over {name}: {line}")
+    if "profile" in report:
+        print(f"operators of one generation, {report['profile']['precision']}, batch 1, cfg 4:")
+        table(["operator", "calls", "ms", "share"],
+              [list(r.values()) for r in report["profile"]["operators"]])
     for against in ("official", "fp32"):
         if f"speedup_vs_{against}" in report:
             speedups = report[f"speedup_vs_{against}"]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import aar.nn.int8 as int8
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 MACHINE = {"cpu", "cpu_count", "torch", "torch_threads", "amx_bf16", "load_average_1min"}
 
@@ -100,6 +102,24 @@ def test_generate(run_in_process):
     assert isinstance(report["machine"]["cpu_flags"], list)
     assert [k["rows"] for k in report["kernels"]] == [2, 16]
     assert 0 < report["kernels"][0]["int8_max_abs_err"] < 0.1 and report["kernels"][0]["int8_gflops"] > 0
+
+
+def test_generate_spread_and_profile(run_in_process):
+    report, lines = run_in_process("generate", "--precision", "fp32,int8", "--batch-sizes", "1",
+                                   "--no-baseline", "--spread", "0", "--profile")
+    spread = report["spread"]
+    assert spread["precision"] == "int8" and spread["turns"] == 1  # at least one turn, even for 0 s
+    for name in ("int8", "official", "ratio"):
+        assert 0 < spread[name]["best"] <= spread[name]["median"] <= spread[name]["worst"]
+    assert spread["ratio"]["median"] == pytest.approx(spread["official"]["median"] / spread["int8"]["median"],
+                                                      rel=0.02)
+    ops = report["profile"]["operators"]
+    assert ops and report["profile"]["precision"] == "int8"
+    assert all(a["ms"] >= b["ms"] for a, b in zip(ops, ops[1:]))
+    assert 0 < sum(o["share"] for o in ops) <= 1.0001
+    if int8.kernel_available():
+        assert any(o["operator"] == "quantized::linear_dynamic" for o in ops)
+    assert any("in turns for 0 s" in line for line in lines)
 
 
 @pytest.mark.slow  # torch.compile's first call builds C++ kernels: 40-50 s on 2 cores
