@@ -284,16 +284,47 @@ def test_int8_bias_check_is_skipped_for_an_unchanged_tensor(monkeypatch):
     assert compared == [1]  # another tensor: compared by value
 
 
-def test_int8_ffn_uses_the_erf_gelu_and_fp32_the_tanh_gelu():
+def test_int8_ffn_uses_the_erf_gelu_and_fp32_and_bf16_the_tanh_gelu():
+    from aar.nn.precision import cast_matrix_weights
     from aar.nn.transformer import FeedForward
 
     torch.manual_seed(0)
     ffn, x = FeedForward(16, 64), torch.randn(3, 16) * 3
     act = torch.nn.functional.gelu
+    low = cast_matrix_weights(copy.deepcopy(ffn), torch.bfloat16)
     assert torch.equal(ffn(x), ffn.fc2(act(ffn.fc1(x), approximate="tanh")))
+    assert torch.equal(low(x), low.fc2(act(low.fc1(x), approximate="tanh")))
     ffn.fc1.quantize(emulate=True), ffn.fc2.quantize(emulate=True)
     erf, tanh = ffn.fc2(act(ffn.fc1(x))), ffn.fc2(act(ffn.fc1(x), approximate="tanh"))
     assert torch.equal(ffn(x), erf) and not torch.equal(erf, tanh)
+
+
+def test_full_precision_blocks_keep_the_official_arithmetic_and_reduced_ones_fuse(monkeypatch):
+    """fp32 blocks run ``x + h * g``, ``LN(x) * (1 + s) + b`` and ``normalize(q) * t`` as the official
+    code; int8 blocks run the fused forms (and the erf GELU), equal up to rounding."""
+    from aar.nn import transformer
+
+    torch.manual_seed(0)
+    block = transformer.AdaLNBlock(32, 2, 64, 1e-6, 4.6).eval()
+    x, cond = torch.randn(2, 5, 32), torch.randn(2, 32)
+    F = torch.nn.functional
+    with torch.no_grad():
+        g1, g2, s1, s2, b1, b2 = block.ada_lin(cond).unsqueeze(1).chunk(6, dim=-1)
+        attn, eps = block.attn, block.norm_eps
+        bias = torch.cat((attn.q_bias, torch.zeros(32), attn.v_bias))
+        qkv = attn.mat_qkv(F.layer_norm(x, (32,), eps=eps) * (1 + s1) + b1, bias)
+        q, k, v = qkv.view(2, 5, 3, 2, 16).permute(2, 0, 3, 1, 4).unbind(0)
+        q = F.normalize(q, dim=-1) * attn.scale_mul_1H11.clamp_max(4.6).exp()
+        out = F.scaled_dot_product_attention(q, F.normalize(k, dim=-1), v, scale=1.0)
+        h = x + attn.proj(out.transpose(1, 2).reshape(2, 5, 32)) * g1
+        official = h + block.ffn(F.layer_norm(h, (32,), eps=eps) * (1 + s2) + b2) * g2
+        assert torch.equal(block(x, cond), official)
+        for layer in (attn.mat_qkv, attn.proj, block.ffn.fc1, block.ffn.fc2):
+            layer.quantize(emulate=True)
+        fused = block(x, cond)
+        monkeypatch.setattr(transformer, "_reduced", lambda layer, x: False)
+        plain = block(x, cond)  # the same int8 products through the official elementwise arithmetic
+    assert 0 < (fused - plain).abs().max() < 0.01 and (fused - official).abs().max() < 0.1
 
 
 def test_int8_quantizes_adaln_but_not_the_head():

@@ -44,9 +44,27 @@ def _ada(ada_lin: nn.Sequential, cond_BC: Tensor, parts: int) -> list[Tensor]:
     return list(ada_lin[1](F.silu(cond_BC)).unsqueeze(1).chunk(parts, dim=-1))
 
 
-def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
-    """Affine-free LayerNorm, times ``scale_B1C`` (already ``1 + s``) plus ``shift_B1C``."""
-    return F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps) * scale_B1C + shift_B1C
+def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float, fused: bool = False) -> Tensor:
+    """Affine-free LayerNorm, times ``scale_B1C`` (already ``1 + s``) plus ``shift_B1C``.
+
+    ``fused`` does the multiply-add in one pass (``torch.addcmul``, rounded once instead of twice).
+    """
+    normed_BLC = F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps)
+    return torch.addcmul(shift_B1C, normed_BLC, scale_B1C) if fused else normed_BLC * scale_B1C + shift_B1C
+
+
+def _add_gated(x_BLC: Tensor, h_BLC: Tensor, gate_B1C: Tensor, fused: bool) -> Tensor:
+    """The gated residual ``x + h * gate``; ``fused`` as in ``_modulate``."""
+    return torch.addcmul(x_BLC, h_BLC, gate_B1C) if fused else x_BLC + h_BLC * gate_B1C
+
+
+def _reduced(layer: Linear, x: Tensor) -> bool:
+    """Whether ``layer`` multiplies in reduced precision (int8, or weights narrower than ``x``).
+
+    Such blocks are approximate already, so they fuse elementwise passes (``_modulate``,
+    ``_add_gated``, the query scaling) that full-precision blocks run as the official code does.
+    """
+    return layer.int8 is not None or layer.weight.dtype != x.dtype
 
 
 class CosineSelfAttention(nn.Module):
@@ -69,12 +87,14 @@ class CosineSelfAttention(nn.Module):
         self.proj = Linear(embed_dim, embed_dim)
 
     def constants(self) -> tuple[Tensor, Tensor]:
-        """The qkv bias ``[q_bias, 0, v_bias]`` (3C,) and the per-head temperature (1, H, 1, 1).
+        """The qkv bias ``[q_bias, 0, v_bias]`` (3C,) and the scales of unit queries and keys
+        (2, 1, H, 1, 1): the per-head temperature, then ones.
 
         They depend on the parameters only, so generation computes them once, not once per scale.
         """
         bias_3C = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
-        return bias_3C, self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
+        temperature_1H11 = self.scale_mul_1H11.clamp_max(self.max_scale_mul).exp()
+        return bias_3C, torch.stack((temperature_1H11, torch.ones_like(temperature_1H11)))
 
     def forward(
         self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None,
@@ -93,10 +113,14 @@ class CosineSelfAttention(nn.Module):
             The output, (B, l, C).
         """
         B, l, C = x_BlC.shape
-        bias_3C, temperature_1H11 = self.constants() if constants is None else constants
+        bias_3C, scale_21H11 = self.constants() if constants is None else constants
         qkv_3BHlc = self.mat_qkv(x_BlC, bias_3C).view(B, l, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = F.normalize(qkv_3BHlc[:2], dim=-1).unbind(0)  # cosine attention: unit queries and keys
-        q = q * temperature_1H11.to(q.dtype)  # (B, H, l, c)
+        qk_2BHlc, scale_21H11 = qkv_3BHlc[:2], scale_21H11.to(x_BlC.dtype)
+        if _reduced(self.mat_qkv, x_BlC):  # one pass: every row times its scale over its norm
+            q, k = (qk_2BHlc * (scale_21H11 / qk_2BHlc.norm(dim=-1, keepdim=True).clamp_min(1e-12))).unbind(0)
+        else:  # the official arithmetic: normalise, then scale the queries by the temperature
+            q, k = F.normalize(qk_2BHlc, dim=-1).unbind(0)  # cosine attention: unit q and k
+            q = q * scale_21H11[0]  # (B, H, l, c)
         v = qkv_3BHlc[2]
         if past is not None:
             k, v = past.append(k, v)  # (B, H, L_seen, c), written in place after the cache
@@ -110,7 +134,9 @@ class FeedForward(nn.Module):
 
     With int8 products (``Linear.quantize``) the GELU is the exact (erf) form, about 3x faster on
     the CPU than the tanh form it approximates; the two differ by at most 5e-4, far below the int8
-    rounding of ``fc2``'s input that follows (``docs/performance.md``).
+    rounding of ``fc2``'s input that follows (``docs/performance.md``). bfloat16 blocks keep the
+    tanh form: with it the fixture's greedy tokens stay those of float32 at every coarse scale
+    (``tests/test_fast_paths.py``), with the erf form one of them flipped.
     """
 
     def __init__(self, embed_dim: int, hidden_dim: int):
@@ -166,11 +192,12 @@ class AdaLNBlock(nn.Module):
         ``constants`` is ``self.constants(cond_BC)`` if already known.
         """
         ada, attn_constants = self.constants(cond_BC) if constants is None else constants
-        h_BlC = self.attn(_modulate(x_BlC, ada.scale_attn, ada.shift_attn, self.norm_eps), mask_lL,
-                          past, attn_constants)
-        x_BlC = x_BlC + h_BlC * ada.gate_attn
-        x_BlC = x_BlC + self.ffn(_modulate(x_BlC, ada.scale_ffn, ada.shift_ffn, self.norm_eps)) * ada.gate_ffn
-        return x_BlC
+        fused = _reduced(self.ffn.fc1, x_BlC)
+        h_BlC = self.attn(_modulate(x_BlC, ada.scale_attn, ada.shift_attn, self.norm_eps, fused),
+                          mask_lL, past, attn_constants)
+        x_BlC = _add_gated(x_BlC, h_BlC, ada.gate_attn, fused)
+        h_BlC = self.ffn(_modulate(x_BlC, ada.scale_ffn, ada.shift_ffn, self.norm_eps, fused))
+        return _add_gated(x_BlC, h_BlC, ada.gate_ffn, fused)
 
 
 class AdaLNHead(nn.Module):
