@@ -8,7 +8,7 @@
   weights to do so: int8 reads a quarter of the bytes (about 60 -> 9 ms on one core) and moved the
   gates of ``tests/test_precision.py`` by less than 1 %. The output head (it sets the logits; int8
   there raised the fixture's KL tenfold), word embedding and condition layers stay float32. The
-  FFN's GELU is the erf form there (``aar.nn.transformer.FeedForward``). CPU only.
+  FFN's GELU is the erf form there (``aar.nn.block.FeedForward``). CPU only.
 - ``"auto"``: the fastest of these that meets the accuracy gates of ``tests/test_precision.py`` on
   this processor, from its instruction set (``aar.nn.cpu.cpu_features``) and, where that cannot
   tell, a short measurement made once per process (``aar.nn.cpu.measured_speedups``).
