@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from conftest import AAR_PTH, SAT_PTH, TINY_SAT
+from conftest import AAR_PTH, SAT_PTH, TINY_SAT, tiny_generator
 
 import aar.nn.cpu as cpu_probe
 import aar.nn.int8 as int8
@@ -282,6 +282,18 @@ def test_int8_bias_check_is_skipped_for_an_unchanged_tensor(monkeypatch):
     assert compared == []  # the same tensor at the same version: no comparison
     kernel(x, bias.clone())
     assert compared == [1]  # another tensor: compared by value
+
+
+def test_int8_generation_under_inference_mode():
+    """Tensors made under ``torch.inference_mode`` keep no version counter: the bias check falls
+    back to comparing values, and the tokens are those of ``no_grad``."""
+    gen = precision.apply_precision(tiny_generator(), "int8")
+    clap = torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(3)), 1)
+    expected = gen.generate_codes(clap, seed=0)
+    with torch.inference_mode():
+        codes = gen.generate_codes(clap, seed=0)
+        again = gen.generate_codes(clap, seed=0)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(expected, codes, again))
 
 
 def test_int8_ffn_uses_the_erf_gelu_and_fp32_and_bf16_the_tanh_gelu():

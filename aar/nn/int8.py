@@ -80,6 +80,11 @@ def _quantize_input(x_NK: Tensor, reduce_range: bool) -> Tensor:
     return (torch.clamp(torch.round(x_NK / scale) + zero, 0, qmax) - zero) * scale
 
 
+def _version(t: Tensor) -> int | None:
+    """``t``'s version counter, or None for an inference tensor (it keeps none)."""
+    return None if t.is_inference() else t._version
+
+
 class Int8Weight:
     """A weight (M, K) in int8, quantized once, multiplied against float32 inputs.
 
@@ -102,7 +107,8 @@ class Int8Weight:
         q_MK, scale_M = quantize_weight(weight_MK)
         self._packed = None
         self._bias_M: Tensor | None = None  # the bias packed with the weight (a float32 copy)
-        self._bias_seen: tuple[Tensor, int] | None = None  # the last bias checked, and its version
+        self._bias_seen: tuple[int, int] | None = None  # id and version of the last bias checked
+        self._bias_ref: Tensor | None = None  # keeps that bias alive, so its id is not reused
         if not emulate and kernel_available():
             try:
                 self._packed = self._prepack(q_MK, scale_M)
@@ -130,21 +136,26 @@ class Int8Weight:
         """Make ``bias_M`` (M,) the bias the kernel adds, packing the weight again if it differs.
 
         The same tensor as last time, unchanged since (its version counter, which every in-place
-        write advances), needs no check; any other bias is compared by value.
+        write advances), needs no check; any other bias, and tensors made under
+        ``torch.inference_mode`` (which keep no version counter), are compared by value.
         """
         if bias_M is None:
             if self._bias_M is None:
                 return
-        elif self._bias_seen is not None and self._bias_seen[0] is bias_M \
-                and self._bias_seen[1] == bias_M._version:
+        elif self._bias_seen is not None and self._bias_seen == (id(bias_M), _version(bias_M)):
             return
         elif self._bias_M is not None and torch.equal(bias_M.detach().float(), self._bias_M):
-            self._bias_seen = (bias_M, bias_M._version)
+            self._remember_bias(bias_M)
             return
         qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
         self._bias_M = None if bias_M is None else bias_M.detach().float().clone().contiguous()
-        self._bias_seen = None if bias_M is None else (bias_M, bias_M._version)
+        self._remember_bias(bias_M)
         self._packed = torch.ops.quantized.linear_prepack(qweight, self._bias_M)
+
+    def _remember_bias(self, bias_M: Tensor | None) -> None:
+        version = None if bias_M is None else _version(bias_M)
+        self._bias_ref = bias_M if version is not None else None
+        self._bias_seen = None if version is None else (id(bias_M), version)
 
     def __call__(self, x_NK: Tensor, bias_M: Tensor | None) -> Tensor:
         """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32.
