@@ -133,7 +133,7 @@ class FeedForward(nn.Module):
     the CPU than the tanh form it approximates; the two differ by at most 5e-4, far below the int8
     rounding of ``fc2``'s input that follows (``docs/performance.md``). bfloat16 blocks keep the
     tanh form: with it the fixture's greedy tokens stay those of float32 at every coarse scale
-    (``tests/test_fast_paths.py``), with the erf form one of them flipped.
+    (``tests/test_fast_paths.py``); with the erf form they did not.
     """
 
     def __init__(self, embed_dim: int, hidden_dim: int):
@@ -148,7 +148,7 @@ class FeedForward(nn.Module):
 
 class BlockConstants(NamedTuple):
     """A block's inputs that stay fixed through a generation: AdaLN parameters and the attention's
-    qkv bias and temperature (``CosineSelfAttention.constants``)."""
+    qkv bias and query and key scales (``CosineSelfAttention.constants``)."""
 
     ada: AdaLN
     attention: tuple[Tensor, Tensor]

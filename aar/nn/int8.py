@@ -107,8 +107,7 @@ class Int8Weight:
         q_MK, scale_M = quantize_weight(weight_MK)
         self._packed = None
         self._bias_M: Tensor | None = None  # the bias packed with the weight (a float32 copy)
-        self._bias_seen: tuple[int, int] | None = None  # id and version of the last bias checked
-        self._bias_ref: Tensor | None = None  # keeps that bias alive, so its id is not reused
+        self._bias_seen: tuple[Tensor, int] | None = None  # the last bias checked, and its version
         if not emulate and kernel_available():
             try:
                 self._packed = self._prepack(q_MK, scale_M)
@@ -142,7 +141,8 @@ class Int8Weight:
         if bias_M is None:
             if self._bias_M is None:
                 return
-        elif self._bias_seen is not None and self._bias_seen == (id(bias_M), _version(bias_M)):
+        elif self._bias_seen is not None and self._bias_seen[0] is bias_M \
+                and self._bias_seen[1] == _version(bias_M):
             return
         elif self._bias_M is not None and torch.equal(bias_M.detach().float(), self._bias_M):
             self._remember_bias(bias_M)
@@ -154,8 +154,7 @@ class Int8Weight:
 
     def _remember_bias(self, bias_M: Tensor | None) -> None:
         version = None if bias_M is None else _version(bias_M)
-        self._bias_ref = bias_M if version is not None else None
-        self._bias_seen = None if version is None else (id(bias_M), version)
+        self._bias_seen = None if version is None else (bias_M, version)
 
     def __call__(self, x_NK: Tensor, bias_M: Tensor | None) -> Tensor:
         """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32.
