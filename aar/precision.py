@@ -10,8 +10,8 @@
   there raised the fixture's KL tenfold), word embedding and condition layers stay float32. The
   FFN's GELU is the erf form there (``aar.nn.block.FeedForward``). CPU only.
 - ``"auto"``: the fastest of these that meets the accuracy gates of ``tests/test_precision.py`` on
-  this processor, from its instruction set (``aar.nn.cpu.cpu_features``) and, where that cannot
-  tell, a short measurement made once per process (``aar.nn.cpu.measured_speedups``).
+  this processor, from its features alone (``aar.nn.cpu.cpu_features``; the table is in
+  ``auto_precision``): no timing, so every process on a machine chooses the same.
 
 Softmax, normalisation, sampling and the guidance mix run in float32 on every path. Accuracy and
 speed of each path are measured in docs/performance.md.
@@ -35,10 +35,18 @@ _logged: set[str] = set()
 
 
 def auto_precision(device: torch.device | str | None = None, features: CpuFeatures | None = None) -> str:
-    """What ``precision="auto"`` picks for ``device``.
+    """What ``precision="auto"`` picks for ``device``: a pure function of the device and CPU features.
 
-    CPU: int8 where its kernel is fast, else bf16 where bfloat16 is fast, else fp32. CUDA: bf16
-    where the GPU supports it (int8 is CPU-only), else fp32. Other devices: fp32.
+    ================================================  =======
+    CPU                                               auto
+    ================================================  =======
+    x86 with PyTorch's int8 kernel (AVX2 or AVX-512)  int8 (8-bit activations with VNNI, 7 without)
+    no int8 kernel, AMX                               bf16
+    no int8 kernel, AVX512-BF16, AMD                  bf16
+    anything else (ARM included)                      fp32
+    ================================================  =======
+
+    CUDA: bf16 where the GPU supports it (int8 is CPU-only), else fp32. Other devices: fp32.
     """
     device = torch.device(device or "cpu")
     if device.type == "cuda":
@@ -130,10 +138,10 @@ def apply_precision(generator, precision: str, *, emulate: bool = False):
         return generator
     features = cpu.cpu_features()
     if not emulate and features.int8_kernel and not cpu.int8_is_fast(features):
-        _log_once("int8 slow", "this CPU (%s, no VNNI) runs int8 products no faster than float32 "
-                  "(docs/performance.md); precision='auto' would not choose int8", features.capability)
+        _log_once("int8 slow", "int8 products were not measured faster than float32 on this CPU (%s); "
+                  "precision='auto' would not choose int8 (docs/performance.md)", features.capability)
     for layer in int8_layers(generator.transformer):
-        layer.quantize(reduce_range=not features.vnni, emulate=emulate)
+        layer.quantize(reduce_range=features.int8_saturates, emulate=emulate)
     return generator
 
 

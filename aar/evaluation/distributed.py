@@ -8,6 +8,11 @@ each file. Reconstruction ships the extractor to an actor pool whose actors load
 run the local code on each file; per-window scores and embeddings come back as float64 and the driver
 aggregates them exactly as the local run does. Results come back in input order, equal to the local run's.
 
+Every actor runs torch with the driver's thread count (``torch.get_num_threads()`` when the runner
+runs): float32 sums are split by thread, so another count rounds differently, and a draw on the edge
+of two tokens can then go the other way. With the same count the workers compute what the local run
+computes.
+
 Legend: N conditions or files, D condition or embedding size, T samples, n frames of a file.
 """
 
@@ -36,8 +41,10 @@ class GeneratorActor:
         knobs: top_k, top_p and temperature.
     """
 
-    def __init__(self, model: str, tokenizer: str | None, knobs: dict) -> None:
+    def __init__(self, model: str, tokenizer: str | None, knobs: dict, threads: int) -> None:
         from ..generator import AARGenerator
+
+        torch.set_num_threads(threads)  # the driver's: float sums, and so draws, follow thread count
 
         self.generator = AARGenerator.from_pretrained(model, tokenizer=tokenizer)
         self.knobs = knobs
@@ -74,7 +81,8 @@ def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, ad
             items = [{"index": k, "clap": rows[job.condition], "cfg": job.cfg, "seed": job.seed}
                      for k, job in enumerate(jobs)]
             out = data.from_items(items).map_batches(
-                GeneratorActor, fn_constructor_kwargs=dict(model=location, tokenizer=pair, knobs=knobs),
+                GeneratorActor, fn_constructor_kwargs=dict(model=location, tokenizer=pair, knobs=knobs,
+                                                            threads=torch.get_num_threads()),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
             at = 0
@@ -95,7 +103,8 @@ class EmbedderActor:
         cache: An ``aar.metrics.EmbeddingCache`` on a folder every worker can reach, or None.
     """
 
-    def __init__(self, extractor, cache) -> None:
+    def __init__(self, extractor, cache, threads: int) -> None:
+        torch.set_num_threads(threads)
         self.extractor = extractor
         self.cache = cache
 
@@ -125,7 +134,8 @@ def ray_embedder(address: str, concurrency: int | tuple[int, int] | None = None)
         items = [{"index": k, "path": str(Path(p).resolve())} for k, p in enumerate(paths)]
         with ray_session(address) as data:
             out = data.from_items(items).map_batches(
-                EmbedderActor, fn_constructor_kwargs=dict(extractor=extractor, cache=cache),
+                EmbedderActor, fn_constructor_kwargs=dict(extractor=extractor, cache=cache,
+                                                           threads=torch.get_num_threads()),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
             at = 0
@@ -152,7 +162,8 @@ class ReconstructorActor:
         batch_size: Windows per forward pass.
     """
 
-    def __init__(self, model: str, extractor, min_tail: int, batch_size: int | None) -> None:
+    def __init__(self, model: str, extractor, min_tail: int, batch_size: int | None, threads: int) -> None:
+        torch.set_num_threads(threads)
         from ..tokenizer import SATTokenizer
 
         self.tokenizer = SATTokenizer.from_pretrained(model)
@@ -219,7 +230,8 @@ def ray_reconstructor(model: str | os.PathLike, address: str,
         with ray_session(address) as data:
             out = data.from_items(items).map_batches(
                 ReconstructorActor, fn_constructor_kwargs=dict(
-                    model=location, extractor=extractor, min_tail=min_tail, batch_size=batch_size),
+                    model=location, extractor=extractor, min_tail=min_tail, batch_size=batch_size,
+                    threads=torch.get_num_threads()),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
             at = 0

@@ -1,30 +1,39 @@
-"""Int8 matrix products for the CPU: int8 weights quantized once, activations quantized per call.
+"""Int8 matrix products for the CPU: int8 weights quantized once, activations quantized per row.
 
 Legend: N rows (any leading dims), K input features, M output features.
 
 ``Int8Weight`` quantizes a float weight (M, K) once, symmetrically per output channel (one scale per
-row, zero point 0, values in [-127, 127]). At every call the float32 input is quantized per tensor
-(asymmetric uint8, from its own min and max), multiplied in int8 with int32 accumulation, and handed
-back in float32: the residual stream, biases, normalisation and softmax around it stay float32.
+row, zero point 0, values in [-127, 127]). At every call each row of the float32 input is quantized
+on its own scale (its largest magnitude), multiplied in int8 with int32 accumulation, and handed back
+in float32: the residual stream, biases, normalisation and softmax around it stay float32. A row's
+result depends on that row alone, so a batch computes what its rows compute one by one.
 
 The kernel is PyTorch's quantized dynamic linear (``torch.ops.quantized.linear_dynamic`` on weights
-prepacked by ``torch.ops.quantized.linear_prepack``, the FBGEMM/oneDNN "x86" engine). It was measured
-against torchao's ``Int8DynamicActivationInt8WeightConfig`` in eager mode on the CPU and ran 3–10×
-faster there (docs/performance.md). Its weight format needs ``torch.quantize_per_channel``, which
-PyTorch marks deprecated: every call to it is in this module, and where it is missing or fails the
-layer runs ``EMULATED`` instead: the same int8 rounding of the weight and the input computed in
-float32 (correct to the same rounding, slower), said once in the log.
+prepacked by ``torch.ops.quantized.linear_prepack``, the FBGEMM "x86" engine), which quantizes its
+input per tensor, from the tensor's min and max. Per-row scales are given to it by dividing each row
+by its largest magnitude and appending two anchor rows holding +1 and -1: every call then quantizes
+on the fixed range [-1, 1], whatever the batch, and the row's magnitude multiplies the result
+afterwards (with the bias, in one ``addcmul``).
 
-A bias is prepacked with the weight, so the kernel adds it in its float32 output stage instead of
-a separate pass over the output; it is packed again (once) when a call brings a different bias.
+Its weight format needs ``torch.quantize_per_channel``, which PyTorch marks deprecated: every call to
+it is in this module, and where it is missing or fails the layer runs ``EMULATED`` instead: the same
+rounding, with the integer sums computed exactly in float64 (slower), said once in the log.
 
-``reduce_range`` (7-bit activations) avoids int16 saturation in the AVX2 kernels of CPUs without
-VNNI dot-product instructions; ``aar.precision`` chooses it from the CPU's instruction set.
+Saturation. x86 CPUs without VNNI dot-product instructions (AVX2, and AVX-512 without VNNI) multiply
+uint8 activations by int8 weights with ``vpmaddubsw``, which adds each pair of neighbouring products
+(features 2j and 2j+1) in a saturating int16: two products of 255 x 127 overflow it. With VNNI the
+four products go straight to int32. ``kernel_saturates()`` asks the kernel itself (one tiny product
+whose exact sum overflows int16), so the answer follows what this process runs, also where FBGEMM is
+told to use fewer instructions (``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``). Where it saturates, activations
+get 7 bits (``reduce_range``): a pair then sums to at most 2 x 127 x 127 = 32258, which fits, and the
+products are exact again. The emulation models the saturation too, so that it computes what the
+kernel computes on every CPU, 8-bit activations on a saturating CPU included.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import warnings
 
@@ -34,9 +43,10 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-#: How an ``Int8Weight`` multiplies: PyTorch's quantized kernel, or float32 emulation of its rounding.
+#: How an ``Int8Weight`` multiplies: PyTorch's quantized kernel, or an emulation of its arithmetic.
 KERNEL, EMULATED = "kernel", "emulated"
 _logged: set[str] = set()
+_INT16 = (-(2**15), 2**15 - 1)
 
 
 def _log_once(key: str, message: str, *args: object) -> None:
@@ -51,6 +61,24 @@ def kernel_available() -> bool:
     engines = torch.backends.quantized.supported_engines
     return (hasattr(ops, "linear_dynamic") and hasattr(ops, "linear_prepack")
             and any(e in engines for e in ("x86", "fbgemm", "onednn", "qnnpack")))
+
+
+@functools.cache
+def kernel_saturates() -> bool:
+    """Whether this process's int8 kernel sums pairs of 8-bit products in a saturating int16.
+
+    One product settles it: activations [1, 1] (uint8 255, 255) against a weight row [1, 1]
+    (int8 127, 127) sum to 64770 exactly, and to 32767 where the pair saturates. False where the
+    kernel is missing (emulation then has nothing to model) or cannot prepack.
+    """
+    if not kernel_available():
+        return False
+    try:
+        weight = Int8Weight._prepack(torch.full((1, 2), 127, dtype=torch.int8), torch.ones(1) / 127)
+        out = torch.ops.quantized.linear_dynamic(torch.ones(1, 2), weight, False)
+    except RuntimeError:
+        return False
+    return float(out) < 1.5  # exact: 2.0; saturated: 32767 / 255 / 127 = 1.01
 
 
 def quantize_weight(weight_MK: Tensor) -> tuple[Tensor, Tensor]:
@@ -70,56 +98,85 @@ def quantize_weight(weight_MK: Tensor) -> tuple[Tensor, Tensor]:
     return q_MK, scale_M
 
 
-def _quantize_input(x_NK: Tensor, reduce_range: bool) -> Tensor:
-    """The dynamic per-tensor uint8 rounding of the kernel, in float32: (N, K) -> (N, K)."""
+def row_scales(x_NK: Tensor) -> Tensor:
+    """Each row's largest magnitude (1 for an all-zero row): (N, K) -> (N, 1)."""
+    scale_N1 = torch.linalg.vector_norm(x_NK, float("inf"), dim=1, keepdim=True)  # one pass, no |x| copy
+    return scale_N1.masked_fill_(scale_N1 == 0, 1.0)
+
+
+def quantize_rows(x_NK: Tensor, reduce_range: bool) -> tuple[Tensor, float, int]:
+    """The kernel's rounding of rows already divided by their scale (values in [-1, 1]).
+
+    The range [-1, 1] maps onto 255 steps of uint8 (127 with ``reduce_range``) as the kernel's
+    dynamic quantization maps a tensor whose min is -1 and max is 1.
+
+    Returns:
+        ``(q_NK, step, zero)``: the codes (float32 holding integers), the step between codes and
+        the code of 0, so that ``(q_NK - zero) * step`` approximates ``x_NK``.
+    """
     qmax = 127 if reduce_range else 255
-    lo = torch.clamp(x_NK.min(), max=0.0)
-    hi = torch.clamp(x_NK.max(), min=0.0)
-    scale = torch.clamp((hi - lo) / qmax, min=torch.finfo(torch.float32).eps)
-    zero = torch.clamp(torch.round(-lo / scale), 0, qmax)
-    return (torch.clamp(torch.round(x_NK / scale) + zero, 0, qmax) - zero) * scale
+    step = torch.tensor(2.0) / qmax  # float32, as the kernel computes it
+    # The kernel picks the zero point in double precision, 1 / (2 / qmax) = qmax / 2, rounded half to
+    # even: 128 (8 bits) or 64 (7 bits). The codes are clamped to uint8 in both cases: with 7 bits,
+    # +1 lands on 127 steps above 64. It multiplies by the float32 inverse of the step.
+    zero = round(1.0 / (2.0 / qmax))
+    q_NK = torch.round(x_NK * (1.0 / step)).add_(zero).clamp_(0, 255)
+    return q_NK, float(step), zero
 
 
-def _version(t: Tensor) -> int | None:
-    """``t``'s version counter, or None for an inference tensor (it keeps none)."""
-    return None if t.is_inference() else t._version
+def _saturated_product(q_NK: Tensor, q_MK: Tensor) -> Tensor:
+    """``q_NK @ q_MK.T`` in int64 with each pair of neighbouring products saturated to int16."""
+    K = q_NK.shape[1]
+    if K % 2:
+        q_NK, q_MK = F.pad(q_NK, (0, 1)), F.pad(q_MK, (0, 1))
+    q_NK, q_MK = q_NK.long(), q_MK.long()
+    chunk = max(1, 2**22 // max(1, q_MK.numel()))  # rows at a time: about 32 MB of int64 products
+    out = []
+    for rows in q_NK.split(chunk):
+        pairs = (rows[:, None, :] * q_MK[None]).view(rows.shape[0], q_MK.shape[0], -1, 2).sum(-1)
+        out.append(pairs.clamp_(*_INT16).sum(-1))  # (n, M)
+    return torch.cat(out)
 
 
 class Int8Weight:
-    """A weight (M, K) in int8, quantized once, multiplied against float32 inputs.
+    """A weight (M, K) in int8, quantized once, multiplied against float32 inputs row by row.
 
     Args:
         weight_MK: The float weight (M, K), on the CPU.
-        reduce_range: Quantize activations to 7 bits (for CPUs without VNNI).
-        emulate: Use float32 emulation even where the kernel exists (tests and comparisons).
+        reduce_range: 7-bit activations. None (default): where the kernel saturates
+            (``kernel_saturates()``), which keeps the products exact.
+        emulate: Use the emulation even where the kernel exists (tests and comparisons).
+        saturate: Emulation only: model int16 saturation of pairs of products. None (default): as
+            this process's kernel does.
 
     Attributes:
         source: The float weight this copy was made from (a replaced weight makes it stale).
         mode: ``KERNEL`` or ``EMULATED``.
+        reduce_range: Whether activations get 7 bits.
     """
 
-    def __init__(self, weight_MK: Tensor, reduce_range: bool = False, emulate: bool = False) -> None:
+    def __init__(self, weight_MK: Tensor, reduce_range: bool | None = None, emulate: bool = False,
+                 saturate: bool | None = None) -> None:
         if weight_MK.device.type != "cpu":
             raise ValueError(f"int8 weights run on the CPU only; this weight is on {weight_MK.device}")
         self.source = weight_MK
-        self.out_features = weight_MK.shape[0]
-        self.reduce_range = reduce_range
+        self.out_features, self.in_features = weight_MK.shape
+        self.reduce_range = kernel_saturates() if reduce_range is None else bool(reduce_range)
         q_MK, scale_M = quantize_weight(weight_MK)
         self._packed = None
-        self._bias_M: Tensor | None = None  # the bias packed with the weight (a float32 copy)
-        self._bias_seen: tuple[Tensor, int] | None = None  # the last bias checked, and its version
         if not emulate and kernel_available():
             try:
                 self._packed = self._prepack(q_MK, scale_M)
             except RuntimeError as exc:  # e.g. a build whose quantized engine cannot prepack
-                _log_once("prepack", "int8 kernel unavailable (%s); int8 runs emulated in float32, "
+                _log_once("prepack", "int8 kernel unavailable (%s); int8 runs emulated, "
                           "with the same rounding but slower", exc)
         elif not emulate:
             _log_once("kernel", "this PyTorch build has no quantized dynamic linear kernel; int8 runs "
-                      "emulated in float32, with the same rounding but slower")
+                      "emulated, with the same rounding but slower")
         self.mode = KERNEL if self._packed is not None else EMULATED
-        # Emulation multiplies the dequantized weight; the kernel needs only its prepacked copy.
-        self._dequantized_MK = None if self._packed is not None else q_MK.float() * scale_M[:, None]
+        self.saturate = kernel_saturates() if saturate is None else bool(saturate)
+        self._codes_MK = None if self._packed is not None else q_MK  # what emulation multiplies
+        self._scale_M = scale_M
 
     @staticmethod
     def _prepack(q_MK: Tensor, scale_M: Tensor) -> object:
@@ -131,53 +188,54 @@ class Int8Weight:
                                                  zeros_M, 0, torch.qint8)
         return torch.ops.quantized.linear_prepack(qweight, None)
 
-    def _pack_bias(self, bias_M: Tensor | None) -> None:
-        """Make ``bias_M`` (M,) the bias the kernel adds, packing the weight again if it differs.
-
-        The same tensor as last time, unchanged since (its version counter, which every in-place
-        write advances), needs no check; any other bias, and tensors made under
-        ``torch.inference_mode`` (which keep no version counter), are compared by value.
-        """
-        if bias_M is None:
-            if self._bias_M is None:
-                return
-        elif self._bias_seen is not None and self._bias_seen[0] is bias_M \
-                and self._bias_seen[1] == _version(bias_M):
-            return
-        elif self._bias_M is not None and torch.equal(bias_M.detach().float(), self._bias_M):
-            self._remember_bias(bias_M)
-            return
-        qweight, _ = torch.ops.quantized.linear_unpack(self._packed)
-        self._bias_M = None if bias_M is None else bias_M.detach().float().clone().contiguous()
-        self._remember_bias(bias_M)
-        self._packed = torch.ops.quantized.linear_prepack(qweight, self._bias_M)
-
-    def _remember_bias(self, bias_M: Tensor | None) -> None:
-        version = None if bias_M is None else _version(bias_M)
-        self._bias_seen = None if version is None else (bias_M, version)
-
     def __call__(self, x_NK: Tensor, bias_M: Tensor | None) -> Tensor:
         """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32.
 
         Raises:
-            ValueError: ``x_NK`` is not on the CPU.
+            ValueError: ``x_NK`` is not on the CPU, or its last dimension is not K.
         """
         if x_NK.device.type != "cpu":
             raise ValueError(f"int8 layers run on the CPU only; the input is on {x_NK.device} "
                              "(load with precision='fp32' or 'bf16' for other devices)")
+        if x_NK.shape[-1] != self.in_features:
+            raise ValueError(f"input has {x_NK.shape[-1]} features, the weight takes {self.in_features}")
+        lead = x_NK.shape[:-1]
+        x_NK = x_NK.reshape(-1, self.in_features)
         if x_NK.dtype != torch.float32:
             x_NK = x_NK.float()
+        scale_N1 = row_scales(x_NK)
+        N = x_NK.shape[0]
         if self._packed is None:
-            return F.linear(_quantize_input(x_NK, self.reduce_range), self._dequantized_MK,
-                            None if bias_M is None else bias_M.float())
-        self._pack_bias(bias_M)
-        # The overload itself: the packet (``torch.ops.quantized.linear_dynamic``) first scans the
-        # arguments for tensor subclasses, which cost more than the product at small sizes.
-        linear_dynamic = torch.ops.quantized.linear_dynamic.default
-        if x_NK.ndim == 1:  # the kernel wants rows; any number of leading dims is fine
-            return linear_dynamic(x_NK[None], self._packed, self.reduce_range)[0]
-        return linear_dynamic(x_NK, self._packed, self.reduce_range)
+            y_NM = self._emulate(x_NK / scale_N1)
+        else:
+            unit_NK = x_NK.new_empty(N + 2, self.in_features)
+            torch.div(x_NK, scale_N1, out=unit_NK[:N])
+            unit_NK[N:].zero_()
+            unit_NK[N, 0], unit_NK[N + 1, 0] = 1.0, -1.0  # the anchors: the range is [-1, 1]
+            # The overload itself: the packet (``torch.ops.quantized.linear_dynamic``) first scans the
+            # arguments for tensor subclasses, which cost more than the product at small sizes.
+            y_NM = torch.ops.quantized.linear_dynamic.default(unit_NK, self._packed, self.reduce_range)[:N]
+        if bias_M is None:
+            out_NM = y_NM.mul_(scale_N1) if y_NM.is_contiguous() else y_NM * scale_N1
+        else:
+            out_NM = torch.addcmul(bias_M.detach().float(), y_NM, scale_N1)
+        return out_NM.view(*lead, self.out_features)
+
+    def _emulate(self, unit_NK: Tensor) -> Tensor:
+        """The kernel's product of rows in [-1, 1]: (N, K) -> (N, M), float32.
+
+        The integer sums are exact (float64 holds them), so, as in the kernel, a row's result does
+        not depend on how many rows come with it.
+        """
+        q_NK, step, zero = quantize_rows(unit_NK, self.reduce_range)
+        q_MK = self._codes_MK
+        if self.saturate and not self.reduce_range:  # 7-bit pairs cannot saturate
+            acc_NM = (_saturated_product(q_NK, q_MK) - zero * q_MK.long().sum(1)).double()
+        else:
+            acc_NM = (q_NK.double() - zero) @ q_MK.double().T
+        return (acc_NM * (step * self._scale_M.double())).float()
 
     def __deepcopy__(self, memo: dict) -> Int8Weight:
         # Quantize the copied module's weight again (the kernel's packed weights are not copyable).
-        return Int8Weight(copy.deepcopy(self.source, memo), self.reduce_range, self.mode == EMULATED)
+        return Int8Weight(copy.deepcopy(self.source, memo), self.reduce_range, self.mode == EMULATED,
+                          self.saturate)

@@ -59,11 +59,12 @@ class Linear(nn.Linear):
             self.int8 = None
         return linear(x_NK, self.weight, bias_M)
 
-    def quantize(self, reduce_range: bool = False, emulate: bool = False) -> None:
+    def quantize(self, reduce_range: bool | None = None, emulate: bool = False) -> None:
         """Multiply through an int8 copy of the weight from now on (CPU only, see ``aar.nn.int8``).
 
         Args:
-            reduce_range: 7-bit activations, for CPUs without VNNI instructions.
+            reduce_range: 7-bit activations. None (default): where the kernel would saturate 8-bit
+                ones (CPUs without VNNI, ``aar.nn.int8.kernel_saturates``).
             emulate: Float32 emulation of the int8 rounding instead of the kernel.
 
         Raises:
