@@ -92,8 +92,8 @@ def cpu_has_matrix_units(dtype: torch.dtype) -> bool:
 def runs_fast(dtype: torch.dtype) -> bool:
     """Whether ``dtype`` matrix products beat float32 on this CPU.
 
-    bfloat16: decided by ``aar.nn.cpu.bf16_is_fast`` (AMX, or AVX512-BF16 and a short
-    measurement); float16: AMX-FP16 units only.
+    bfloat16: decided by ``aar.nn.cpu.bf16_is_fast`` (AMX, or AVX512-BF16 on an AMD processor);
+    float16: AMX-FP16 units only.
     """
     if dtype == torch.bfloat16:
         return cpu.bf16_is_fast()
@@ -108,7 +108,7 @@ def warn_if_slow(dtype: torch.dtype | None, device: torch.device | str | None) -
     if not runs_fast(dtype):
         logger.warning(
             "%s matrix products are no faster than float32 on this CPU (no AMX, and no bfloat16 "
-            "dot products or they measured slower), so %s generation is slower than float32 here "
+            "dot products or not on an AMD processor), so %s generation is slower than float32 here "
             "(see docs/performance.md)",
             dtype, dtype,
         )
