@@ -14,7 +14,7 @@ placement (``aar/placement.py``), and teacher forcing with likelihoods (``aar/sc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -197,8 +197,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         top_k: int | None = DEFAULT_TOP_K,
         top_p: float | None = DEFAULT_TOP_P,
         temperature: float = 1.0,
-        seed: int | None = None,
-        generator: torch.Generator | None = None,
+        seed: int | Sequence[int] | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         progress: bool = False,
         callback: Callable[[ScaleProgress], object] | None = None,
         prefix=None,
@@ -221,8 +221,12 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                 keep all. Default 0.95.
             temperature: Divides the guided logits. Default 1.0.
             seed: Seeds a ``torch.Generator`` on the model's device; the same seed gives the tokens
-                of the official code with ``g_seed=seed`` on that device. None is random.
-            generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``.
+                of the official code with ``g_seed=seed`` on that device. None is random. A list
+                of B seeds gives each row its own stream: row b draws what a call with that row
+                alone and ``seed[b]`` draws from the same logits (see the caveat on batching in
+                docs/generation.md).
+            generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``, or
+                a list of B of them, one per row.
             progress: Show a progress bar over the S steps.
             callback: Called after each scale with an ``aar.next_scale.ScaleProgress`` (scale index,
                 S, the codes so far) for coarse-to-fine previews. It does not change the tokens; an

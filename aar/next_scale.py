@@ -20,7 +20,7 @@ import torch
 
 from .nn.quantizer import ScaleQuantizer
 from .nn.transformer import AARTransformer
-from .sampling import cfg_mix, guidance_scale, sample
+from .sampling import cfg_mix, check_row_generators, guidance_scale, sample
 
 if TYPE_CHECKING:
     from .editing import ForcedTokens
@@ -55,7 +55,7 @@ def sample_scales(
     clap_BD: torch.Tensor,
     options: SamplingOptions,
     *,
-    generator: torch.Generator | None,
+    generator: torch.Generator | list[torch.Generator] | None,
     progress: bool = False,
     callback: Callable[[ScaleProgress], object] | None = None,
     forced: ForcedTokens | None = None,
@@ -70,7 +70,7 @@ def sample_scales(
         clap_BD: CLAP vectors (B, D).
         options: Guidance strength (0 runs the conditional branch alone), top-k, top-p and
             temperature.
-        generator: The random stream of the draws.
+        generator: The random stream of the draws, or one per condition (``aar.sampling.draw``).
         progress: Show a progress bar over the S steps.
         callback: Called with a ``ScaleProgress`` after each scale; it cannot change the tokens.
             An exception it raises stops generation and propagates (the KV cache is emptied).
@@ -82,6 +82,7 @@ def sample_scales(
     """
     S = model.config.num_scales
     B = clap_BD.shape[0]
+    check_row_generators(generator, B)
     cfg = float(options.cfg)
     guided = cfg != 0  # cfg 0 takes nothing from the unconditional branch: skip running it
     cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]) if guided else clap_BD)

@@ -59,6 +59,19 @@ def auto_precision(device: torch.device | str | None = None, features: CpuFeatur
     return "bf16" if cpu.bf16_is_fast(features) else "fp32"
 
 
+def check_precision(precision: str, dtype: torch.dtype | None) -> None:
+    """Refuse an unknown ``precision=``, or one that contradicts ``dtype=`` (generator and tokenizer).
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if dtype is not None and dtype != torch.float32 and not (precision == "bf16" and dtype == torch.bfloat16):
+        raise ValueError(f"precision={precision!r} sets the weight dtype itself; drop dtype={dtype} "
+                         "(dtype=torch.bfloat16 alone means precision='bf16')")
+
+
 def resolve_precision(precision: str | None, dtype: torch.dtype | None,
                       device: torch.device | str | None = None) -> str | None:
     """Check ``precision=`` against ``dtype=`` and resolve ``"auto"``.
@@ -72,11 +85,7 @@ def resolve_precision(precision: str | None, dtype: torch.dtype | None,
     """
     if precision is None:
         return "bf16" if dtype == torch.bfloat16 else None
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if dtype is not None and dtype != torch.float32 and not (precision == "bf16" and dtype == torch.bfloat16):
-        raise ValueError(f"precision={precision!r} sets the weight dtype itself; drop dtype={dtype} "
-                         "(dtype=torch.bfloat16 alone means precision='bf16')")
+    check_precision(precision, dtype)
     if precision == "auto":
         precision = auto_precision(device)
         _log_once(f"auto {precision}", "precision='auto' chose %r on this processor", precision)
@@ -100,8 +109,8 @@ def tokenizer_dtype(precision: str | None, dtype: torch.dtype | None) -> torch.d
     if precision == "int8":
         raise ValueError("precision='int8' applies to the generator's transformer; the tokenizer takes "
                          "'fp32', 'bf16' or 'auto' (which keeps float32)")
-    resolved = "fp32" if precision == "auto" else resolve_precision(precision, dtype)
-    return torch.bfloat16 if resolved == "bf16" else dtype
+    check_precision(precision, dtype)
+    return torch.bfloat16 if precision == "bf16" else dtype
 
 
 def int8_layers(transformer: torch.nn.Module) -> list[Linear]:

@@ -11,6 +11,7 @@ seed reproduces the official tokens on the same device.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral, Real
 
 import torch
@@ -101,20 +102,39 @@ def top_p_filter(logits_BlV: Tensor, top_p: float | None) -> Tensor:
     return logits_BlV.masked_fill(drop, -math.inf)
 
 
-def draw(logits_BlV: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Draw one token per position with a single ``torch.multinomial`` call over the batch.
+def draw(logits_BlV: Tensor, generator: torch.Generator | Sequence[torch.Generator] | None = None) -> Tensor:
+    """Draw one token per position: one ``torch.multinomial`` call over the batch, or one per row.
 
     Args:
         logits_BlV: Logits, (B, l, V).
-        generator: Source of randomness; None uses torch's global generator.
+        generator: Source of randomness; None uses torch's global generator. A sequence of B
+            generators draws row b from the b-th alone, as a batch of one row would.
 
     Returns:
         idx_Bl: Token indices, (B, l), int64.
+
+    Raises:
+        ValueError: a sequence of generators whose length is not B.
     """
     B, l, V = logits_BlV.shape
-    probs = logits_BlV.softmax(dim=-1).view(-1, V)  # (B * l, V)
-    idx = torch.multinomial(probs, 1, replacement=True, generator=generator)
+    probs = logits_BlV.softmax(dim=-1)
+    if isinstance(generator, Sequence):
+        check_row_generators(generator, B)
+        return torch.cat([torch.multinomial(probs[b], 1, replacement=True, generator=g).view(1, l)
+                          for b, g in enumerate(generator)])
+    idx = torch.multinomial(probs.view(-1, V), 1, replacement=True, generator=generator)  # (B * l, 1)
     return idx.view(B, l)
+
+
+def check_row_generators(generator: object, rows: int) -> None:
+    """Check that per-row generators (a sequence) number ``rows``; a single generator always fits.
+
+    Raises:
+        ValueError: a sequence of another length.
+    """
+    if isinstance(generator, Sequence) and len(generator) != rows:
+        raise ValueError(f"got {len(generator)} seeds or generators for a batch of {rows} rows; give one "
+                         "per row, or a single seed for the whole batch")
 
 
 def sample(
@@ -172,46 +192,63 @@ def validate_sampling(top_k: int | None, top_p: float | None, temperature: float
 
 
 def make_generator(
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | Sequence[int] | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     device: torch.device | str = "cpu",
-) -> torch.Generator:
-    """The generator that sampling draws from.
+) -> torch.Generator | list[torch.Generator]:
+    """The generator that sampling draws from, or one per row.
+
+    One seed (or generator) drives a whole batch through one stream, as the official code does.
+    A sequence gives each row its own stream: row b of a batch then draws exactly what a batch of one
+    row with that seed draws from the same logits (``aar.sampling.draw``).
 
     Args:
         seed: Seeds ``torch.Generator(device=device)``; the same seed on the same device gives the
-            same tokens (a CUDA generator draws differently from a CPU one).
-        generator: A generator to use as is.
+            same tokens (a CUDA generator draws differently from a CPU one). A sequence of ints:
+            one generator per row.
+        generator: A generator to use as is, or a sequence of them, one per row.
         device: Device of the logits, where the generator must live.
 
     Returns:
-        ``generator`` if given; else a new generator on ``device``, seeded with ``seed``, or from a
-        non-deterministic seed when ``seed`` is None.
+        ``generator`` if given (a list for a sequence); else a new generator on ``device``, seeded
+        with ``seed``, or from a non-deterministic seed when ``seed`` is None; a list of them for a
+        sequence of seeds.
 
     Raises:
-        ValueError: Both ``seed`` and ``generator`` were given, or the seed is out of range.
-        TypeError: ``seed`` is not an int (booleans and floats are refused), or ``generator`` is not
+        ValueError: Both ``seed`` and ``generator`` were given, a seed is out of range, or a
+            sequence is empty.
+        TypeError: a seed is not an int (booleans and floats are refused), or a generator is not
             a ``torch.Generator``.
 
     Example:
         >>> g = make_generator(seed=0)
         >>> torch.rand(1, generator=g).item() == torch.rand(1, generator=make_generator(0)).item()
         True
+        >>> len(make_generator(seed=[0, 1, 2]))
+        3
     """
     if seed is not None and generator is not None:
         raise ValueError(
             f"pass either seed or generator, not both (got seed={seed!r} and a generator)"
         )
+    for name, value in (("seed", seed), ("generator", generator)):
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+            if len(value) == 0:
+                raise ValueError(f"{name} is an empty sequence; give one per row, or one for the batch")
+            return [make_generator(v, None, device) if name == "seed" else make_generator(None, v, device)
+                    for v in value]
     if generator is not None:
         if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+            raise TypeError(f"generator must be a torch.Generator or a sequence of them, "
+                            f"got {type(generator).__name__}")
         return generator
     new = torch.Generator(device=device)
     if seed is None:
         new.seed()
         return new
     if not isinstance(seed, Integral) or isinstance(seed, bool):
-        raise TypeError(f"seed must be None or an int, got {seed!r} ({type(seed).__name__})")
+        raise TypeError(f"seed must be None, an int or a sequence of ints, got {seed!r} "
+                        f"({type(seed).__name__})")
     if not -(2**63) <= seed < 2**64:
         raise ValueError(f"seed must lie in [-2**63, 2**64), got {seed}")
     return new.manual_seed(int(seed))

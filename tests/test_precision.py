@@ -217,6 +217,10 @@ def test_tokenizer_precision():
     assert SATTokenizer.from_pretrained(SAT_PTH, precision="bf16").dtype == torch.bfloat16
     with pytest.raises(ValueError, match="tokenizer takes 'fp32', 'bf16' or 'auto'"):
         SATTokenizer.from_pretrained(SAT_PTH, precision="int8")
+    for kind in (SATTokenizer, AARGenerator):  # one validation for both models
+        with pytest.raises(ValueError, match="drop dtype=torch.float16"):
+            kind.from_pretrained(SAT_PTH if kind is SATTokenizer else AAR_PTH, precision="auto",
+                                 dtype=torch.float16)
 
 
 @pytest.mark.parametrize("cpu, expected", [

@@ -181,3 +181,21 @@ def test_make_generator_unseeded_and_given():
 def test_make_generator_errors(kwargs, error):
     with pytest.raises(error):
         make_generator(**kwargs)
+
+
+def test_per_row_generators_draw_each_row_as_a_batch_of_one():
+    from aar.sampling import draw, make_generator
+
+    logits = torch.randn(3, 5, 40, generator=torch.Generator().manual_seed(0))
+    rows = draw(logits, make_generator(seed=[7, 8, 9]))
+    for b, seed in enumerate((7, 8, 9)):
+        assert torch.equal(rows[b:b + 1], draw(logits[b:b + 1], make_generator(seed)))
+    assert not torch.equal(rows, draw(logits, make_generator(7)))  # one stream for the batch differs
+    given = [torch.Generator().manual_seed(s) for s in (7, 8, 9)]
+    assert make_generator(generator=given) == given and torch.equal(draw(logits, given), rows)
+    with pytest.raises(ValueError, match="2 seeds or generators for a batch of 3"):
+        draw(logits, make_generator(seed=[1, 2]))
+    with pytest.raises(ValueError, match="empty"):
+        make_generator(seed=[])
+    with pytest.raises(TypeError, match="sequence of ints"):
+        make_generator(seed=[1, 2.5])
