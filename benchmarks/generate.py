@@ -14,7 +14,11 @@ and unconditional); ``cfg=0`` runs B. Sampling keeps top-k 200, top-p 0.95. Each
 int8 attention and FFN products); the tokenizer stays float32. The plain loop of the official kind
 (below), followed by the decode, is timed at every point as ``official`` (float32). For every
 precision other than fp32 the JSON holds its accuracy against fp32 on codes fp32 sampled (mean KL
-per token, top-1 agreement, max logit error, log-likelihood) and greedy generation's audio error.
+per token, top-1 agreement, max logit error, log-likelihood) and greedy generation's audio error,
+three times: on the random weights (nearly flat logits), on the same weights with the head scaled so
+that fp32's mean entropy per token equals that of the trained-like test fixture (logits as peaked as
+a trained model's), and on the fixture itself (``tests/fixtures/official_small``, teacher forcing on
+the codes the official code sampled).
 ``--kernels`` times one linear layer of the model's width per precision by rows per product,
 with torchao's int8 dynamic quantization beside aar's int8 where torchao is installed.
 ``--spread SECONDS`` then lets the last precision listed and the official-kind loop take turns
@@ -51,7 +55,7 @@ from _common import (
 )
 from _spread import operator_profile, spread
 
-from aar.nn.int8 import Int8Weight
+from aar.nn.int8 import Int8Weight, rounding_bound
 from aar.precision import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
 from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
 
@@ -144,6 +148,64 @@ def accuracy(ref, low, batch: int = 2) -> dict:
     }
 
 
+def entropy(logits_BLV: torch.Tensor) -> float:
+    """Mean entropy per token, nats."""
+    log_p = logits_BLV.float().log_softmax(-1)
+    return float(-(log_p.exp() * log_p).sum(-1).mean())
+
+
+@torch.no_grad()
+def sharpened(ref, target: float):
+    """A copy of ``ref`` whose head is scaled so that its mean entropy per token is ``target`` nats.
+
+    Scaling the head's weight and bias scales the logits, so the factor is found by bisection on
+    logits computed once (teacher forcing on codes ``ref`` sampled).
+
+    Returns:
+        ``(model, factor, reached)``: ``reached`` is False where no factor in [0.01, 1000] gives
+        ``target`` (a codebook so small that even flat logits are more peaked).
+    """
+    clap = clap_vectors(2, seed=1)
+    codes = ref.generate_codes(clap, cfg=CFG, seed=0, top_k=min(200, ref.config.codebook_size), top_p=0.95)
+    logits = ref.logits(codes, clap)
+    lo, hi = 1e-2, 1e3
+    for _ in range(60):  # entropy falls as the factor grows
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if entropy(logits * mid) > target else (lo, mid)
+    factor = (lo * hi) ** 0.5
+    reached = abs(entropy(logits * factor) - target) < 0.01
+    sharp = copy.deepcopy(ref)
+    head = sharp.transformer.head
+    head.weight.mul_(factor)
+    if head.bias is not None:
+        head.bias.mul_(factor)
+    return sharp, factor, reached
+
+
+@torch.no_grad()
+def fixture_accuracy(precisions: list[str]) -> dict:
+    """Teacher-forced accuracy of each precision against fp32 on the trained-like test fixture."""
+    from conftest import AAR_PTH, SAT_PTH
+    from safetensors.torch import load_file
+
+    from aar import AARGenerator
+
+    ref = AARGenerator.from_pretrained(AAR_PTH, tokenizer=SAT_PTH)
+    reference = load_file(AAR_PTH.parent / "reference.safetensors")
+    codes, clap = [reference[f"codes.{i}"][:, 0] for i in range(16)], reference["clap"]
+    a = ref.logits(codes, clap)
+    out = {"fp32_entropy_nats": round(entropy(a), 4), "logits_abs_max": round(float(a.abs().max()), 3)}
+    for name in precisions:
+        if name == "fp32":
+            continue
+        b = apply_precision(copy.deepcopy(ref), name).logits(codes, clap)
+        log_a, log_b = a.log_softmax(-1), b.log_softmax(-1)
+        out[name] = {"mean_kl_nats": float((log_a.exp() * (log_a - log_b)).sum(-1).mean()),
+                     "top1_agreement": round(float((a.argmax(-1) == b.argmax(-1)).float().mean()), 5),
+                     "logits_max_abs_err": round(float((a - b).abs().max()), 5)}
+    return out
+
+
 def official_run(gen, clap_BD, cfg: float, knobs: dict) -> torch.Tensor:
     """The official-kind loop and the decode: the audio (B, 1, T) of one call."""
     return gen.tokenizer.decode(baseline_codes(gen, clap_BD, cfg, knobs, seed=0))
@@ -203,9 +265,11 @@ def kernel_sweep(width: int, rows: list[int], runs: int) -> list[dict]:
                 best[name] = min(best[name], timed(lambda: path(x), 1))  # noqa: B023
         exact = layer(x)
         rates = {f"{k}_gflops": round(8 * n * width**2 / v / 1e9, 1) for k, v in best.items()}
+        bound = rounding_bound(x, layer.weight, low["int8"].reduce_range)
         out.append({"rows": n, **rates,
                     **{f"{k}_max_abs_err": round(float((p(x) - exact).abs().max()), 5)
-                       for k, p in paths.items() if k != "fp32"}})
+                       for k, p in paths.items() if k != "fp32"},
+                    "int8_within_bound": bool(((low["int8"](x, layer.bias) - exact).abs() <= bound).all())})
     return out
 
 
@@ -319,6 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
         width = base.config.embed_dim
         report["kernels"] = kernel_sweep(width, [2, 16] if args.tiny else [2, 32, 150, 512], max(runs, 5))
     report["accuracy"] = {name: accuracy(base, gens[name]) for name in args.precision if name != "fp32"}
+    report["accuracy_fixture"] = fixture_accuracy(args.precision)
+    target = report["accuracy_fixture"]["fp32_entropy_nats"]
+    sharp, factor, reached = sharpened(base, target)
+    report["accuracy_sharpened"] = {
+        "head_scale": round(factor, 3), "target_entropy_nats": target, "target_reached": reached,
+        **{name: accuracy(sharp, apply_precision(copy.deepcopy(sharp), name))
+           for name in args.precision if name != "fp32"}}
     report["machine"] = machine(args.tiny)
     report["machine"]["cpu_flags"] = sorted(set(CPU_FLAGS) & cpu_features().flags)
     report["auto_precision"] = auto_precision("cpu")
@@ -355,11 +426,21 @@ def main(argv: list[str] | None = None) -> dict:
         if f"speedup_vs_{against}" in report:
             speedups = report[f"speedup_vs_{against}"]
             print(f"speed-up against {against} at batch {sizes[0]} with cfg: {speedups}")
-    for name, acc in report["accuracy"].items():
-        print(f"{name} against fp32: mean KL {acc['mean_kl_nats']:.2g} nats/token, top-1 agreement "
-              f"{acc['top1_agreement']:.2%}, logits max abs err {acc['logits_max_abs_err']:.4g}, "
-              f"log-likelihood {acc['loglik_fast']:.4f} (fp32 {acc['loglik_fp32']:.4f}); "
-              f"greedy audio max abs err {acc['greedy_audio_max_abs_err']:.4g}")
+    fixture, sharp_report = report["accuracy_fixture"], report["accuracy_sharpened"]
+    for where, accs in (("random weights (flat logits)", report["accuracy"]),
+                        (f"head scaled x{sharp_report['head_scale']} to the fixture's entropy "
+                         f"({sharp_report['target_entropy_nats']} nats/token)", sharp_report)):
+        for name in (n for n in args.precision if n != "fp32"):
+            acc = accs[name]
+            print(f"{name} against fp32, {where}: mean KL {acc['mean_kl_nats']:.2g} nats/token, top-1 "
+                  f"agreement {acc['top1_agreement']:.2%}, logits max abs err "
+                  f"{acc['logits_max_abs_err']:.4g} (logits up to {acc['logits_abs_max']}); greedy audio "
+                  f"max abs err {acc['greedy_audio_max_abs_err']:.4g}")
+    for name in (n for n in args.precision if n != "fp32"):
+        acc = fixture[name]
+        print(f"{name} against fp32, the trained-like fixture (logits up to {fixture['logits_abs_max']}): "
+              f"mean KL {acc['mean_kl_nats']:.2g} nats/token, top-1 agreement {acc['top1_agreement']:.2%}, "
+              f"logits max abs err {acc['logits_max_abs_err']:.4g}")
     print(f"precision='auto' picks {report['auto_precision']} on this CPU "
           f"({report['machine']['cpu']}; {', '.join(report['machine']['cpu_flags'])})")
     if args.plot:

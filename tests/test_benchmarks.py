@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,10 +29,11 @@ def _parse(stdout: str, name: str) -> tuple[dict, list[str]]:
     return report, lines[:-1]
 
 
-def run(name: str, *flags: str) -> tuple[dict, list[str]]:
-    """The script as a user starts it, in a subprocess."""
+def run(name: str, *flags: str, env: dict | None = None) -> tuple[dict, list[str]]:
+    """The script as a user starts it, in a subprocess (``env`` added to this process's)."""
     command = [sys.executable, str(BENCHMARKS / f"{name}.py"), "--tiny", *flags]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
     assert done.returncode == 0, done.stderr[-3000:]
     return _parse(done.stdout, name)
 
@@ -102,7 +104,13 @@ def test_generate(run_in_process):
     assert report["auto_precision"] in ("fp32", "bf16", "int8")
     assert isinstance(report["machine"]["cpu_flags"], list)
     assert [k["rows"] for k in report["kernels"]] == [2, 16]
-    assert 0 < report["kernels"][0]["int8_max_abs_err"] < 0.1 and report["kernels"][0]["int8_gflops"] > 0
+    # within the worst case of the int8 arithmetic on every CPU class (aar.nn.int8.rounding_bound)
+    assert all(k["int8_within_bound"] and k["int8_max_abs_err"] > 0 for k in report["kernels"])
+    assert report["kernels"][0]["int8_gflops"] > 0
+    fixture, sharp = report["accuracy_fixture"], report["accuracy_sharpened"]
+    assert fixture["int8"]["mean_kl_nats"] < 2e-4 and fixture["int8"]["top1_agreement"] >= 0.99
+    assert fixture["bf16"]["mean_kl_nats"] < 2e-4 and fixture["fp32_entropy_nats"] > 0
+    assert set(sharp) >= {"head_scale", "target_entropy_nats", "target_reached", "bf16", "int8"}
 
 
 def test_spread_takes_turns_until_the_time_is_up():
@@ -139,8 +147,11 @@ def test_generate_spread_and_profile(run_in_process):
 
 @pytest.mark.slow  # torch.compile's first call builds C++ kernels: 40-50 s on 2 cores
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler")
-def test_generate_compile():
-    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile")
+def test_generate_compile(tmp_path):
+    # Its own inductor cache: a shared one written by other processes at the same time has been
+    # seen to hold a library that crashes the next reader (malloc: "unaligned tcache chunk").
+    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile",
+                        env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
     check = report["compile"]
     assert {"first_call_s", "eager_s", "compiled_s", "speedup"} <= set(check)
     assert check["logits_max_abs_diff"] < 1e-4  # the compiled graph computes the same logits

@@ -23,17 +23,6 @@ def features(flags=(), capability="AVX512", amx=False, kernel=True, vendor="Auth
     return precision.CpuFeatures(frozenset(flags), capability, amx, kernel, vendor, saturates)
 
 
-def error_bound(x_NK: torch.Tensor, w_MK: torch.Tensor, reduce_range: bool) -> torch.Tensor:
-    """The worst-case |int8 product - exact product| (N, M) from the arithmetic alone: each weight is
-    off by at most half its channel's step, each activation by at most half its row's step, and
-    the int32 sums are exact (no saturation); 1e-5 of the magnitudes covers float32 rounding."""
-    _, step_M = int8.quantize_weight(w_MK)
-    step_N1 = x_NK.abs().amax(1, keepdim=True) * (2.0 / (127 if reduce_range else 255))
-    mags = x_NK.abs() @ w_MK.abs().T
-    return (x_NK.abs().sum(1, keepdim=True) * step_M / 2 + step_N1 / 2 * w_MK.abs().sum(1)
-            + step_N1 / 2 * step_M / 2 * x_NK.shape[1] + 1e-5 * mags + 1e-6)
-
-
 def gates(ref: AARGenerator, low: AARGenerator, codes, clap) -> dict:
     """Teacher-forced measures of ``low`` against ``ref`` on ``codes``."""
     a, b = ref.logits(codes, clap), low.logits(codes, clap)
@@ -132,7 +121,7 @@ def test_default_int8_products_are_within_the_arithmetic_bound():
     for emulate in (False, True):
         layer = int8.Int8Weight(w, emulate=emulate)
         err = (layer(x, bias) - (x @ w.T + bias)).abs()
-        assert 0 < err.max() and bool((err <= error_bound(x, w, layer.reduce_range)).all())
+        assert 0 < err.max() and bool((err <= int8.rounding_bound(x, w, layer.reduce_range)).all())
         assert err[0].max() < 1e-3 < err[-1].max()
 
 
@@ -316,7 +305,8 @@ def test_int8_follows_weight_changes(caplog):
     layer.load_state_dict(new)  # quantized again
     assert layer.int8.source is layer.weight
     err = (layer(x) - x @ new["weight"].T).abs()
-    assert 0 < err.max() and bool((err <= error_bound(x, new["weight"], layer.int8.reduce_range)).all())
+    bound = int8.rounding_bound(x, new["weight"], layer.int8.reduce_range)
+    assert 0 < err.max() and bool((err <= bound).all())
     with caplog.at_level(logging.WARNING, logger="aar.nn.linear"):
         layer.weight = torch.nn.Parameter(torch.ones(16, 32))  # replaced: runs unquantized
         assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))

@@ -124,6 +124,25 @@ def quantize_rows(x_NK: Tensor, reduce_range: bool) -> tuple[Tensor, float, int]
     return q_NK, float(step), zero
 
 
+def rounding_bound(x_NK: Tensor, weight_MK: Tensor, reduce_range: bool) -> Tensor:
+    """The worst-case |int8 product - exact product| of ``Int8Weight`` without saturation, (N, M).
+
+    Each weight is off by at most half its channel's step, each activation by at most half its row's
+    step, and the integer sums are exact; 1e-5 of the magnitudes (and 1e-6) covers float32 rounding.
+    It holds on every CPU class for the default width (7 bits where the kernel would saturate 8).
+
+    Args:
+        x_NK: Input rows (N, K).
+        weight_MK: The float weight (M, K).
+        reduce_range: Whether activations get 7 bits.
+    """
+    x_NK, w_MK = x_NK.detach().float(), weight_MK.detach().float()
+    _, step_M = quantize_weight(w_MK)
+    step_N1 = x_NK.abs().amax(1, keepdim=True) * (2.0 / (127 if reduce_range else 255))
+    return (x_NK.abs().sum(1, keepdim=True) * step_M / 2 + step_N1 / 2 * w_MK.abs().sum(1)
+            + step_N1 / 2 * step_M / 2 * x_NK.shape[1] + 1e-5 * (x_NK.abs() @ w_MK.abs().T) + 1e-6)
+
+
 def _saturated_product(q_NK: Tensor, q_MK: Tensor) -> Tensor:
     """``q_NK @ q_MK.T`` in int64 with each pair of neighbouring products saturated to int16."""
     K = q_NK.shape[1]
