@@ -50,7 +50,7 @@ def _stream_outputs(engine: DemoEngine, final_label: str):
     status = gr.Markdown("", elem_classes="aar-status")
     with gr.Row():
         preview = gr.Audio(label="preview from the scales so far", type="filepath", interactive=False)
-        picture = gr.Image(label="its spectrogram", type="numpy", interactive=False, height=160)
+        picture = gr.Image(label="its spectrogram", type="filepath", interactive=False, height=160)
     ladder = gr.Gallery(label="coarse to fine: each scale as it finished", columns=8, height=220,
                         interactive=False)
     with gr.Row():
@@ -124,7 +124,7 @@ def build(engine: DemoEngine, folder: str | Path) -> gr.Blocks:
                           label="decode from the first k scales")
             run = gr.Button("Tokenize", variant="primary")
             grid = gr.Image(label="tokens: one band per scale, coarse at the top, time to the right",
-                            type="numpy", interactive=False)
+                            type="filepath", interactive=False)
             decoded = gr.Audio(label="decoded from the first k scales", type="filepath", interactive=False)
             codes_file = gr.File(label="codes (aar decode reads it)", interactive=False)
             codes = gr.State(None)

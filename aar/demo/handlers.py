@@ -33,6 +33,14 @@ def _number(value, name: str, kind=float):
     return float(value)
 
 
+def _png(rgb_HX3, path: Path) -> str:
+    """Write an RGB picture as PNG (Gradio then serves the file as it is)."""
+    from PIL import Image
+
+    Image.fromarray(rgb_HX3).save(path)
+    return str(path)
+
+
 class Handlers:
     """The page's callbacks over one engine, writing files under ``folder`` (the app's temp folder)."""
 
@@ -55,7 +63,7 @@ class Handlers:
 
     def condition(self, source, prompt, vector_path, clip):
         vector = None
-        if source == CONDITIONS[1]:
+        if source == CONDITIONS[1] and vector_path:
             dim = self.engine.gen.config.cond_dim
             vector = read_vector(vector_path, self.folder, self.engine.settings, dim)
         return self.engine.condition(source, prompt=prompt, clip=clip, vector=vector)
@@ -64,15 +72,17 @@ class Handlers:
         rate = self.engine.sample_rate
         path = write_audio(out / f"preview_{event.sample}_{event.window}_{event.index + 1:02d}.wav",
                            event.audio, rate)
-        picture = spectrogram(event.audio[0], rate)
+        picture = _png(spectrogram(event.audio[0], rate), path.with_suffix(".png"))
         caption = f"scale {event.index + 1}/{event.num_scales}: {event.elapsed:.2f} s"
+        gallery = gr.skip()  # unchanged: the ladder shows the first window of the first sample
         if event.sample == 0 and event.window == 0:
             ladder.append((picture, caption))
+            gallery = list(ladder)
         where = f"sample {event.sample + 1}/{event.num_samples}"
         if event.num_windows > 1:
             where += f", window {event.window + 1}/{event.num_windows}"
         status = f"{where}, scale {event.index + 1}/{event.num_scales} after {event.elapsed:.2f} s"
-        return status, str(path), picture, list(ladder)
+        return status, str(path), picture, gallery
 
     def _finals(self, result: Result, out: Path, stem: str, with_codes: bool):
         rate = self.engine.sample_rate
@@ -111,7 +121,7 @@ class Handlers:
                  num_samples):
         try:
             knobs = self.knobs(cfg, top_k, top_p, temperature, seed)
-            clip = self.clip(reference) if source == CONDITIONS[3] else None
+            clip = self.clip(reference) if source == CONDITIONS[3] and reference else None
             clap = self.condition(source, prompt, vector, clip)
             stream = self.engine.generate(clap, knobs, seconds=_number(seconds, "seconds"),
                                           num_samples=_number(num_samples, "number of samples", int))
@@ -156,7 +166,7 @@ class Handlers:
             codes = self.engine.tokenize(self.clip(clip_path))
             out = self._out()
             path = save_codes(out / "clip.codes", codes, self.engine.gen.tokenizer, model=self.engine.model)
-            picture = token_grid(codes, self.engine.gen.config.codebook_size)
+            picture = _png(token_grid(codes, self.engine.gen.config.codebook_size), out / "tokens.png")
             audio = self._ladder(codes, num_scales, out)
         except REFUSED as err:
             raise gr.Error(str(err)) from None
