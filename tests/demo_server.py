@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aar import AARGenerator
 
-FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "official_small"
 MODEL = FIXTURES / "aar_official.pth"
 TOKENIZER = FIXTURES / "sat_official.pth"
 

@@ -27,10 +27,12 @@ def _condition_inputs(clip_label: str | None):
     """The condition radio with its prompt and vector upload (and a reference clip upload, if labelled)."""
     source = gr.Radio(list(CONDITIONS), value=CONDITIONS[0], label="condition")
     prompt = gr.Textbox(label="text prompt (needs the clap extra)", lines=1)
-    vector = gr.File(label="CLAP vector (.npy, 512 floats)", file_types=[".npy"], type="filepath")
     reference = None
-    if clip_label is not None:
-        reference = gr.Audio(label=clip_label, type="filepath", sources=["upload"])
+    with gr.Row():
+        vector = gr.File(label="CLAP vector (.npy, 512 floats)", file_types=[".npy"], type="filepath",
+                         height=120)
+        if clip_label is not None:
+            reference = gr.Audio(label=clip_label, type="filepath", sources=["upload"])
     return source, prompt, vector, reference
 
 
@@ -51,7 +53,7 @@ def _stream_outputs(engine: DemoEngine, final_label: str):
     with gr.Row():
         preview = gr.Audio(label="preview from the scales so far", type="filepath", interactive=False)
         picture = gr.Image(label="its spectrogram", type="filepath", interactive=False, height=160)
-    ladder = gr.Gallery(label="coarse to fine: each scale as it finished", columns=8, height=220,
+    ladder = gr.Gallery(label="coarse to fine: each scale as it finished", columns=8, height=180,
                         interactive=False)
     with gr.Row():
         players = [gr.Audio(label=f"{final_label} {j + 1}", type="filepath", interactive=False,
@@ -73,16 +75,18 @@ def build(engine: DemoEngine, folder: str | Path) -> gr.Blocks:
         gr.Markdown(f"## aar: coarse-to-fine audio generation\n{engine.describe()} · clips up to "
                     f"{limits.max_clip_seconds:g} s, uploads up to {limits.max_upload_mb:g} MB",
                     elem_id="aar-model")
-        with gr.Tab("Generate"):
-            source, prompt, vector, reference = _condition_inputs("reference clip (for the CLAP condition)")
-            knobs = _sampling_inputs()
-            with gr.Row():
-                seconds = gr.Number(1.0, label=f"seconds (up to {limits.max_seconds:g})")
-                count = gr.Slider(1, limits.max_samples, value=1, step=1, label="number of samples")
-            with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="generate")
-                stop = gr.Button("Stop", elem_id="stop")
-            outputs = _stream_outputs(engine, "sample")
+        with gr.Tab("Generate"), gr.Row():
+            with gr.Column():
+                source, prompt, vector, reference = _condition_inputs("reference clip (CLAP condition)")
+                knobs = _sampling_inputs()
+                with gr.Row():
+                    seconds = gr.Number(1.0, label=f"seconds (up to {limits.max_seconds:g})")
+                    count = gr.Slider(1, limits.max_samples, value=1, step=1, label="number of samples")
+                with gr.Row():
+                    run = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop = gr.Button("Stop", elem_id="stop")
+            with gr.Column():
+                outputs = _stream_outputs(engine, "sample")
             job = run.click(handlers.generate, [source, prompt, reference, vector, *knobs, seconds, count],
                             outputs, api_name="generate", concurrency_id="model")
             stop.click(None, None, None, cancels=[job], api_name="stop_generate")

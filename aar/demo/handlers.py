@@ -73,7 +73,7 @@ class Handlers:
         path = write_audio(out / f"preview_{event.sample}_{event.window}_{event.index + 1:02d}.wav",
                            event.audio, rate)
         picture = _png(spectrogram(event.audio[0], rate), path.with_suffix(".png"))
-        caption = f"scale {event.index + 1}/{event.num_scales}: {event.elapsed:.2f} s"
+        caption = f"{event.index + 1}/{event.num_scales} · {event.elapsed:.2f} s"
         gallery = gr.skip()  # unchanged: the ladder shows the first window of the first sample
         if event.sample == 0 and event.window == 0:
             ladder.append((picture, caption))
