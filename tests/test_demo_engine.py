@@ -170,3 +170,31 @@ def test_inpainting_a_range_leaves_the_rest_of_the_clip(shared_tiny_generator):
     assert not torch.allclose(out[:, 24000:33600], wav_1T[:, 24000:33600])
     with pytest.raises(ValueError, match=r"shorter than one window \(1 s\), got 1.2 s"):
         inpaint_range(gen, wav_1T, gen.transformer.uncond_clap(1), start=0.5, end=1.7, seed=0)
+
+
+def test_the_readme_command_serves_on_the_loopback_address_in_auto_precision():
+    import re
+    import shlex
+    from pathlib import Path
+
+    from aar.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Try it in a browser\n\n```bash\n(.*?)```", readme, flags=re.S).group(1)
+    command = block.split("&&")[1].split("#")[0]
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.command, args.model, args.host, args.port, args.precision) == (
+        "demo", "qiuk6/AAR", "127.0.0.1", 7860, "auto")
+
+
+def test_the_server_environment_turns_telemetry_off_and_keeps_uploads_in_its_folder(tmp_path, monkeypatch):
+    from aar.demo import quiet_environment
+    from aar.demo.server import QUIET
+
+    for name in [*QUIET, "GRADIO_TEMP_DIR"]:  # monkeypatch puts back what was there before
+        monkeypatch.delenv(name, raising=False)
+    import os
+
+    folder = quiet_environment(tmp_path / "app")
+    assert folder.is_dir() and os.environ["GRADIO_TEMP_DIR"] == str(folder)
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
