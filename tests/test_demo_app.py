@@ -7,6 +7,7 @@ downloads load back, bad inputs come back as errors and the next request is answ
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,27 @@ def test_tokenizer_tab_shows_codes_and_the_coarse_to_fine_ladder(demo, clip_path
     from PIL import Image
 
     assert Image.open(picture["path"]).size == (2 * 300, 16 * 12)  # two windows wide, one band per scale
+
+
+def test_stop_cancels_a_running_job_and_the_next_request_runs(demo):
+    client, engine, _ = demo
+    gen, windows = engine.gen, []
+    original = gen.generate_codes
+    gen.generate_codes = lambda *args, **kwargs: windows.append(1) or original(*args, **kwargs)
+    try:
+        job = _generate(client, seed=1, seconds=3.0)  # three windows, one generate_codes call each
+        for out in job:
+            if "scale 2/16" in out[0]:
+                break
+        assert job.cancel()  # the request the page's Stop button sends too
+        deadline = time.monotonic() + 60
+        while not engine._lock.acquire(blocking=False):  # the worker lets go at its next scale
+            assert time.monotonic() < deadline, "the cancelled job kept the model"
+            time.sleep(0.05)
+        engine._lock.release()
+    finally:
+        del gen.generate_codes
+    assert len(windows) == 1  # stopped inside the first window: the other two never started
+    after = _generate(client, seed=0)
+    after.result(timeout=120)
+    assert _finals(after.outputs())[0].startswith("done")

@@ -37,7 +37,7 @@ def _png(rgb_HX3, path: Path) -> str:
     """Write an RGB picture as PNG (Gradio then serves the file as it is)."""
     from PIL import Image
 
-    Image.fromarray(rgb_HX3).save(path)
+    Image.fromarray(rgb_HX3).save(path, compress_level=1)  # small pictures: speed over size
     return str(path)
 
 
