@@ -222,7 +222,12 @@ def test_stop_cancels_a_running_job_and_the_next_request_runs(demo):
     client, engine, _ = demo
     gen, windows = engine.gen, []
     original = gen.generate_codes
-    gen.generate_codes = lambda *args, **kwargs: windows.append(1) or original(*args, **kwargs)
+
+    def slowed(*args, callback, **kwargs):  # 0.1 s per scale: a window lasts longer than a cancel takes
+        windows.append(1)
+        return original(*args, callback=lambda p: time.sleep(0.1) or callback(p), **kwargs)
+
+    gen.generate_codes = slowed
     try:
         job = _generate(client, seed=1, seconds=3.0)  # three windows, one generate_codes call each
         for out in job:

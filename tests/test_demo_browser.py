@@ -68,7 +68,7 @@ def test_the_page_generates_in_a_real_browser_offline(served, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
-            viewport={"width": 1280, "height": 1400})
+            viewport={"width": 1280, "height": 1000})
         try:
             browser.on("request", lambda r: foreign.append(r.url)
                        if urlsplit(r.url).scheme in ("http", "https", "ws", "wss")

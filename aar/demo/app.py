@@ -53,7 +53,7 @@ def _stream_outputs(engine: DemoEngine, final_label: str):
     with gr.Row():
         preview = gr.Audio(label="preview from the scales so far", type="filepath", interactive=False)
         picture = gr.Image(label="its spectrogram", type="filepath", interactive=False, height=160)
-    ladder = gr.Gallery(label="coarse to fine: each scale as it finished", columns=8, height=180,
+    ladder = gr.Gallery(label="coarse to fine: each scale as it finished", columns=4, height=240,
                         interactive=False)
     with gr.Row():
         players = [gr.Audio(label=f"{final_label} {j + 1}", type="filepath", interactive=False,
