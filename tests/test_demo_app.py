@@ -35,7 +35,7 @@ MAX_SAMPLES = 2
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    limits = dict(max_samples=MAX_SAMPLES, max_clip_seconds=3.0, max_seconds=3.0)
+    limits = dict(max_samples=MAX_SAMPLES, max_clip_seconds=3.0, max_seconds=3.0, max_upload_mb=1.0)
     with running_demo(folder, **limits) as (url, engine):
         # The server shares this machine: the client reads result paths, and downloads what a user would.
         client = gradio_client.Client(url, verbose=False, analytics_enabled=False, download_files=False)
@@ -149,6 +149,14 @@ def test_bad_inputs_give_messages_and_the_next_request_is_answered(demo, tmp_pat
     with pytest.raises(gradio_client.exceptions.AppError, match=r"range must be shorter than one window"):
         client.predict(handle(str(clip_path)), EDIT_MODES[0], 0.0, 1.2, 1.0, NONE, "", None, 4.0, 200, 0.95,
                        1.0, 0, api_name="/edit")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 8000)
+    with pytest.raises(gradio_client.exceptions.AppError, match="holds no samples"):
+        client.predict(handle(str(empty)), 16, api_name="/tokenize")
+    big = tmp_path / "big.wav"
+    sf.write(big, np.zeros(300_000, np.float32), 100_000, subtype="FLOAT")  # 1.2 MB: over the 1 MB limit
+    with pytest.raises(Exception, match=r"(?i)file size|too large|exceeds|maximum"):
+        client.predict(handle(str(big)), 16, api_name="/tokenize")
     job = _generate(client, seed=0)  # still serving
     job.result(timeout=120)
     assert _finals(job.outputs())[0].startswith("done")
