@@ -253,3 +253,21 @@ def test_stop_cancels_a_running_job_and_the_next_request_runs(demo):
     after = _generate(client, seed=0)
     after.result(timeout=120)
     assert _finals(after.outputs())[0].startswith("done")
+
+
+def test_the_ladder_slider_decodes_the_tokenized_clip(demo, clip_path):
+    """The slider's handler (its codes live in the page's session state, which the API does not expose)."""
+    import gradio as gr
+
+    from aar.demo.handlers import Handlers
+
+    _, engine, folder = demo
+    handlers = Handlers(engine, folder)
+    clip, rate = load_audio(clip_path)
+    codes = engine.tokenize((clip, rate))
+    wav, _ = load_audio(handlers.ladder(codes, 5))
+    torch.testing.assert_close(wav, engine.gen.tokenizer.decode(codes, num_scales=5)[0], rtol=0, atol=1e-6)
+    with pytest.raises(gr.Error, match="tokenize a clip first"):
+        handlers.ladder(None, 3)
+    with pytest.raises(gr.Error, match=r"scales to decode must lie in \[1, 16\], got 17"):
+        handlers.ladder(codes, 17)
