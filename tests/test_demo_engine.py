@@ -198,3 +198,23 @@ def test_the_server_environment_turns_telemetry_off_and_keeps_uploads_in_its_fol
     folder = quiet_environment(tmp_path / "app")
     assert folder.is_dir() and os.environ["GRADIO_TEMP_DIR"] == str(folder)
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
+
+
+def test_text_and_clip_conditions_go_through_clap(monkeypatch):
+    from conftest import tiny_generator
+    from stand_ins import stand_in_clap
+
+    gen = tiny_generator()
+    engine = DemoEngine(gen, "tiny")
+    monkeypatch.setitem(sys.modules, "laion_clap", None)
+    with pytest.raises(ImportError, match=r'pip install "aar-audio\[clap\]"'):
+        engine.condition(CONDITIONS[2], prompt="rain")  # the page shows this line
+    gen.clap_encoder = stand_in_clap()
+    clip = (torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)), 16000)
+    assert torch.equal(engine.condition(CONDITIONS[2], prompt=" rain "), gen.clap_vectors(prompt="rain"))
+    expected = gen.clap_vectors(audio=clip[0], sample_rate=16000)
+    assert torch.equal(engine.condition(CONDITIONS[3], clip=clip), expected)
+    with pytest.raises(ValueError, match="type a text prompt"):
+        engine.condition(CONDITIONS[2], prompt="  ")
+    with pytest.raises(ValueError, match="upload a reference clip"):
+        engine.condition(CONDITIONS[3])

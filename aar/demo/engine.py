@@ -141,9 +141,10 @@ class DemoEngine:
             return self.gen.clap_vectors(vector)
         if source not in CONDITIONS:
             raise ValueError(f"condition must be one of {list(CONDITIONS)}, got {source!r}")
-        from ..clap import ClapEncoder
+        if self.gen.clap_encoder is None:  # loaded on first use: laion-clap's release
+            from ..clap import ClapEncoder
 
-        ClapEncoder.check_installed("laion-clap")
+            ClapEncoder.check_installed("laion-clap")
         if source == CONDITIONS[2]:
             if not prompt or not prompt.strip():
                 raise ValueError("type a text prompt or choose another condition")
