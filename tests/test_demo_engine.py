@@ -218,3 +218,15 @@ def test_text_and_clip_conditions_go_through_clap(monkeypatch):
         engine.condition(CONDITIONS[2], prompt="  ")
     with pytest.raises(ValueError, match="upload a reference clip"):
         engine.condition(CONDITIONS[3])
+
+
+def test_variation_previews_cover_the_whole_clip(engine):
+    gen = engine.gen
+    clip = (torch.randn(1, 30000, generator=torch.Generator().manual_seed(1)) * 0.1, 24000)
+    clap = engine.condition(CONDITIONS[0])
+    events = list(engine.vary(clip, clap, Knobs(seed=2), keep_scales=3))
+    previews, result = events[:-1], events[-1]
+    assert [p.index for p in previews] == list(range(16))
+    assert all(p.audio.shape == (1, 30000) for p in previews)  # both windows, cut to the clip
+    expected = gen.vary(clip[0], 24000, keep_scales=3, clap_emb=clap, seed=2)[0]
+    assert torch.equal(result.audio[0], expected) and torch.equal(previews[-1].audio, expected)

@@ -172,7 +172,8 @@ class DemoEngine:
 
     # ---------------------------------------------------------------------------------- streams
     def stream(self, run: Callable[[int, Callable], tuple[torch.Tensor, AudioCodes | None]],
-               num_samples: int, knobs: Knobs, rows_per_window: int = 1) -> Iterator[Preview | Result]:
+               num_samples: int, knobs: Knobs, rows_per_window: int = 1,
+               length: int | None = None) -> Iterator[Preview | Result]:
         """Run ``run(seed, callback)`` once per sample in a worker thread; yield its previews, then a Result.
 
         Args:
@@ -182,6 +183,7 @@ class DemoEngine:
             knobs: The request's knobs.
             rows_per_window: Rows of ``ScaleProgress.codes`` that form one item (W for a variation of
                 W windows), decoded side by side as the preview.
+            length: Samples of a preview of several windows (the clip's length); None keeps all.
         """
         start = time.perf_counter()
         events: queue.Queue = queue.Queue()
@@ -197,7 +199,7 @@ class DemoEngine:
                         def callback(p: ScaleProgress, j=j) -> None:
                             if stop.is_set():
                                 raise Cancelled
-                            events.put(self._preview(p, j, num_samples, rows_per_window, start))
+                            events.put(self._preview(p, j, num_samples, rows_per_window, start, length))
 
                         wav, sample_codes = run(seed, callback)
                         audio.append(wav.cpu())
@@ -221,10 +223,11 @@ class DemoEngine:
             stop.set()
             worker.join()
 
-    def _preview(self, p: ScaleProgress, sample: int, num_samples: int, rows: int, start: float) -> Preview:
+    def _preview(self, p: ScaleProgress, sample: int, num_samples: int, rows: int, start: float,
+                 length: int | None) -> Preview:
         W = rows
         levels = [c.reshape(-1, W, c.shape[-1])[:1] for c in p.codes]  # (1, W, s_j): the first item
-        audio = self.gen.tokenizer.decode(levels, num_scales=p.index + 1)[0].cpu()
+        audio = self.gen.tokenizer.decode(levels, num_scales=p.index + 1, length=length)[0].cpu()
         return Preview(sample, num_samples, p.window, p.num_windows, p.index, p.num_scales, audio,
                        time.perf_counter() - start)
 
@@ -261,7 +264,7 @@ class DemoEngine:
                                 seed=seed, callback=callback, **knobs.sampling())
             return wav[0], None
 
-        return self.stream(run, num_samples, knobs, rows_per_window=W)
+        return self.stream(run, num_samples, knobs, rows_per_window=W, length=wav_1T.shape[-1])
 
     def inpaint(self, clip, clap_1D: torch.Tensor, knobs: Knobs, *, start: float,
                 end: float) -> Iterator[Preview | Result]:
