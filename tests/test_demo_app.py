@@ -32,8 +32,34 @@ KNOBS = dict(cfg=4.0, top_k=200, top_p=0.95, temperature=1.0)
 MAX_SAMPLES = 2
 
 
+LOCAL = ("127.0.0.1", "localhost", "::1")
+OUTSIDE: list = []  # every connection or name lookup, by anyone in this process, to another host
+
+
+@pytest.fixture(scope="module", autouse=True)
+def watch_the_network():
+    """Record connections and lookups of hosts other than this machine while the module runs."""
+    import socket
+
+    connect, lookup = socket.socket.connect, socket.getaddrinfo
+
+    def watched_connect(self, address):
+        if isinstance(address, tuple) and address[0] not in LOCAL:
+            OUTSIDE.append(address)
+        return connect(self, address)
+
+    def watched_lookup(host, *args, **kwargs):
+        if host not in LOCAL and host is not None:
+            OUTSIDE.append(host)
+        return lookup(host, *args, **kwargs)
+
+    socket.socket.connect, socket.getaddrinfo = watched_connect, watched_lookup
+    yield
+    socket.socket.connect, socket.getaddrinfo = connect, lookup
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, watch_the_network):
     folder = tmp_path_factory.mktemp("demo")
     limits = dict(max_samples=MAX_SAMPLES, max_clip_seconds=3.0, max_seconds=3.0, max_upload_mb=1.0)
     with running_demo(folder, **limits) as (url, engine):
@@ -271,3 +297,8 @@ def test_the_ladder_slider_decodes_the_tokenized_clip(demo, clip_path):
         handlers.ladder(None, 3)
     with pytest.raises(gr.Error, match=r"scales to decode must lie in \[1, 16\], got 17"):
         handlers.ladder(codes, 17)
+
+
+def test_neither_the_server_nor_its_clients_reached_another_host():
+    """Runs last in this module: launching the server and every request above stayed on this machine."""
+    assert OUTSIDE == []
