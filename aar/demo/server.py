@@ -7,6 +7,7 @@ Gradio reads some settings from the environment when it is imported or when an a
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,12 +41,14 @@ def launch(engine: DemoEngine, *, folder: str | os.PathLike | None = None, block
 
     Args:
         engine: The loaded model and the limits.
-        folder: The app's temporary folder; a fresh one by default.
+        folder: The app's temporary folder; a fresh one by default, removed when a blocking server
+            stops.
         block: Serve until interrupted; False returns at once with the server running.
 
     Returns:
         The Gradio app (running).
     """
+    fresh = folder is None
     folder = quiet_environment(folder)
     from .app import build, theme
 
@@ -56,4 +59,6 @@ def launch(engine: DemoEngine, *, folder: str | os.PathLike | None = None, block
                max_file_size=settings.max_upload_bytes, allowed_paths=[], ssr_mode=False, pwa=False,
                mcp_server=False, quiet=True, footer_links=["api"], theme=theme(),
                prevent_thread_lock=not block, show_error=True)
+    if block and fresh:  # the server has stopped: uploads and results go with it
+        shutil.rmtree(folder, ignore_errors=True)
     return app
