@@ -335,5 +335,11 @@ def demo(args) -> int:
                             max_samples=args.max_samples)
     engine = DemoEngine(_load_generator(args), str(args.model), settings)
     _say(args, f"aar demo: http://{settings.host}:{settings.port} ({engine.describe()}); Ctrl+C stops")
+    import signal
+
+    def stop(signum, frame):  # SIGTERM stops the server as Ctrl+C does, so its temp folder is removed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     launch(engine)
     return 0

@@ -30,8 +30,10 @@ def served(tmp_path):
     """``aar demo`` on the fixture model, as a user starts it; yields its address."""
     pytest.importorskip("gradio")
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]),
-                                                        os.environ.get("PYTHONPATH", "")]))
+    temp = tmp_path / "tmp"  # where the server makes its temporary folder
+    temp.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp), PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]),
+                                                                         os.environ.get("PYTHONPATH", "")]))
     log = (tmp_path / "server.log").open("w")
     root = Path(__file__).resolve().parents[1]
     server = subprocess.Popen(
@@ -52,11 +54,14 @@ def served(tmp_path):
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"aar demo did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
+        assert len(list(temp.glob("aar-demo-*"))) == 1
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        status = server.wait(timeout=30)
         log.close()
+    assert status == 0, (tmp_path / "server.log").read_text()[-2000:]  # SIGTERM stops it as Ctrl+C does
+    assert not any(temp.glob("aar-demo-*")), "the server left its temporary folder behind"
 
 
 def test_the_page_generates_in_a_real_browser_offline(served, tmp_path):
