@@ -94,6 +94,10 @@ def test_the_page_generates_in_a_real_browser_offline(served, tmp_path):
             assert all(urlsplit(u).netloc == app_host for u in addresses), addresses
             shot = tmp_path / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
+            tabs = (("Variations", "Vary"), ("Inpaint / continue", "Run"), ("Tokenizer", "Tokenize"))
+            for tab, button in tabs:
+                page.get_by_role("tab", name=tab).click()  # every tab renders (console errors fail below)
+                page.get_by_role("button", name=button, exact=True).wait_for(timeout=30_000)
         finally:
             browser.close()
     if os.environ.get("AAR_DEMO_SCREENSHOT"):
