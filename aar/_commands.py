@@ -333,7 +333,8 @@ def demo(args) -> int:
     settings = DemoSettings(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
                             max_clip_seconds=args.max_clip_seconds, max_seconds=args.max_seconds,
                             max_samples=args.max_samples)
-    engine = DemoEngine(_load_generator(args), str(args.model), settings)
+    engine = DemoEngine(_load_generator(args), str(args.model), settings, clap_model=args.clap_model,
+                        clap_backend=args.clap_backend)
     _say(args, f"aar demo: http://{settings.host}:{settings.port} ({engine.describe()}); Ctrl+C stops")
     import signal
 

@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=_positive, default=10.0,
                    help="longest generation or continuation a request may ask for")
     p.add_argument("--max-samples", type=_positive_int, default=4, help="most samples per request")
+    p.add_argument("--clap-model", default=None, help=f"for text and clip conditions: {clap_model_help}")
+    p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
+                   help="CLAP implementation for text and clip conditions, loaded on first use")
 
     from ._eval_parser import add_eval_parser
 

@@ -204,16 +204,22 @@ def test_text_and_clip_conditions_go_through_clap(monkeypatch):
     from conftest import tiny_generator
     from stand_ins import stand_in_clap
 
+    import aar.clap
+
     gen = tiny_generator()
-    engine = DemoEngine(gen, "tiny")
+    engine = DemoEngine(gen, "tiny", clap_model="clap.pt", clap_backend="laion-clap")
     monkeypatch.setitem(sys.modules, "laion_clap", None)
     with pytest.raises(ImportError, match=r'pip install "aar-audio\[clap\]"'):
         engine.condition(CONDITIONS[2], prompt="rain")  # the page shows this line
-    gen.clap_encoder = stand_in_clap()
+    monkeypatch.setattr(aar.clap.ClapEncoder, "check_installed", staticmethod(lambda backend: None))
+    loaded = []
+    monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained",
+                        classmethod(lambda cls, *args, **kw: loaded.append((args, kw)) or stand_in_clap()))
     clip = (torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)), 16000)
     assert torch.equal(engine.condition(CONDITIONS[2], prompt=" rain "), gen.clap_vectors(prompt="rain"))
     expected = gen.clap_vectors(audio=clip[0], sample_rate=16000)
     assert torch.equal(engine.condition(CONDITIONS[3], clip=clip), expected)
+    assert loaded == [(("clap.pt",), {"backend": "laion-clap", "device": gen.device})]  # once, on first use
     with pytest.raises(ValueError, match="type a text prompt"):
         engine.condition(CONDITIONS[2], prompt="  ")
     with pytest.raises(ValueError, match="upload a reference clip"):

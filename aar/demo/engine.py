@@ -106,12 +106,17 @@ class DemoEngine:
         gen: The ``AARGenerator``.
         model: Its name or path, shown on the page and recorded in codes files.
         settings: The limits of requests.
+        clap_model: The CLAP checkpoint or Hub id for text and clip conditions, loaded on first use
+            (None: the backend's release), unless ``gen.clap_encoder`` is already set.
+        clap_backend: ``"laion-clap"`` or ``"transformers"``.
     """
 
-    def __init__(self, gen, model: str, settings: DemoSettings | None = None) -> None:
+    def __init__(self, gen, model: str, settings: DemoSettings | None = None, *,
+                 clap_model: str | None = None, clap_backend: str = "laion-clap") -> None:
         self.gen = gen
         self.model = model
         self.settings = settings or DemoSettings()
+        self.clap_model, self.clap_backend = clap_model, clap_backend
         self.precision = precision_of(gen)
         self._lock = threading.Lock()  # one request on the model at a time, whatever the server does
 
@@ -141,10 +146,14 @@ class DemoEngine:
             return self.gen.clap_vectors(vector)
         if source not in CONDITIONS:
             raise ValueError(f"condition must be one of {list(CONDITIONS)}, got {source!r}")
-        if self.gen.clap_encoder is None:  # loaded on first use: laion-clap's release
+        if self.gen.clap_encoder is None:  # loaded on first use
             from ..clap import ClapEncoder
 
-            ClapEncoder.check_installed("laion-clap")
+            ClapEncoder.check_installed(self.clap_backend)
+            with self._lock:  # once, whichever request comes first
+                if self.gen.clap_encoder is None:
+                    self.gen.clap_encoder = ClapEncoder.from_pretrained(
+                        self.clap_model, backend=self.clap_backend, device=self.gen.device)
         if source == CONDITIONS[2]:
             if not prompt or not prompt.strip():
                 raise ValueError("type a text prompt or choose another condition")
