@@ -321,3 +321,26 @@ def tokenize(args) -> int:
         errors = Path(summary.output_dir) / "errors.jsonl"
         raise Failure(f"{summary.errors} file(s) could not be tokenized; reasons in {errors}")
     return 0
+
+
+def demo(args) -> int:
+    """``aar demo --model M``: serve the page until interrupted."""
+    from .errors import require_extra
+
+    require_extra("gradio", "demo", "aar demo")
+    from .demo import DemoEngine, DemoSettings, launch
+
+    settings = DemoSettings(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+                            max_clip_seconds=args.max_clip_seconds, max_seconds=args.max_seconds,
+                            max_samples=args.max_samples)
+    engine = DemoEngine(_load_generator(args), str(args.model), settings, clap_model=args.clap_model,
+                        clap_backend=args.clap_backend)
+    _say(args, f"aar demo: http://{settings.host}:{settings.port} ({engine.describe()}); Ctrl+C stops")
+    import signal
+
+    def stop(signum, frame):  # SIGTERM stops the server as Ctrl+C does, so its temp folder is removed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    launch(engine)
+    return 0

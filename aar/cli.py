@@ -213,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run on Ray: 'auto' when no ADDRESS is given, 'local' or a cluster "
                               "address (default: no Ray)")
 
+    p = command("demo", f"Serve a page to try the model in a browser (needs {pip_command('demo')}).")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=gen_help)
+    p.add_argument("--tokenizer", help=pair_help)
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="auto",
+                   help="fp32 is the official arithmetic; auto: the fastest that meets aar's accuracy gates")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 127.0.0.1 keeps the page on this machine")
+    p.add_argument("--port", type=_number(int, lambda v: 1 <= v <= 65535, "a port in [1, 65535]"),
+                   default=7860, help="TCP port")
+    p.add_argument("--max-upload-mb", type=_positive, default=20.0, help="largest upload, in MB")
+    p.add_argument("--max-clip-seconds", type=_positive, default=30.0, help="longest clip accepted")
+    p.add_argument("--max-seconds", type=_positive, default=10.0,
+                   help="longest generation or continuation a request may ask for")
+    p.add_argument("--max-samples", type=_positive_int, default=4, help="most samples per request")
+    p.add_argument("--clap-model", default=None, help=f"for text and clip conditions: {clap_model_help}")
+    p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
+                   help="CLAP implementation for text and clip conditions, loaded on first use")
+
     from ._eval_parser import add_eval_parser
 
     add_eval_parser(sub, common, dict(positive_int=_positive_int, non_negative_int=_non_negative_int,

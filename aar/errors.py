@@ -130,6 +130,21 @@ class MissingExtraError(AARError, ImportError):
         self.needed_for = needed_for
 
 
+class UploadError(AARError, ValueError):
+    """A file given to the ``aar demo`` page that it refuses: too large, too long, empty, unreadable,
+    or outside the app's temporary folder.
+
+    Attributes:
+        path: The file.
+        reason: What is wrong with it, and what is allowed.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{os.path.basename(os.fspath(path))}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
 def pip_command(extra: str) -> str:
     """The command that installs one of aar's extras, e.g. ``pip install "aar-audio[clap]"``."""
     return f'pip install "aar-audio[{extra}]"'

@@ -19,7 +19,7 @@ MAX_LINES = 400
 #: Top to bottom. A name stands for that module and, for a package, every module inside it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("aar", "aar.__main__", "aar.cli", "aar._commands", "aar._reports",
-     "aar._eval_commands", "aar._eval_parser"),  # the face
+     "aar._eval_commands", "aar._eval_parser", "aar.demo"),  # the face
     ("aar.data", "aar.evaluation", "aar.eval", "aar.metrics"),  # whole-corpus work on top of the models
     ("aar.generator",),
     ("aar.editing", "aar.long_generation"),  # work through the WindowGenerator protocol, not the class

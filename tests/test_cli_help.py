@@ -8,7 +8,7 @@ import pytest
 from aar.cli import build_parser, main
 from aar.tokenizer import DEFAULT_WINDOW_BATCH
 
-COMMANDS = ("encode", "decode", "generate", "vary", "convert", "info", "tokenize")
+COMMANDS = ("encode", "decode", "generate", "vary", "convert", "info", "tokenize", "demo")
 
 
 @pytest.fixture(autouse=True)

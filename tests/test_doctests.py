@@ -12,11 +12,12 @@ import torch
 import aar
 
 #: Optional dependencies: a module that needs one is skipped (not failed) where it is missing.
-OPTIONAL = ("laion_clap", "transformers", "ray", "datasets", "pyarrow", "huggingface_hub")
+OPTIONAL = ("laion_clap", "transformers", "ray", "datasets", "pyarrow", "huggingface_hub", "gradio")
 
 #: Modules whose headline examples must exist (and so run), not merely pass.
 WITH_EXAMPLES = {"aar.generator", "aar.tokenizer", "aar.sampling", "aar.sampling_options", "aar.placement",
-                 "aar.editing", "aar.nn.transformer", "aar.nn.kv_cache"}
+                 "aar.editing", "aar.nn.transformer", "aar.nn.kv_cache", "aar.demo.pictures",
+                 "aar.demo.settings"}
 
 MODULES = sorted(
     info.name for info in pkgutil.walk_packages(aar.__path__, prefix="aar.") if info.name != "aar.__main__"

@@ -23,6 +23,7 @@ from aar.errors import (
     HubUnreachableError,
     MissingExtraError,
     MissingTokenizerError,
+    UploadError,
     WrongModelKindError,
     require_extra,
 )
@@ -59,7 +60,7 @@ def _one_line(capsys) -> str:
     "error, builtin",
     [(CheckpointError, ValueError), (WrongModelKindError, CheckpointError),
      (MissingTokenizerError, ValueError), (HubUnreachableError, ConnectionError),
-     (MissingExtraError, ImportError)],
+     (MissingExtraError, ImportError), (UploadError, ValueError)],
 )
 def test_each_error_keeps_its_builtin_and_the_common_base(error, builtin):
     assert issubclass(error, builtin) and issubclass(error, AARError)
@@ -69,7 +70,7 @@ def test_each_error_keeps_its_builtin_and_the_common_base(error, builtin):
     "err",
     [CheckpointError("bad keys", source="m.pth"), WrongModelKindError("m.pth", "aar", "sat"),
      MissingTokenizerError("a.pth"), HubUnreachableError("o/r", "config.json", "http://x", "refused"),
-     MissingExtraError("clap", "laion_clap", "CLAP")],
+     MissingExtraError("clap", "laion_clap", "CLAP"), UploadError("/tmp/a.wav", "the file is empty")],
     ids=lambda err: type(err).__name__,
 )
 def test_errors_survive_pickling(err):
