@@ -32,8 +32,13 @@ def test_docstring_examples():
 # ---------------------------------------------------------------------------------- reconstruction
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance])
-def test_spectral_distances_zero_positive_symmetric(metric):
+MEL_FORMS = [pytest.param(lambda r, e, *a, d=d: mel_distance(r, e, *a, definition=d), id=f"mel-{d}")
+             for d in ("official", "dac")]
+SPECTRAL = MEL_FORMS + [pytest.param(stft_distance, id="stft-auraloss")]
+
+
+@pytest.mark.parametrize("metric", MEL_FORMS)
+def test_mel_distances_zero_positive_symmetric(metric):
     ref = _noise(3, 1, 6000)
     est = ref + 0.1 * _noise(3, 1, 6000, seed=1)
     assert metric(ref, ref).tolist() == [0.0, 0.0, 0.0]
@@ -45,44 +50,81 @@ def test_spectral_distances_zero_positive_symmetric(metric):
     assert (metric(ref, ref + 0.5 * _noise(3, 1, 6000, seed=1)) > forward).all()
 
 
+def test_stft_distance_is_normalised_by_the_reference():
+    """Spectral convergence divides by the reference's norm, so the order of the arguments matters."""
+    ref = _noise(3, 1, 6000)
+    est = ref + 0.1 * _noise(3, 1, 6000, seed=1)
+    assert stft_distance(ref, ref).tolist() == [0.0, 0.0, 0.0]
+    assert (stft_distance(ref, est) > 0).all()
+    assert not torch.allclose(stft_distance(ref, est), stft_distance(est, ref), rtol=1e-4)
+    assert (stft_distance(ref, ref + 0.5 * _noise(3, 1, 6000, seed=1)) > stft_distance(ref, est)).all()
+
+
+def _nonempty_share(window: int, mels: int, sample_rate: int = 24_000) -> float:
+    """The share of a scale's mel bands that have any weight (64 bands on a 32-point FFT leave gaps)."""
+    filters = reconstruction_module._mel_filters(window, mels, sample_rate)
+    return float((filters.sum(0) > 0).double().mean())
+
+
 def test_gain_closed_forms():
-    """A gain of 2 shifts every log value by the same amount (no bin is near the floors)."""
-    ref = _noise(2, 1, 8000)
-    # mel: |log10(4 m) - log10(m)| = 2 log10(2) on each of the seven scales, summed
-    torch.testing.assert_close(mel_distance(ref, 2 * ref), torch.full((2,), 7 * 2 * math.log10(2)),
+    """A gain of 2 shifts every log value by the same amount (no bin is near the floors); empty bands
+    are 0 on both sides and dilute their scale. The signal is loud enough that no band with weights
+    nears the 1e-5 floor."""
+    ref = 10 * _noise(2, 1, 8000)
+    # DAC (pow=1, magnitude): |log10(2 m) - log10(m)| = log10(2) on each of the seven scales, summed
+    torch.testing.assert_close(mel_distance(ref, 2 * ref, definition="dac"),
+                               torch.full((2,), 7 * math.log10(2)), rtol=0, atol=1e-4)
+    # official (power spectrum, L1 + L2): log10(4) and its square on the bands that have weights
+    shift = math.log10(4)
+    expected = sum(_nonempty_share(w, m) * (shift + shift**2)
+                   for w, _, m in reconstruction_module.MEL_DEFINITIONS["official"].scales)
+    torch.testing.assert_close(mel_distance(ref, 2 * ref), torch.full((2,), expected), rtol=0, atol=1e-4)
+    # STFT: spectral convergence ||X - 2X|| / ||X|| = 1 plus |ln(2 |X|) - ln |X|| = ln 2, per resolution
+    torch.testing.assert_close(stft_distance(ref, 2 * ref), torch.full((2,), 1 + math.log(2)),
                                rtol=0, atol=1e-4)
-    # STFT: |ln(2 |X|) - ln |X||= ln 2 at each resolution, averaged
-    torch.testing.assert_close(stft_distance(ref, 2 * ref), torch.full((2,), math.log(2)), rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance, si_sdr])
+@pytest.mark.parametrize("metric", SPECTRAL + [si_sdr])
 def test_layouts_and_batch_independence(metric):
     ref, est = _noise(3, 1, 4000), _noise(3, 1, 4000, seed=1)
     batched = metric(ref, est)
     torch.testing.assert_close(metric(ref[:, 0], est[:, 0]), batched)
     torch.testing.assert_close(metric(ref[1, 0], est[1, 0]), batched[1:2], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(metric(ref.numpy(), est.numpy()), batched)  # numpy arrays as well
     assert metric(ref.double(), est).dtype == torch.float64
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance])
-def test_short_input_is_accepted(metric):
-    ref = _noise(1, 1, 10)
+@pytest.mark.parametrize("metric, shortest", [(form.values[0], shortest)
+                                               for form, shortest in zip(SPECTRAL, (769, 1025, 1025))])
+def test_shortest_input_is_what_reflection_allows(metric, shortest):
+    ref = _noise(1, 1, shortest)
     assert metric(ref, ref).tolist() == [0.0]
-    assert float(metric(ref, _noise(1, 1, 10, seed=1))[0]) > 0
+    assert float(metric(ref, _noise(1, 1, shortest, seed=1))[0]) > 0
+    with pytest.raises(ValueError, match=f"{shortest - 1} samples are too few.*at least {shortest}"):
+        metric(ref[..., 1:], ref[..., 1:])
 
 
 @pytest.mark.parametrize("sample_rate, empty_bands", [(16_000, 0), (44_100, 0), (48_000, 2)])
-def test_mel_distance_rates_and_empty_bands(sample_rate, empty_bands, recwarn):
+def test_dac_mel_distance_rates_and_empty_bands(sample_rate, empty_bands, recwarn):
     """An empty band (48 kHz, windows 32 and 64) is 0 on both sides: the gain closed form loses its share.
 
     The signal is loud so that no other band reaches the 1e-5 floor (at 44.1 kHz the lowest band of the
     32-sample window has weights of only 6e-5)."""
     ref = 10 * _noise(1, 1, 8000)
-    per_scale = 2 * math.log10(2)
-    lost = per_scale * sum(1 / mels for window, _, mels in reconstruction_module.MEL_SCALES[:empty_bands])
+    per_scale = math.log10(2)
+    scales = reconstruction_module.MEL_DEFINITIONS["dac"].scales
+    lost = per_scale * sum(1 / mels for window, _, mels in scales[:empty_bands])
     expected = 7 * per_scale - lost
-    assert float(mel_distance(ref, 2 * ref, sample_rate)[0]) == pytest.approx(expected, abs=1e-4)
+    value = float(mel_distance(ref, 2 * ref, sample_rate, definition="dac")[0])
+    assert value == pytest.approx(expected, abs=1e-4)
     assert not [w for w in recwarn if "mel filterbank" in str(w.message)]
+
+
+def test_unknown_definition_is_named():
+    with pytest.raises(ValueError, match="official.*'pow2'"):
+        mel_distance(torch.zeros(4000), torch.zeros(4000), definition="pow2")
+    with pytest.raises(ValueError, match="auraloss"):
+        stft_distance(torch.zeros(4000), torch.zeros(4000), definition="dac")
 
 
 def test_mel_distance_depends_on_sample_rate():
@@ -115,7 +157,7 @@ def test_si_sdr_invariances():
     assert torch.isfinite(si_sdr(torch.zeros(1, 1, 100), _noise(1, 1, 100))).all()  # silent reference
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance, si_sdr])
+@pytest.mark.parametrize("metric", SPECTRAL + [si_sdr])
 @pytest.mark.parametrize(
     "ref, est, error, match",
     [
