@@ -13,6 +13,7 @@ import aar.metrics.reconstruction as reconstruction_module
 from aar.metrics import (
     frechet_distance,
     inception_score,
+    inception_score_splits,
     kl_divergence,
     mel_distance,
     si_sdr,
@@ -267,20 +268,26 @@ def test_inception_score_hand_computed():
     # KL(p1 || m) = ln(1 / 0.75); KL(p2 || m) = 0.5 ln(0.5 / 0.75) + 0.5 ln(0.5 / 0.25)
     probs = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
     kl = [math.log(1 / 0.75), 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)]
-    assert inception_score(probs) == pytest.approx(math.exp(sum(kl) / 2), rel=1e-12)
-    assert inception_score(torch.full((5, 3), 1 / 3)) == pytest.approx(1.0)
-    assert inception_score(torch.eye(4).repeat(3, 1)) == pytest.approx(4.0)
-    # rows are renormalised: sigmoid-style scores read as distributions
-    assert inception_score(2 * probs) == pytest.approx(inception_score(probs), rel=1e-12)
+    assert inception_score(probs, splits=1) == pytest.approx(math.exp(sum(kl) / 2), rel=1e-12)
+    assert inception_score(torch.full((10, 3), 1 / 3)) == pytest.approx(1.0)
+    assert inception_score(torch.eye(4).repeat(3, 1), splits=1) == pytest.approx(4.0)
+    assert inception_score(probs.numpy(), splits=1) == inception_score(probs, splits=1)  # numpy too
+    assert type(inception_score(probs, splits=1)) is float
 
 
 def test_kl_divergence_hand_computed():
     ref = torch.tensor([[0.5, 0.5], [0.9, 0.1]])
     est = torch.tensor([[0.25, 0.75], [0.9, 0.1]])
     first = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
-    assert kl_divergence(ref, est) == pytest.approx(first / 2, rel=1e-12)
-    assert kl_divergence(ref, ref) == 0.0
+    assert kl_divergence(ref, est, eps=0.0) == pytest.approx(first / 2, rel=1e-12)
+    assert kl_divergence(ref, ref, eps=0.0) == 0.0
+    # audioldm_eval's eps: 1e-6 added to the estimate only
+    with_eps = sum(float((r * (r / (e + 1e-6)).log()).sum()) for r, e in zip(ref.double(), est.double())) / 2
+    assert kl_divergence(ref, est) == pytest.approx(with_eps, rel=1e-12)
     assert kl_divergence(est, ref) != pytest.approx(kl_divergence(ref, est))  # not symmetric
+    # a zero reference probability adds nothing (0 log 0 = 0); unnormalised rows (sigmoids) are allowed
+    assert kl_divergence([[0.0, 1.0]], [[0.5, 0.5]], eps=0.0) == pytest.approx(math.log(2), rel=1e-12)
+    assert type(kl_divergence(ref.numpy(), est.numpy())) is float
 
 
 @pytest.mark.parametrize(
@@ -288,13 +295,14 @@ def test_kl_divergence_hand_computed():
     [
         (torch.ones(3), "shaped"),
         (torch.ones(3, 1), "C >= 2"),
-        (torch.tensor([[0.5, -0.1]]), "non-negative"),
-        (torch.zeros(2, 3), "all zeros"),
+        (torch.tensor([[0.5, -0.1]]), r"\[0, 1\]"),
+        (torch.zeros(2, 3), "softmax"),
+        (torch.full((2, 3), 0.9), "sigmoid outputs"),
     ],
 )
 def test_probabilities_rejected(probs, match):
     with pytest.raises(ValueError, match=match):
-        inception_score(probs)
+        inception_score(probs, splits=1)
 
 
 def test_kl_needs_pairs():
@@ -359,16 +367,19 @@ def test_si_snr_is_si_sdr():
 
 
 def test_inception_score_splits():
+    """audioldm_eval's split boundaries, [i N // k, (i + 1) N // k), after its shuffle."""
     import numpy as np
 
     probs = torch.eye(2).repeat_interleave(2, dim=0)  # rows: class 0, class 0, class 1, class 1
-    assert inception_score(probs) == pytest.approx(2.0)
-    assert inception_score(probs, splits=2) == pytest.approx(1.0)  # each half holds one class
+    assert inception_score(probs, splits=1) == pytest.approx(2.0)
+    assert inception_score(probs, splits=2, seed=None) == pytest.approx(1.0)  # each half holds one class
     assert inception_score(probs, splits=4) == pytest.approx(1.0)  # a single row scores 1
     order = np.random.RandomState(3).permutation(4)
-    expected = np.mean([inception_score(probs[torch.from_numpy(part)]) for part in np.array_split(order, 2)])
+    parts = (order[:2], order[2:])
+    expected = np.mean([inception_score(probs[torch.from_numpy(part)], splits=1) for part in parts])
     assert inception_score(probs, splits=2, seed=3) == pytest.approx(expected)
-    assert inception_score(torch.eye(5), splits=2) == pytest.approx((3.0 + 2.0) / 2)  # parts of 3 and 2
+    # 5 rows in 2 parts: rows 0-1 and 2-4 (numpy.array_split would cut 0-2 and 3-4)
+    assert inception_score_splits(torch.eye(5), splits=2, seed=None) == pytest.approx([2.0, 3.0])
     for bad in (0, 5, 1.5, True):
         with pytest.raises(ValueError, match="splits"):
             inception_score(probs, splits=bad)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from reference_inputs import SPECTRAL_RATES, spectral_pairs
+from reference_inputs import SPECTRAL_RATES, class_logits, spectral_pairs
 
-from aar.metrics import mel_distance, stft_distance
+from aar.metrics import inception_score, inception_score_splits, kl_divergence, mel_distance, stft_distance
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -36,3 +37,19 @@ def test_spectral_distances_equal_the_reference_tools(name, metric, sample_rate)
     ref, est = spectral_pairs(sample_rate)
     got = metric(ref, est, sample_rate).double()
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("n", ["12", "37"])
+def test_isc_and_kl_equal_audioldm_eval(n):
+    """audioldm_eval's calculate_isc (softmax, 10 splits after a shuffle with seed 2020) and calculate_kl
+    (softmax and sigmoid forms, eps 1e-6) on the same logits."""
+    expected = _load("isc_kl.json")[n]
+    gen = torch.from_numpy(class_logits(int(n), seed=1)).double()
+    ref = torch.from_numpy(class_logits(int(n), seed=2)).double()
+    parts = inception_score_splits(gen.softmax(-1))
+    assert inception_score(gen.softmax(-1)) == pytest.approx(expected["inception_score_mean"], rel=1e-6)
+    assert float(np.std(parts)) == pytest.approx(expected["inception_score_std"], rel=1e-5, abs=1e-12)
+    assert kl_divergence(ref.softmax(-1), gen.softmax(-1)) == pytest.approx(
+        expected["kullback_leibler_divergence_softmax"], rel=1e-5)
+    assert kl_divergence(ref.sigmoid(), gen.sigmoid()) == pytest.approx(
+        expected["kullback_leibler_divergence_sigmoid"], rel=1e-5)

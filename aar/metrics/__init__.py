@@ -11,7 +11,7 @@ per-file embeddings on disk. See docs/evaluation.md for the definitions and the 
 
 from .cache import EmbeddingCache
 from .clap import ClapExtractor
-from .distribution import frechet_distance, inception_score, kl_divergence
+from .distribution import frechet_distance, inception_score, inception_score_splits, kl_divergence
 from .extractor import AudioClassifier, EmbeddingExtractor
 from .optional import optional_metrics, pesq, si_snr, stoi
 from .panns import PANNsCNN14, PANNsOutput
@@ -28,6 +28,7 @@ __all__ = [
     "VGGish",
     "frechet_distance",
     "inception_score",
+    "inception_score_splits",
     "kl_divergence",
     "mel_distance",
     "optional_metrics",
