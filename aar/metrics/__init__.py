@@ -14,7 +14,7 @@ from .clap import ClapExtractor
 from .distribution import frechet_distance, inception_score, inception_score_splits, kl_divergence
 from .extractor import AudioClassifier, EmbeddingExtractor
 from .optional import optional_metrics, pesq, si_snr, stoi
-from .panns import PANNsCNN14, PANNsOutput
+from .panns import PANNsCNN14, PANNsCNN14At16k, PANNsOutput
 from .reconstruction import mel_distance, si_sdr, stft_distance
 from .vggish import VGGish
 
@@ -24,6 +24,7 @@ __all__ = [
     "EmbeddingCache",
     "EmbeddingExtractor",
     "PANNsCNN14",
+    "PANNsCNN14At16k",
     "PANNsOutput",
     "VGGish",
     "frechet_distance",

@@ -70,11 +70,16 @@ class PretrainedNetwork(nn.Module):
         """
         request = loading_request(device=device, **hub_kwargs)
         path = resolve_file(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
-        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
-            model = cls()
         state = rename(_weights.read_weights(path), cls.key_rules, cls.dropped, str(path))
+        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+            model = cls.variant(state)()
         _weights.load_into(model, state, str(path))
         return model if request.device is None else model.to(request.device)
+
+    @classmethod
+    def variant(cls, state: dict) -> type[PretrainedNetwork]:
+        """The class to build for a (renamed) state dict: ``cls`` unless a subclass tells variants apart."""
+        return cls
 
     @property
     def fingerprint(self) -> str:
