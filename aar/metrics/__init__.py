@@ -9,16 +9,25 @@ probabilities from an :class:`AudioClassifier` (:class:`PANNsCNN14`). :class:`Em
 per-file embeddings on disk. See docs/evaluation.md for the definitions and the numerical choices.
 """
 
+from . import _weights
 from .cache import EmbeddingCache
 from .clap import ClapExtractor
 from .distribution import frechet_distance, inception_score, inception_score_splits, kl_divergence
 from .extractor import AudioClassifier, EmbeddingExtractor
 from .optional import optional_metrics, pesq, si_snr, stoi
 from .panns import PANNsCNN14, PANNsCNN14At16k, PANNsOutput
+from .protocols import DEFAULT_PROTOCOL, PROTOCOLS, AudioLoading, Protocol, get_protocol
 from .reconstruction import mel_distance, si_sdr, stft_distance
 from .vggish import VGGish
 
+weights_fingerprint = _weights.fingerprint
+
 __all__ = [
+    "DEFAULT_PROTOCOL",
+    "PROTOCOLS",
+    "AudioLoading",
+    "Protocol",
+    "get_protocol",
     "AudioClassifier",
     "ClapExtractor",
     "EmbeddingCache",
@@ -38,4 +47,5 @@ __all__ = [
     "si_snr",
     "stft_distance",
     "stoi",
+    "weights_fingerprint",
 ]

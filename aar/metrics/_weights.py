@@ -63,7 +63,13 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str)
 
 
 def fingerprint(module: nn.Module) -> str:
-    """A short SHA-256 of a module's class and state dict (names, shapes, dtypes and bytes)."""
+    """A short SHA-256 of a module's class and every tensor of its state dict (names, shapes, dtypes
+    and bytes): any change to any weight gives another value.
+
+    Example:
+        >>> fingerprint(nn.Linear(2, 2)) != fingerprint(nn.Linear(2, 2))  # other random weights
+        True
+    """
     digest = hashlib.sha256(type(module).__name__.encode())
     for key, value in sorted(module.state_dict().items()):
         value = value.detach().to("cpu").contiguous()
