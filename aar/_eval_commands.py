@@ -178,7 +178,6 @@ def reconstruct(args) -> int:
             for f in report.files]
     rows.append(["all", sum(f.seconds for f in report.files), report.windows]
                 + [getattr(report, m) for m in METRICS])
-    print(_protocol_line(report.protocol))
     print_table(["file", "seconds", "windows", *METRICS], rows)
     if report.fad is not None:
         print(f"FAD ({report.extractor}, originals vs reconstructions): {_fmt(report.fad)}")
@@ -186,6 +185,7 @@ def reconstruct(args) -> int:
             print(f"aar: {report.fad_warning}", file=sys.stderr)
     elif report.fad_unavailable:
         print(f"FAD: unavailable ({report.fad_unavailable})")
+    print(_protocol_line(report.protocol))
     if args.json:
         write_json(args.json, _json(report, left_out))
     _report_errors(report.errors, args.quiet, left_out)
@@ -203,7 +203,6 @@ def compare(args) -> int:
     with _engines(args) as (_, embedder):
         report = compare_sets(args.a_dir, args.b_dir, extractor, classifier=classifier, cache=_cache(args),
                               embedder=embedder, progress=not args.quiet, protocol=args.protocol)
-    print(_protocol_line(report.protocol))
     print(f"FAD ({report.extractor}): {_fmt(report.fad)}  [{report.files_a} vs {report.files_b} file(s)]")
     if report.fad_warning:
         print(f"aar: {report.fad_warning}", file=sys.stderr)
@@ -212,6 +211,7 @@ def compare(args) -> int:
               f"over {report.kl_pairs} pair(s)")
     else:
         print(f"KL: unavailable ({report.kl_unavailable})")
+    print(_protocol_line(report.protocol))
     if args.json:
         write_json(args.json, _json(report, left_out))
     _report_errors(report.errors, args.quiet, left_out)
@@ -301,10 +301,10 @@ def generate(args) -> int:
             cache=_cache(args), top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
             runner=runner, embedder=embedder, progress=not args.quiet, protocol=args.protocol,
         )
-    print(_protocol_line(report.protocol))
-    print_table(["cfg", "clips", "FAD", "ISc", "ISc std", "KL", "KL sigmoid"],
+    print_table(["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"],
                 [[f"{p.cfg:g}", p.samples, p.fad, p.inception_score, p.inception_score_std, p.kl,
                   p.kl_sigmoid] for p in report.points])
+    print(_protocol_line(report.protocol))
     for p in report.points:
         if p.fad_warning:
             print(f"aar: cfg {p.cfg:g}: {p.fad_warning}", file=sys.stderr)

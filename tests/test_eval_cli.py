@@ -71,9 +71,10 @@ def test_reconstruct_writes_json_and_table(work, capsys):
 
     lines = captured.out.splitlines()
     assert lines[0].split() == ["file", "seconds", "windows", "mel_distance", "stft_distance", "si_sdr"]
-    assert len(lines) == 7 and lines[-1].split()[0] == "all"
-    assert lines[-1].split()[3] == f"{data['mel_distance']:.4f}"
-    assert [line.split()[0] for line in lines[1:-1]] == [
+    assert len(lines) == 8 and lines[-2].split()[0] == "all" and lines[-1].startswith("protocol paper: ")
+    assert lines[-2].split()[3] == f"{data['mel_distance']:.4f}"
+    assert data["protocol"]["mel"] == "official" and data["weights_fingerprint"] != data["fingerprint"]
+    assert [line.split()[0] for line in lines[1:-2]] == [
         "music_22k.wav", "music_44k_stereo.wav", "speech_16k.wav", "speech_24k.wav", "speech_8k.wav"]
 
 
@@ -112,7 +113,9 @@ def test_compare_a_folder_with_itself_is_zero_and_uses_the_cache(work, stand_ins
     assert main(args) == 0
     first = stand_ins["extractor"].calls
     data = json.loads((tmp_path / "c.json").read_text())
-    assert data["fad"] == pytest.approx(0, abs=1e-9) and data["kl"] == pytest.approx(0, abs=1e-12)
+    # KL(p || p) is just below 0: audioldm_eval adds 1e-6 to the estimate's probabilities
+    assert data["fad"] == pytest.approx(0, abs=1e-9) and -1e-5 < data["kl"] < 0
+    assert data["protocol"]["name"] == "paper" and data["not_audio"] == []
     assert data["files_a"] == 6 and data["kl_pairs"] == 6
     assert "FAD (tiny-bands): 0.0000" in capsys.readouterr().out
     assert first > 0
@@ -143,16 +146,17 @@ def test_generate_sweep_writes_json_and_png(work, stand_ins, tmp_path, capsys):
     out = tmp_path / "gen"
     rc = main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
                "--reference", str(work / "clips"), "--clap-from", str(sources), "-o", str(out),
-               "--cfg", "1", "3", "--seed", "5", "--extractor", "clap", "--classifier", "panns:x",
-               "--no-cache", "-q"])
+               "--cfg", "1", "3", "--seed", "5", "--num-samples", "5", "--extractor", "clap",
+               "--classifier", "panns:x", "--no-cache", "-q"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     data = json.loads((out / "report.json").read_text())
     assert [p["cfg"] for p in data["points"]] == [1.0, 3.0] and data["seed"] == 5
     assert all(p["kl"] is not None and p["inception_score"] >= 1 and p["fad"] > 0 for p in data["points"])
-    assert sorted(p.name for p in (out / "cfg_3").iterdir()) == ["0_0.wav", "1_0.wav"]
+    assert len(list((out / "cfg_3").iterdir())) == 10  # 2 conditions x 5: enough for ISc's 10 splits
     assert (out / "guidance.png").read_bytes()[:4] == b"\x89PNG"
-    assert captured.out.splitlines()[0].split() == ["cfg", "clips", "FAD", "ISc", "KL"]
+    assert captured.out.splitlines()[0].split() == ["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"]
+    assert captured.out.splitlines()[-1].startswith("protocol paper: ")
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# comment\na dog barks\n\nrain on a roof\n")
@@ -171,7 +175,7 @@ def test_subprocess_smoke(work, tmp_path):
                            "--model", str(work / "tiny"), "--json", str(tmp_path / "r.json"), "-q"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1].split()[0] == "all" and "2 file(s) skipped" in proc.stderr
+    assert proc.stdout.splitlines()[-2].split()[0] == "all" and "2 file(s) skipped" in proc.stderr
     assert json.loads((tmp_path / "r.json").read_text())["windows"] == 9
 
 
