@@ -155,7 +155,8 @@ def test_generate_sweep_writes_json_and_png(work, stand_ins, tmp_path, capsys):
     assert all(p["kl"] is not None and p["inception_score"] >= 1 and p["fad"] > 0 for p in data["points"])
     assert len(list((out / "cfg_3").iterdir())) == 10  # 2 conditions x 5: enough for ISc's 10 splits
     assert (out / "guidance.png").read_bytes()[:4] == b"\x89PNG"
-    assert captured.out.splitlines()[0].split() == ["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"]
+    header = ["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"]
+    assert captured.out.splitlines()[0].split() == header
     assert captured.out.splitlines()[-1].startswith("protocol paper: ")
 
     prompts = tmp_path / "prompts.txt"

@@ -13,9 +13,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reference_inputs import SPECTRAL_RATES, class_logits, spectral_pairs
+from reference_inputs import (
+    SPECTRAL_RATES,
+    class_logits,
+    compare_folders,
+    random_panns_state,
+    random_vggish_state,
+    reconstruct_inputs,
+    spectral_pairs,
+)
 
-from aar.metrics import inception_score, inception_score_splits, kl_divergence, mel_distance, stft_distance
+from aar.cli import main
+from aar.metrics import (
+    PANNsCNN14,
+    VGGish,
+    inception_score,
+    inception_score_splits,
+    kl_divergence,
+    mel_distance,
+    stft_distance,
+)
+from aar.metrics.protocols import AUDIOLDM_LOADING
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -53,3 +71,78 @@ def test_isc_and_kl_equal_audioldm_eval(n):
         expected["kullback_leibler_divergence_softmax"], rel=1e-5)
     assert kl_divergence(ref.sigmoid(), gen.sigmoid()) == pytest.approx(
         expected["kullback_leibler_divergence_sigmoid"], rel=1e-5)
+
+
+# ------------------------------------------------- aar eval compare against audioldm_eval, end to end
+
+
+@pytest.fixture(scope="module")
+def compare_work(tmp_path_factory):
+    """The folders and the random-weight checkpoints (published layouts) the fixture was made with."""
+    root = tmp_path_factory.mktemp("reference-compare")
+    compare_folders(root)
+    weights = {"panns16": root / "Cnn14_16k_mAP=0.438.pth", "panns32": root / "Cnn14_mAP=0.431.pth",
+               "vggish": root / "vggish-10086976.pth"}
+    torch.save({"model": random_panns_state(16_000)}, weights["panns16"])
+    torch.save({"model": random_panns_state(32_000)}, weights["panns32"])
+    torch.save(random_vggish_state(), weights["vggish"])
+    return root, weights
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_compare_cli_equals_audioldm_eval(compare_work, tmp_path):
+    """``aar eval compare A B --protocol audioldm`` with CNN14 at 16 kHz and VGGish: KL (softmax and
+    sigmoid) and FAD as audioldm_eval prints them on the same files and weights."""
+    root, weights = compare_work
+    expected = _load("compare.json")
+    out = tmp_path / "report.json"
+    rc = main(["eval", "compare", str(root / "a"), str(root / "b"),
+               "--extractor", f"vggish:{weights['vggish']}",
+               "--classifier", f"panns:{weights['panns16']}", "--protocol", "audioldm", "--no-cache", "-q",
+               "--json", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    kl = expected["kl_16000"]
+    assert report["kl"] == pytest.approx(kl["kullback_leibler_divergence_softmax"], rel=1e-3)
+    assert report["kl_sigmoid"] == pytest.approx(kl["kullback_leibler_divergence_sigmoid"], rel=1e-3)
+    assert report["kl_pairs"] == 3 and report["classifier"] == "panns-cnn14-16k"
+    assert report["fad"] == pytest.approx(expected["fad"], rel=1e-5)
+    assert "audioldm_eval" in report["protocol"]["tools"]["fad"] and report["fad_warning"]
+
+
+def test_panns_32k_and_vggish_equal_the_reference_networks(compare_work):
+    """CNN14 at 32 kHz (audioldm_eval --sampling_rate 32000) and torchvggish without its last ReLU, on
+    the first clip as audioldm_eval loads it."""
+    root, weights = compare_work
+    expected = _load("compare.json")
+    clip = root / "a" / "clip_0.wav"
+    cnn14 = PANNsCNN14.from_pretrained(weights["panns32"])
+    logits = cnn14.logits(AUDIOLDM_LOADING.load(clip, 32_000))[0].double()
+    torch.testing.assert_close(logits, torch.tensor(expected["logits_32000_a0"], dtype=torch.float64),
+                               rtol=1e-4, atol=1e-4)
+    vggish = VGGish.from_pretrained(weights["vggish"])
+    frame = vggish.embed_frames(AUDIOLDM_LOADING.load(clip, 16_000))[0, 0].double()
+    torch.testing.assert_close(frame, torch.tensor(expected["vggish_a0"], dtype=torch.float64),
+                               rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------- aar eval reconstruct against the reference tools, end to end
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("protocol, mel", [("paper", "official"), ("dac", "dac")])
+def test_reconstruct_cli_equals_the_reference_tools(protocol, mel, tmp_path):
+    """``aar eval reconstruct --protocol P``: each file's mel and STFT distances are the reference tools'
+    values on the same windows (the official repository's or DAC's mel loss, auraloss's MR-STFT)."""
+    files, tiny = reconstruct_inputs(tmp_path)
+    out = tmp_path / "report.json"
+    assert main(["eval", "reconstruct", str(tmp_path / "clips"), "--model", str(tiny), "--protocol", protocol,
+                 "-q", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    expected = _load("reconstruct.json")
+    assert [Path(f["path"]).name for f in report["files"]] == ["one.wav", "tail.wav"]
+    for row in report["files"]:
+        values = expected[Path(row["path"]).name]
+        assert row["mel_distance"] == pytest.approx(values[mel], rel=1e-3)
+        assert row["stft_distance"] == pytest.approx(values["auraloss"], rel=1e-3)
+    assert report["protocol"]["name"] == protocol and report["protocol"]["mel"] == mel

@@ -162,8 +162,14 @@ class PANNsCNN14(PretrainedNetwork):
 
     @torch.no_grad()
     def probs(self, wav) -> torch.Tensor:
-        """Sigmoid AudioSet class probabilities (AudioLDM's reading): (B, 1, T) -> (B, 527)."""
+        """Sigmoid AudioSet class probabilities (multi-label, not summing to 1): (B, 1, T) -> (B, 527)."""
         return self(wav).probs
+
+    @torch.no_grad()
+    def logits(self, wav) -> torch.Tensor:
+        """The class logits, (B, 1, T) -> (B, 527): audioldm_eval's ISc and KL read their softmax (and
+        its sigmoid KL their sigmoid); ``aar.evaluation`` uses them when a classifier has this method."""
+        return self(wav).logits
 
     @torch.no_grad()
     def embed(self, wav) -> torch.Tensor:
