@@ -170,6 +170,64 @@ def test_generate_sweep_writes_json_and_png(work, stand_ins, tmp_path, capsys):
     assert point["kl"] is None and (tmp_path / "p" / "guidance.png").is_file()
 
 
+def test_generate_from_precomputed_clap_vectors(work, stand_ins, tmp_path, monkeypatch, capsys):
+    """--clap-vectors: a matrix file or a folder of vectors; no CLAP model is loaded."""
+    import numpy as np
+
+    def no_clap(*args, **kwargs):
+        raise AssertionError("CLAP must not be loaded with --clap-vectors")
+
+    monkeypatch.setattr(ClapEncoder, "from_pretrained", classmethod(no_clap))
+    clap = torch.randn(2, 512, generator=torch.Generator().manual_seed(4)).numpy()
+    np.save(tmp_path / "clap.npy", clap)
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    for i, row in enumerate(clap):
+        torch.save(torch.from_numpy(row), folder / f"{i}.pt")
+    reports = []
+    for source in (tmp_path / "clap.npy", folder):
+        out = tmp_path / f"gen_{source.stem}"
+        rc = main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
+                   "--reference", str(work / "clips"), "--clap-vectors", str(source), "-o", str(out),
+                   "--extractor", "clap", "--no-cache", "-q", "--seed", "3"])
+        assert rc == 0, capsys.readouterr().err
+        reports.append(json.loads((out / "report.json").read_text()))
+        assert reports[-1]["conditions"] == 2
+    assert reports[0]["points"][0]["fad"] == reports[1]["points"][0]["fad"]  # the same conditions
+    (folder / "2.npy").write_bytes(b"not numpy")
+    assert main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH), "--reference",
+                 str(work / "clips"), "--clap-vectors", str(folder), "-o", str(tmp_path / "x"),
+                 "--extractor", "clap", "-q"]) != 0
+
+
+def test_every_readable_extension_is_scored_and_the_rest_reported(work, stand_ins, tmp_path, capsys):
+    """The folder listing uses aar.load_audio's extensions (.aiff included); other files are reported."""
+    import soundfile as sf
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("speech_16k.wav", "music_22k.wav"):
+        (folder / name).write_bytes((work / "clips" / name).read_bytes())
+    wav, rate = read_audio(work / "clips" / "speech_24k.wav")
+    sf.write(folder / "speech.aiff", wav[0].numpy(), rate)
+    (folder / "notes.txt").write_text("not audio")
+    out = tmp_path / "c.json"
+    assert main(["eval", "compare", str(folder), str(folder), "--extractor", "clap", "--no-cache", "-q",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["files_a"] == 3 and data["not_audio"] == [str(folder / "notes.txt")] * 2
+    assert "left out, not audio by extension" in capsys.readouterr().err
+
+
+def test_missing_network_weights_say_where_they_are(work, tmp_path, capsys):
+    rc = main(["eval", "compare", str(work / "clips"), str(work / "clips"),
+               "--extractor", f"vggish:{tmp_path / 'vggish-10086976.pth'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "harritaylor/torchvggish" in err and "vggish-10086976.pth" in err
+    with pytest.raises(UsageError, match="Cnn14_16k_mAP=0.438.pth.*Zenodo record 3987831"):
+        command.load_classifier(f"panns:{tmp_path / 'Cnn14.pth'}", SimpleNamespace(device=None))
+
+
 def test_subprocess_smoke(work, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-m", "aar", "eval", "reconstruct", str(work / "clips"),

@@ -189,6 +189,15 @@ def test_missing_weights_are_named(tmp_path):
         PANNsCNN14.from_pretrained(tmp_path / "weights.pth", filename="other.pth")
 
 
+@pytest.mark.parametrize("section, kind", [("generator_state_dict", "SAT tokenizer"),
+                                           ("model_state_dict", "AAR generator")])
+def test_an_official_aar_checkpoint_is_named_as_such(tmp_path, section, kind):
+    path = tmp_path / "SAT_d128_lat128.pth"
+    torch.save({section: {"encoder.weight": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointError, match=f"official AAR checkpoint.*{kind}.*vggish-10086976.pth"):
+        VGGish.from_pretrained(path)
+
+
 def test_two_dimensional_audio_is_ambiguous(vggish_file):
     with pytest.raises(ValueError, match="2 dims"):
         vggish_file[0].embed(torch.zeros(2, 16_000))
