@@ -73,7 +73,7 @@ def test_reconstruct_writes_json_and_table(work, capsys):
     assert lines[0].split() == ["file", "seconds", "windows", "mel_distance", "stft_distance", "si_sdr"]
     assert len(lines) == 8 and lines[-2].split()[0] == "all" and lines[-1].startswith("protocol paper: ")
     assert lines[-2].split()[3] == f"{data['mel_distance']:.4f}"
-    assert data["protocol"]["mel"] == "official" and data["weights_fingerprint"] != data["fingerprint"]
+    assert data["protocol"]["mel"] == "official" and data["codes_fingerprint"] != data["fingerprint"]
     assert [line.split()[0] for line in lines[1:-2]] == [
         "music_22k.wav", "music_44k_stereo.wav", "speech_16k.wav", "speech_24k.wav", "speech_8k.wav"]
 

@@ -110,6 +110,20 @@ def test_perfect_reconstruction_scores_zero(tok, folder):
     assert report.si_sdr > 60  # float32 round-off only
 
 
+def test_fingerprint_covers_every_weight(tok, folder):
+    """A fine-tuned decoder keeps the codebooks (codes_fingerprint) but changes the report's fingerprint."""
+    import copy
+
+    tuned = copy.deepcopy(tok)
+    with torch.no_grad():
+        next(tuned.decoder.parameters()).add_(1e-3)
+    files = [folder["music_22k"]]
+    before, after = evaluate_reconstruction(tok, files), evaluate_reconstruction(tuned, files)
+    assert before.codes_fingerprint == after.codes_fingerprint == tok.fingerprint()
+    assert before.fingerprint != after.fingerprint
+    assert before.fingerprint == metrics.weights_fingerprint(tok)
+
+
 def test_reconstruction_refuses_bad_arguments(tok, folder):
     with pytest.raises(ValueError, match="min_tail"):
         evaluate_reconstruction(tok, [folder["music_22k"]], min_tail=0)

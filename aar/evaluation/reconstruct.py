@@ -67,7 +67,8 @@ class ReconstructionReport:
 
     Attributes:
         model: The tokenizer's name or path as given, or None.
-        fingerprint: The tokenizer's fingerprint.
+        fingerprint: A hash of every weight of the tokenizer (encoder, quantizer, decoder) and its
+            class: a fine-tuned encoder or decoder reports another value.
         sample_rate: The model's rate (Hz); every score is taken at it.
         window: Samples per window.
         files: Per-file scores, in input order.
@@ -80,9 +81,8 @@ class ReconstructionReport:
             None when no extractor was given or too few windows were scored.
         fad_unavailable: Why ``fad`` is None despite an extractor, else None.
         extractor: The extractor's name, or None.
-        weights_fingerprint: A hash of every weight of the tokenizer (encoder, quantizer, decoder), so
-            a fine-tuned model reports another value; ``fingerprint`` covers only the codebooks and
-            config (what codes files check).
+        codes_fingerprint: The tokenizer's ``fingerprint()``: its config and codebooks only (which
+            tokens mean what, as codes files check).
         fad_warning: Why the FAD says little (too few windows for the embedding size), else None.
         protocol: The protocol's name, settings and each metric's reference tool.
     """
@@ -100,7 +100,7 @@ class ReconstructionReport:
     fad: float | None = None
     fad_unavailable: str | None = None
     extractor: str | None = None
-    weights_fingerprint: str | None = None
+    codes_fingerprint: str | None = None
     fad_warning: str | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
 
@@ -110,6 +110,16 @@ class ReconstructionReport:
         out["files"] = [asdict(f) for f in self.files]
         out["errors"] = [asdict(e) for e in self.errors]
         return out
+
+
+def weights_hash(tokenizer) -> str:
+    """The report's fingerprint: a hash of every weight (``aar.metrics.weights_fingerprint``), or, for
+    a tokenizer that is not a module (a stand-in), its own ``fingerprint()``."""
+    from .. import metrics
+
+    if isinstance(tokenizer, torch.nn.Module):
+        return metrics.weights_fingerprint(tokenizer)
+    return tokenizer.fingerprint()
 
 
 def _windows(wav_11T: torch.Tensor, window: int, min_tail: int) -> list[torch.Tensor]:
@@ -283,10 +293,9 @@ def evaluate_reconstruction(
         fad, why = metrics.frechet_distance(torch.cat(emb_ref), torch.cat(emb_est)), None
         warning = fad_warning(torch.cat(emb_ref), torch.cat(emb_est))
     return ReconstructionReport(
-        model=None if model is None else str(model), fingerprint=tokenizer.fingerprint(), sample_rate=rate,
+        model=None if model is None else str(model), fingerprint=weights_hash(tokenizer), sample_rate=rate,
         window=window, files=tuple(scored), errors=tuple(errors), windows=sum(f.windows for f in scored),
         fad=fad, fad_unavailable=why, extractor=None if extractor is None else extractor.name, **overall,
-        weights_fingerprint=(metrics.weights_fingerprint(tokenizer) if isinstance(tokenizer, torch.nn.Module)
-                             else None), fad_warning=warning,
+        codes_fingerprint=tokenizer.fingerprint(), fad_warning=warning,
         protocol=protocol.to_dict(),
     )
