@@ -228,6 +228,28 @@ def test_missing_network_weights_say_where_they_are(work, tmp_path, capsys):
         command.load_classifier(f"panns:{tmp_path / 'Cnn14.pth'}", SimpleNamespace(device=None))
 
 
+def test_ray_generation_uses_the_device_and_precision_asked_for(monkeypatch):
+    """--ray: the runner's actors load the generator on --device in --precision (as a local run does)."""
+    import contextlib
+
+    import aar.data._runners as runners
+    import aar.evaluation.distributed as distributed
+    from aar.generator import AARGenerator
+
+    seen = {}
+    monkeypatch.setattr(runners, "ray_session", lambda address: contextlib.nullcontext())
+    monkeypatch.setattr(distributed, "ray_runner", lambda *a, **k: seen.setdefault("runner", k))
+    monkeypatch.setattr(distributed, "ray_embedder", lambda address: None)
+    args = SimpleNamespace(ray="local", device="cpu", precision="bf16")
+    with command._engines(args, "model.pth", None):
+        pass
+    assert seen["runner"] == {"device": "cpu", "precision": "bf16"}
+    monkeypatch.setattr(AARGenerator, "from_pretrained",
+                        classmethod(lambda cls, model, **k: seen.setdefault("actor", k)))
+    distributed.GeneratorActor("model.pth", None, {}, device="cpu", precision="bf16")
+    assert seen["actor"] == {"tokenizer": None, "device": "cpu", "precision": "bf16"}
+
+
 def test_subprocess_smoke(work, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-m", "aar", "eval", "reconstruct", str(work / "clips"),
