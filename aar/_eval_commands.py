@@ -38,17 +38,9 @@ def _split(spec: str, what: str) -> tuple[str, str | None]:
     return kind, where or None
 
 
-#: Where the published weights of each network are, for messages about a missing file.
-WEIGHTS_SOURCES = {
-    "vggish": "vggish-10086976.pth from the harritaylor/torchvggish GitHub release v0.1 "
-              "(github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth)",
-    "panns": "Cnn14_16k_mAP=0.438.pth (16 kHz, audioldm_eval's default) or Cnn14_mAP=0.431.pth (32 kHz) "
-             "from Zenodo record 3987831 (zenodo.org/record/3987831)",
-}
-
-
 def _network(kind: str, where: str, args):
-    """VGGish or PANNs CNN14 weights from a path or Hub id; a missing file says where the weights are."""
+    """VGGish or PANNs CNN14 weights from a path or Hub id; a missing file is a usage error whose message
+    says where the published weights are."""
     from . import metrics
     from ._commands import UsageError
 
@@ -56,8 +48,7 @@ def _network(kind: str, where: str, args):
     try:
         return network.from_pretrained(where, device=args.device)
     except FileNotFoundError as err:
-        raise UsageError(f"{kind}:{where}: {err}. The published weights: {WEIGHTS_SOURCES[kind]}; "
-                         "download once, then pass the file's path") from None
+        raise UsageError(f"{kind}:{where}: {err}; download once, then pass the file's path") from None
 
 
 def load_extractor(spec: str, args):

@@ -176,8 +176,10 @@ def test_non_state_dict_is_refused(tmp_path):
 
 
 def test_missing_weights_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=vggish_module.CHECKPOINT_NAME):
+    with pytest.raises(FileNotFoundError, match=f"{vggish_module.CHECKPOINT_NAME}.*harritaylor/torchvggish"):
         VGGish.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="Zenodo record 3987831"):
+        PANNsCNN14.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="not in the local cache"):
         PANNsCNN14.from_pretrained("someone/panns", local_files_only=True, cache_dir=tmp_path)
     with pytest.raises(TypeError, match="int"):

@@ -31,9 +31,12 @@ class PretrainedNetwork(nn.Module):
         checkpoint_name: The file loaded from a folder or Hub repo when no ``filename`` is given.
         key_rules: Published key -> aar key, as ``(pattern, replacement)`` pairs.
         dropped: Published keys that are not loaded (tensors aar computes itself).
+        weights_source: Where the published weights can be downloaded (named when a file is missing).
     """
 
     checkpoint_name: ClassVar[str]
+    #: Where the published weights are, for the message about a missing file.
+    weights_source: ClassVar[str] = "see docs/evaluation.md"
     key_rules: ClassVar[tuple[tuple[str, str], ...]]
     dropped: ClassVar[re.Pattern]
 
@@ -69,7 +72,10 @@ class PretrainedNetwork(nn.Module):
             TypeError: an unknown keyword.
         """
         request = loading_request(device=device, **hub_kwargs)
-        path = resolve_file(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
+        try:
+            path = resolve_file(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err}. The published weights: {cls.weights_source}") from None
         state = rename(_weights.read_weights(path), cls.key_rules, cls.dropped, str(path))
         with torch.device("meta"):  # no random initialisation: every tensor comes from the file
             model = cls.variant(state)()

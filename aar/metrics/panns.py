@@ -120,6 +120,8 @@ class PANNsCNN14(PretrainedNetwork):
     num_classes = NUM_CLASSES
     dim = 2048
     checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, REBUILT
+    weights_source = ("Cnn14_16k_mAP=0.438.pth (16 kHz, audioldm_eval's default) or Cnn14_mAP=0.431.pth "
+                      "(32 kHz) from Zenodo record 3987831 (zenodo.org/record/3987831)")
 
     @classmethod
     def variant(cls, state: dict) -> type[PANNsCNN14]:

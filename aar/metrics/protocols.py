@@ -133,7 +133,8 @@ class Protocol:
 
 _GENERATION_TOOLS = (
     ("fad", f"{AUDIOLDM_EVAL} metrics/fad.py FrechetAudioDistance (VGGish frames without the final ReLU, "
-            "no PCA); Fréchet distance by aar's eigenvalue form"),
+            "no PCA, input resampled with torchaudio as audioldm_eval does; not the resampy resampling of "
+            "torchvggish/frechet-audio-distance nor fadtk's); Fréchet distance by aar's eigenvalue form"),
     ("inception_score", f"{AUDIOLDM_EVAL} metrics/isc.py calculate_isc (softmax of the logits, 10 splits, "
                         "shuffle seed 2020)"),
     ("kl", f"{AUDIOLDM_EVAL} metrics/kl.py calculate_kl, kullback_leibler_divergence_softmax"),
