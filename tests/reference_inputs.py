@@ -133,3 +133,10 @@ def reconstruct_inputs(root):
     SATTokenizer(SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=256)).eval().save_pretrained(
         root / "tiny")
     return files, root / "tiny"
+
+
+def resampler_probe(sample_rate: int) -> np.ndarray:
+    """1.3 s of a tone in noise, float32: what the resampler fixture was made from."""
+    rng = np.random.RandomState(sample_rate // 100)
+    t = np.arange(int(sample_rate * 1.3)) / sample_rate
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.randn(t.size)).astype(np.float32)

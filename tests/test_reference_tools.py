@@ -20,6 +20,7 @@ from reference_inputs import (
     random_panns_state,
     random_vggish_state,
     reconstruct_inputs,
+    resampler_probe,
     spectral_pairs,
 )
 
@@ -33,7 +34,8 @@ from aar.metrics import (
     mel_distance,
     stft_distance,
 )
-from aar.metrics.protocols import AUDIOLDM_LOADING
+from aar.metrics.kaiser_resample import kaiser_resample
+from aar.metrics.protocols import AUDIOLDM_LOADING, TORCHVGGISH_LOADING
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -146,3 +148,35 @@ def test_reconstruct_cli_equals_the_reference_tools(protocol, mel, tmp_path):
         assert row["mel_distance"] == pytest.approx(values[mel], rel=1e-3)
         assert row["stft_distance"] == pytest.approx(values["auraloss"], rel=1e-3)
     assert report["protocol"]["name"] == protocol and report["protocol"]["mel"] == mel
+
+
+# ------------------------------ resampy's kaiser_best and torchvggish's FAD (protocol torchvggish)
+
+
+@pytest.mark.parametrize("sample_rate", [22_050, 24_000, 44_100, 8_000])
+def test_kaiser_resample_equals_resampy(sample_rate):
+    """``kaiser_resample`` against ``resampy.resample(x, sr, 16000)`` (kaiser_best) at 200 points."""
+    expected = _load("torchvggish.json")["resampy"][str(sample_rate)]
+    out = kaiser_resample(torch.from_numpy(resampler_probe(sample_rate)), sample_rate, 16_000)
+    assert out.shape == (expected["length"],) and out.dtype == torch.float32
+    values = torch.tensor(expected["values"], dtype=torch.float64)
+    torch.testing.assert_close(out[expected["index"]].double(), values, rtol=0, atol=1e-6)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_compare_cli_equals_torchvggish_fad(compare_work, tmp_path):
+    """``aar eval compare --protocol torchvggish``: FAD on torchvggish's own embeddings (resampy to
+    16 kHz, channels averaged), the Fréchet distance as pytorch-fid computes it."""
+    root, weights = compare_work
+    expected = _load("torchvggish.json")
+    out = tmp_path / "report.json"
+    assert main(["eval", "compare", str(root / "a"), str(root / "b"),
+                 "--extractor", f"vggish:{weights['vggish']}", "--protocol", "torchvggish",
+                 "--no-cache", "-q", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["fad"] == pytest.approx(expected["fad"], rel=1e-5)
+    assert "resampy" in report["protocol"]["resampler"]
+    frame = VGGish.from_pretrained(weights["vggish"]).embed_frames(
+        TORCHVGGISH_LOADING.load(root / "a" / "clip_0.wav", 16_000))[0, 0].double()
+    torch.testing.assert_close(frame, torch.tensor(expected["frame_a0"], dtype=torch.float64),
+                               rtol=1e-4, atol=1e-4)

@@ -103,8 +103,8 @@ def paired_kl(files_ref, files_est, classifier: AudioClassifier, root_ref=None, 
         pairs = list(zip(map(Path, files_ref), map(Path, files_est)))
     if not pairs:
         return PairedKL(None, None, 0, "no files with the same relative path in both folders", [])
-    ref = classify_files([r for r, _ in pairs], classifier, progress, "classify", protocol.loading)
-    est = classify_files([e for _, e in pairs], classifier, progress, "classify", protocol.loading)
+    ref = classify_files([r for r, _ in pairs], classifier, progress, "classify", protocol.classifier_loading)
+    est = classify_files([e for _, e in pairs], classifier, progress, "classify", protocol.classifier_loading)
     errors = ref.errors + est.errors
     ok_ref, ok_est = set(ref.files), set(est.files)
     keep = [i for i, (r, e) in enumerate(pairs) if r in ok_ref and e in ok_est]

@@ -232,7 +232,8 @@ def evaluate_generation(
         scores: dict[str, Any] = dict(kl_unavailable="no classifier given",
                                       isc_unavailable="no classifier given")
         if classifier is not None:
-            outputs = classify_files(files, classifier, progress, f"classify cfg {c:g}", loading)
+            outputs = classify_files(files, classifier, progress, f"classify cfg {c:g}",
+                                     protocol.classifier_loading)
             scores.update(isc_scores(outputs.softmax, protocol))
             if condition_audio is None:
                 scores["kl_unavailable"] = "the conditions do not come from audio clips (use --clap-from)"

@@ -13,12 +13,15 @@ report and the table record it. The protocols:
   so both readings are assumptions, stated in docs/evaluation.md).
 * ``audioldm``: FAD, ISc and KL as audioldm_eval computes them; the spectral distances, which it does
   not define, as in ``paper``.
+* ``torchvggish``: FAD as torchvggish and frechet-audio-distance compute it (channels averaged,
+  resampy's ``kaiser_best`` resampling, reimplemented in :mod:`aar.metrics.kaiser_resample`); the
+  rest as in ``paper``.
 * ``dac``: the mel distance of DAC's shipped configs; the rest as in ``paper``.
 
-Every protocol resamples with torchaudio's sinc resampler (``torchaudio.functional.resample`` at its
-defaults), which is what audioldm_eval uses; torchvggish and frechet-audio-distance (resampy) and
-fadtk (its own Kaiser-windowed sinc) resample differently, by about 2 % in the embeddings for
-24/44.1-kHz input, and no protocol claims their FAD: the report's ``resampler`` field says so.
+The other protocols resample with torchaudio's sinc resampler (``torchaudio.functional.resample``
+at its defaults), which is what audioldm_eval uses. fadtk resamples with its own Kaiser-windowed sinc;
+no protocol claims its FAD on audio that needs resampling. The report's ``resampler`` field names
+the resampler of the FAD embeddings.
 """
 
 from __future__ import annotations
@@ -31,14 +34,19 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import read_audio, resample, to_mono
+from .kaiser_resample import kaiser_resample
 
-#: What every protocol resamples with.
-RESAMPLER = "torchaudio.functional.resample (sinc interpolation, Hann window, defaults)"
+#: The resamplers, as reports name them.
+RESAMPLERS = {
+    "torchaudio": "torchaudio.functional.resample (sinc interpolation, Hann window, defaults)",
+    "resampy": "resampy.resample kaiser_best (reimplemented in aar.metrics.kaiser_resample)",
+}
 #: The versions the reference tools were read and run at (see tests/fixtures/reference/README.md).
 AUDIOLDM_EVAL = "audioldm_eval 0.0.5 (haoheliu/audioldm_eval@8dc07ee)"
 OFFICIAL = "official AAR repository (qiuk2/AAR@eaaf1bc)"
 DAC = "descript-audio-codec 1.0.0 (descriptinc/descript-audio-codec@c7cfc5d) with descript-audiotools 0.7.4"
 AURALOSS = "auraloss 0.4.0 (csteinmetz1/auraloss@0853e9e)"
+TORCHVGGISH = "torchvggish (harritaylor/torchvggish@f3f9096) with resampy 0.4.3"
 TORCHMETRICS = "torchmetrics scale_invariant_signal_distortion_ratio(zero_mean=True)"
 
 
@@ -51,18 +59,25 @@ class AudioLoading:
         remove_dc: Subtract the mean of the clip before resampling (audioldm_eval).
         min_samples: Zero-pad at the end, after resampling, to at least this many samples
             (audioldm_eval: 32000).
+        resampler: ``"torchaudio"`` (``torchaudio.functional.resample`` at its defaults, as
+            audioldm_eval) or ``"resampy"`` (resampy's ``kaiser_best``, as torchvggish and
+            frechet-audio-distance; :func:`aar.metrics.kaiser_resample.kaiser_resample`).
     """
 
     channel: str = "mean"
     remove_dc: bool = False
     min_samples: int = 0
+    resampler: str = "torchaudio"
 
     def prepare(self, wav_CT: torch.Tensor, rate: int, sample_rate: int) -> torch.Tensor:
         """(C, T) audio at ``rate`` -> (1, 1, T') float32 at ``sample_rate``, as the tool prepares it."""
         wav_11T = wav_CT[None, :1] if self.channel == "first" else to_mono(wav_CT[None])
         if self.remove_dc:
             wav_11T = wav_11T - wav_11T.mean()
-        wav_11T = resample(wav_11T, rate, sample_rate)
+        if self.resampler == "resampy":
+            wav_11T = kaiser_resample(wav_11T, rate, sample_rate)
+        else:
+            wav_11T = resample(wav_11T, rate, sample_rate)
         if wav_11T.shape[-1] < self.min_samples:
             wav_11T = F.pad(wav_11T, (0, self.min_samples - wav_11T.shape[-1]))
         return wav_11T
@@ -84,12 +99,15 @@ class AudioLoading:
         """A short tag for cache entries; empty for the plain loading (mean of channels, nothing else)."""
         parts = (["first"] if self.channel == "first" else []) + (["dc"] if self.remove_dc else [])
         parts += [f"pad{self.min_samples}"] if self.min_samples else []
+        parts += ["resampy"] if self.resampler == "resampy" else []
         return "-".join(parts)
 
 
 PLAIN = AudioLoading()
 #: audioldm_eval's ``WaveDataset.read_from_file``: first channel, mean removed, resampled, padded to 32000.
 AUDIOLDM_LOADING = AudioLoading(channel="first", remove_dc=True, min_samples=32_000)
+#: torchvggish's ``waveform_to_examples`` (and frechet-audio-distance): channels averaged, resampy.
+TORCHVGGISH_LOADING = AudioLoading(resampler="resampy")
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,8 @@ class Protocol:
         isc_splits: Inception Score splits.
         isc_seed: The shuffle's seed before splitting.
         kl_eps: Added to the generated side's probabilities in KL.
-        loading: How files and windows are prepared for the extractor and the classifier.
+        loading: How files and windows are prepared for the extractor (FAD).
+        classifier_loading: How files are prepared for the classifier (ISc, KL).
         tools: Metric name -> the reference tool (and version) its number reproduces.
     """
 
@@ -116,6 +135,7 @@ class Protocol:
     isc_seed: int | None = 2020
     kl_eps: float = 1e-6
     loading: AudioLoading = field(default=AUDIOLDM_LOADING)
+    classifier_loading: AudioLoading = field(default=AUDIOLDM_LOADING)
     tools: tuple[tuple[str, str], ...] = ()
 
     def tool(self, metric: str) -> str:
@@ -127,7 +147,8 @@ class Protocol:
         return {
             "name": self.name, "summary": self.summary, "mel": self.mel, "stft": self.stft,
             "isc_splits": self.isc_splits, "isc_seed": self.isc_seed, "kl_eps": self.kl_eps,
-            "loading": asdict(self.loading), "resampler": RESAMPLER, "tools": dict(self.tools),
+            "loading": asdict(self.loading), "classifier_loading": asdict(self.classifier_loading),
+            "resampler": RESAMPLERS[self.loading.resampler], "tools": dict(self.tools),
         }
 
 
@@ -157,6 +178,16 @@ PROTOCOLS: dict[str, Protocol] = {
         summary="FAD, ISc and KL as audioldm_eval computes them; mel and STFT distances as in 'paper' "
                 "(audioldm_eval defines neither)",
         mel="official", stft="auraloss", tools=(_OFFICIAL_MEL, _AURALOSS_STFT) + _GENERATION_TOOLS,
+    ),
+    "torchvggish": Protocol(
+        name="torchvggish",
+        summary="FAD as torchvggish and frechet-audio-distance compute it (channels averaged, resampy "
+                "kaiser_best to 16 kHz, VGGish frames); the rest as in 'paper'",
+        mel="official", stft="auraloss", loading=TORCHVGGISH_LOADING,
+        tools=(_OFFICIAL_MEL, _AURALOSS_STFT, ("fad", f"{TORCHVGGISH} VGGish.forward(waveform, sr) with its "
+               "resampy preprocessing, without the final ReLU, no PCA; Fréchet distance by aar's eigenvalue "
+               "form (frechet-audio-distance and pytorch-fid use scipy's sqrtm)"))
+        + _GENERATION_TOOLS[1:],
     ),
     "dac": Protocol(
         name="dac",
