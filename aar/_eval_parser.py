@@ -26,6 +26,7 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
             top_p.
     """
     from ._commands import DEFAULT_MODEL
+    from .metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
     t = argparse.Namespace(**types)
 
@@ -45,6 +46,9 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
         p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                        help="CLAP implementation for clap specs (default laion-clap)")
         p.add_argument("--json", type=Path, default=None, help="write the report here (JSON)")
+        p.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                       help="which reference tool each number reproduces (default paper; "
+                            "docs/evaluation.md lists them)")
 
     def ray_option(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
@@ -75,6 +79,9 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
     cond.add_argument("--clap-from", type=Path, metavar="DIR",
                       help="folder of audio: each clip's CLAP embedding is a condition, and KL pairs "
                            "the samples with it")
+    cond.add_argument("--clap-vectors", type=Path, metavar="PATH",
+                      help="precomputed CLAP vectors, no CLAP model needed: one .npy/.pt matrix (N, D) "
+                           "or a folder of one .npy/.pt vector per condition (sorted by name)")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for the generated audio")
     p.add_argument("--cfg", type=t.finite, nargs="+", default=[4.0],
                    help="one or more guidance values (default 4); several give the sweep")
@@ -87,9 +94,10 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
     p.add_argument("--classifier", metavar="SPEC", help="panns:PATH, for ISc and KL")
     p.add_argument("--clap-model", default=None, help="CLAP checkpoint or Hub id for the conditions")
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default OUTPUT/guidance.png)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
+                   help="the generator's precision (as for aar generate; default fp32)")
     ray_option(p, "generate and embed")
     scoring_options(p, needed=True)
-    p.set_defaults(precision="fp32")
 
     p = command(group, "compare", "FAD (and KL over files paired by name) between two folders of audio.")
     p.add_argument("a_dir", type=Path, help="first folder (the reference side of KL)")

@@ -71,9 +71,10 @@ def test_reconstruct_writes_json_and_table(work, capsys):
 
     lines = captured.out.splitlines()
     assert lines[0].split() == ["file", "seconds", "windows", "mel_distance", "stft_distance", "si_sdr"]
-    assert len(lines) == 7 and lines[-1].split()[0] == "all"
-    assert lines[-1].split()[3] == f"{data['mel_distance']:.4f}"
-    assert [line.split()[0] for line in lines[1:-1]] == [
+    assert len(lines) == 8 and lines[-2].split()[0] == "all" and lines[-1].startswith("protocol paper: ")
+    assert lines[-2].split()[3] == f"{data['mel_distance']:.4f}"
+    assert data["protocol"]["mel"] == "official" and data["codes_fingerprint"] != data["fingerprint"]
+    assert [line.split()[0] for line in lines[1:-2]] == [
         "music_22k.wav", "music_44k_stereo.wav", "speech_16k.wav", "speech_24k.wav", "speech_8k.wav"]
 
 
@@ -112,7 +113,9 @@ def test_compare_a_folder_with_itself_is_zero_and_uses_the_cache(work, stand_ins
     assert main(args) == 0
     first = stand_ins["extractor"].calls
     data = json.loads((tmp_path / "c.json").read_text())
-    assert data["fad"] == pytest.approx(0, abs=1e-9) and data["kl"] == pytest.approx(0, abs=1e-12)
+    # KL(p || p) is just below 0: audioldm_eval adds 1e-6 to the estimate's probabilities
+    assert data["fad"] == pytest.approx(0, abs=1e-9) and -1e-5 < data["kl"] < 0
+    assert data["protocol"]["name"] == "paper" and data["not_audio"] == []
     assert data["files_a"] == 6 and data["kl_pairs"] == 6
     assert "FAD (tiny-bands): 0.0000" in capsys.readouterr().out
     assert first > 0
@@ -143,16 +146,18 @@ def test_generate_sweep_writes_json_and_png(work, stand_ins, tmp_path, capsys):
     out = tmp_path / "gen"
     rc = main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
                "--reference", str(work / "clips"), "--clap-from", str(sources), "-o", str(out),
-               "--cfg", "1", "3", "--seed", "5", "--extractor", "clap", "--classifier", "panns:x",
-               "--no-cache", "-q"])
+               "--cfg", "1", "3", "--seed", "5", "--num-samples", "5", "--extractor", "clap",
+               "--classifier", "panns:x", "--no-cache", "-q"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     data = json.loads((out / "report.json").read_text())
     assert [p["cfg"] for p in data["points"]] == [1.0, 3.0] and data["seed"] == 5
     assert all(p["kl"] is not None and p["inception_score"] >= 1 and p["fad"] > 0 for p in data["points"])
-    assert sorted(p.name for p in (out / "cfg_3").iterdir()) == ["0_0.wav", "1_0.wav"]
+    assert len(list((out / "cfg_3").iterdir())) == 10  # 2 conditions x 5: enough for ISc's 10 splits
     assert (out / "guidance.png").read_bytes()[:4] == b"\x89PNG"
-    assert captured.out.splitlines()[0].split() == ["cfg", "clips", "FAD", "ISc", "KL"]
+    header = ["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"]
+    assert captured.out.splitlines()[0].split() == header
+    assert captured.out.splitlines()[-1].startswith("protocol paper: ")
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# comment\na dog barks\n\nrain on a roof\n")
@@ -165,13 +170,93 @@ def test_generate_sweep_writes_json_and_png(work, stand_ins, tmp_path, capsys):
     assert point["kl"] is None and (tmp_path / "p" / "guidance.png").is_file()
 
 
+def test_generate_from_precomputed_clap_vectors(work, stand_ins, tmp_path, monkeypatch, capsys):
+    """--clap-vectors: a matrix file or a folder of vectors; no CLAP model is loaded."""
+    import numpy as np
+
+    def no_clap(*args, **kwargs):
+        raise AssertionError("CLAP must not be loaded with --clap-vectors")
+
+    monkeypatch.setattr(ClapEncoder, "from_pretrained", classmethod(no_clap))
+    clap = torch.randn(2, 512, generator=torch.Generator().manual_seed(4)).numpy()
+    np.save(tmp_path / "clap.npy", clap)
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    for i, row in enumerate(clap):
+        torch.save(torch.from_numpy(row), folder / f"{i}.pt")
+    reports = []
+    for source in (tmp_path / "clap.npy", folder):
+        out = tmp_path / f"gen_{source.stem}"
+        rc = main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
+                   "--reference", str(work / "clips"), "--clap-vectors", str(source), "-o", str(out),
+                   "--extractor", "clap", "--no-cache", "-q", "--seed", "3"])
+        assert rc == 0, capsys.readouterr().err
+        reports.append(json.loads((out / "report.json").read_text()))
+        assert reports[-1]["conditions"] == 2
+    assert reports[0]["points"][0]["fad"] == reports[1]["points"][0]["fad"]  # the same conditions
+    (folder / "2.npy").write_bytes(b"not numpy")
+    assert main(["eval", "generate", "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH), "--reference",
+                 str(work / "clips"), "--clap-vectors", str(folder), "-o", str(tmp_path / "x"),
+                 "--extractor", "clap", "-q"]) != 0
+
+
+def test_every_readable_extension_is_scored_and_the_rest_reported(work, stand_ins, tmp_path, capsys):
+    """The folder listing uses aar.load_audio's extensions (.aiff included); other files are reported."""
+    import soundfile as sf
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("speech_16k.wav", "music_22k.wav"):
+        (folder / name).write_bytes((work / "clips" / name).read_bytes())
+    wav, rate = read_audio(work / "clips" / "speech_24k.wav")
+    sf.write(folder / "speech.aiff", wav[0].numpy(), rate)
+    (folder / "notes.txt").write_text("not audio")
+    out = tmp_path / "c.json"
+    assert main(["eval", "compare", str(folder), str(folder), "--extractor", "clap", "--no-cache", "-q",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["files_a"] == 3 and data["not_audio"] == [str(folder / "notes.txt")] * 2
+    assert "left out, not audio by extension" in capsys.readouterr().err
+
+
+def test_missing_network_weights_say_where_they_are(work, tmp_path, capsys):
+    rc = main(["eval", "compare", str(work / "clips"), str(work / "clips"),
+               "--extractor", f"vggish:{tmp_path / 'vggish-10086976.pth'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "harritaylor/torchvggish" in err and "vggish-10086976.pth" in err
+    with pytest.raises(UsageError, match="Cnn14_16k_mAP=0.438.pth.*Zenodo record 3987831"):
+        command.load_classifier(f"panns:{tmp_path / 'Cnn14.pth'}", SimpleNamespace(device=None))
+
+
+def test_ray_generation_uses_the_device_and_precision_asked_for(monkeypatch):
+    """--ray: the runner's actors load the generator on --device in --precision (as a local run does)."""
+    import contextlib
+
+    import aar.data._runners as runners
+    import aar.evaluation.distributed as distributed
+    from aar.generator import AARGenerator
+
+    seen = {}
+    monkeypatch.setattr(runners, "ray_session", lambda address: contextlib.nullcontext())
+    monkeypatch.setattr(distributed, "ray_runner", lambda *a, **k: seen.setdefault("runner", k))
+    monkeypatch.setattr(distributed, "ray_embedder", lambda address: None)
+    args = SimpleNamespace(ray="local", device="cpu", precision="bf16")
+    with command._engines(args, "model.pth", None):
+        pass
+    assert seen["runner"] == {"device": "cpu", "precision": "bf16"}
+    monkeypatch.setattr(AARGenerator, "from_pretrained",
+                        classmethod(lambda cls, model, **k: seen.setdefault("actor", k)))
+    distributed.GeneratorActor("model.pth", None, {}, device="cpu", precision="bf16")
+    assert seen["actor"] == {"tokenizer": None, "device": "cpu", "precision": "bf16"}
+
+
 def test_subprocess_smoke(work, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-m", "aar", "eval", "reconstruct", str(work / "clips"),
                            "--model", str(work / "tiny"), "--json", str(tmp_path / "r.json"), "-q"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1].split()[0] == "all" and "2 file(s) skipped" in proc.stderr
+    assert proc.stdout.splitlines()[-2].split()[0] == "all" and "2 file(s) skipped" in proc.stderr
     assert json.loads((tmp_path / "r.json").read_text())["windows"] == 9
 
 

@@ -3,6 +3,7 @@ computed directly on the same audio."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from aar.evaluation import compare_sets, evaluate_generation, evaluate_reconstru
 from aar.evaluation.generate import plan_jobs
 from aar.evaluation.plot import plot_guidance_sweep
 from aar.evaluation.reconstruct import MIN_TAIL
+from aar.metrics.protocols import AUDIOLDM_LOADING, get_protocol
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,9 +70,9 @@ def test_reconstruction_equals_the_metrics_window_by_window(tok, folder):
         for metric, values in scores.items():
             assert getattr(got, metric) == pytest.approx(np.mean(values), rel=1e-5, abs=1e-5), (name, metric)
             every[metric] += values
-        for r, e in pairs:
-            emb_ref.append(extractor.embed(resample(r, 24_000, 16_000)))
-            emb_est.append(extractor.embed(resample(e, 24_000, 16_000)))
+        for r, e in pairs:  # the default protocol prepares windows as audioldm_eval prepares files
+            emb_ref.append(extractor.embed(AUDIOLDM_LOADING.prepare(r[0], 24_000, 16_000)))
+            emb_est.append(extractor.embed(AUDIOLDM_LOADING.prepare(e[0], 24_000, 16_000)))
     for metric, values in every.items():
         assert getattr(report, metric) == pytest.approx(np.mean(values), rel=1e-5, abs=1e-5)
     assert report.windows == len(every["si_sdr"]) == 9
@@ -108,6 +110,20 @@ def test_perfect_reconstruction_scores_zero(tok, folder):
     assert report.si_sdr > 60  # float32 round-off only
 
 
+def test_fingerprint_covers_every_weight(tok, folder):
+    """A fine-tuned decoder keeps the codebooks (codes_fingerprint) but changes the report's fingerprint."""
+    import copy
+
+    tuned = copy.deepcopy(tok)
+    with torch.no_grad():
+        next(tuned.decoder.parameters()).add_(1e-3)
+    files = [folder["music_22k"]]
+    before, after = evaluate_reconstruction(tok, files), evaluate_reconstruction(tuned, files)
+    assert before.codes_fingerprint == after.codes_fingerprint == tok.fingerprint()
+    assert before.fingerprint != after.fingerprint
+    assert before.fingerprint == metrics.weights_fingerprint(tok)
+
+
 def test_reconstruction_refuses_bad_arguments(tok, folder):
     with pytest.raises(ValueError, match="min_tail"):
         evaluate_reconstruction(tok, [folder["music_22k"]], min_tail=0)
@@ -120,7 +136,9 @@ def test_compare_a_folder_with_itself_and_another(tok, folder, tmp_path):
     same = compare_sets(folder["music_22k"].parent, folder["music_22k"].parent, TinyExtractor(),
                         classifier=classifier)
     assert same.fad == pytest.approx(0, abs=1e-9) and same.files_a == same.files_b == 6
-    assert same.kl == pytest.approx(0, abs=1e-12) and same.kl_pairs == 6
+    # audioldm_eval adds 1e-6 to the estimate: KL(p || p) = sum p log(p / (p + 1e-6)), just below 0
+    assert -1e-5 < same.kl < 0 and same.kl_pairs == 6 and same.kl_sigmoid is None  # no logits here
+    assert same.protocol["name"] == "paper" and "audioldm_eval" in same.protocol["tools"]["kl"]
     assert [e.path for e in same.errors] == [str(folder["broken"])] * 4  # embed a, b; classify a, b
     other = tmp_path / "other"
     other.mkdir()
@@ -130,7 +148,11 @@ def test_compare_a_folder_with_itself_and_another(tok, folder, tmp_path):
 
         write_audio(other / folder[name].name, 0.5 * wav.flip(-1), rate)
     report = compare_sets(folder["music_22k"].parent, other, TinyExtractor(), classifier=classifier)
-    assert report.fad > 0 and report.kl_pairs == 2 and report.kl > 0
+    assert report.fad > 0 and report.kl_pairs == 2
+    names = sorted(p.name for p in other.iterdir())
+    probs_a = torch.cat([classifier.probs(_at_16k(folder["music_22k"].parent / n)) for n in names])
+    probs_b = torch.cat([classifier.probs(_at_16k(other / n)) for n in names])
+    assert report.kl == pytest.approx(metrics.kl_divergence(probs_a, probs_b), rel=1e-9)
     no_classifier = compare_sets(other, other, TinyExtractor())
     assert no_classifier.kl is None and "classifier" in no_classifier.kl_unavailable
 
@@ -156,8 +178,8 @@ def test_frame_embeddings_are_pooled_where_the_extractor_has_them(folder, tmp_pa
     assert report.fad != pytest.approx(compare_sets(sub, other, TinyExtractor()).fad, rel=1e-3)
 
 def _at_16k(path):
-    wav, rate = read_audio(path)
-    return resample(to_mono(wav[None]), rate, 16_000)
+    """A file as the default protocol prepares it for a 16-kHz network (audioldm_eval's loading)."""
+    return AUDIOLDM_LOADING.load(path, 16_000)
 
 
 def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
@@ -166,9 +188,10 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
     clap = torch.randn(2, 512, generator=torch.Generator().manual_seed(0))
     clap = clap / clap.norm(dim=-1, keepdim=True)
     extractor, classifier = TinyExtractor(), TinyClassifier()
+    two_splits = dataclasses.replace(get_protocol("paper"), name="two-splits", isc_splits=2)
     report = evaluate_generation(gen, clap, folder["music_22k"].parent, tmp_path / "gen", extractor,
                                  cfgs=(1.0, 3.0), num_samples=1, seed=7, classifier=classifier,
-                                 condition_audio=sources)
+                                 condition_audio=sources, protocol=two_splits)
     assert [p.cfg for p in report.points] == [1.0, 3.0] and report.reference_files == 6
     assert plan_jobs(2, (1.0,), 2, 7, "x")[3].seed == 10  # condition 1, sample 1: 7 + 1 * 2 + 1
     jobs = plan_jobs(2, (1.0, 3.0), 1, 7, tmp_path / "gen")
@@ -182,11 +205,14 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
     ref_emb = torch.cat([extractor.embed(_at_16k(p)) for p in ref_files]).double()
     for point in report.points:
         files = [j.path for j in jobs if j.cfg == point.cfg]
-        clips = [resample(read_audio(f)[0][None], 24_000, 16_000) for f in files]
+        clips = [_at_16k(f) for f in files]
         emb = torch.cat([extractor.embed(c) for c in clips]).double()
         probs = torch.cat([classifier.probs(c) for c in clips]).double()
         assert point.fad == pytest.approx(metrics.frechet_distance(ref_emb, emb), rel=1e-6)
-        assert point.inception_score == pytest.approx(metrics.inception_score(probs), rel=1e-6)
+        parts = metrics.inception_score_splits(probs, splits=2, seed=2020)
+        assert point.inception_score == pytest.approx(np.mean(parts), rel=1e-6)
+        assert point.inception_score_std == pytest.approx(np.std(parts), rel=1e-6, abs=1e-12)
+        assert "8 dimensions" in point.fad_warning  # 2 clips against 8-D embeddings
         src = [_at_16k(sources[j.condition]) for j in jobs if j.cfg == point.cfg]
         ref_probs = torch.cat([classifier.probs(s) for s in src]).double()
         assert point.kl == pytest.approx(metrics.kl_divergence(ref_probs, probs), rel=1e-6)
@@ -197,6 +223,9 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
                                    cfgs=4.0, classifier=classifier)
     assert unpaired.points[0].kl is None and "--clap-from" in unpaired.points[0].kl_unavailable
     assert unpaired.points[0].samples == 2
+    # the default protocol's 10 splits need 10 clips
+    assert unpaired.points[0].inception_score is None
+    assert "needs at least 10 clips, got 2" in unpaired.points[0].isc_unavailable
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from aar.metrics import (
     EmbeddingCache,
     EmbeddingExtractor,
     PANNsCNN14,
+    PANNsCNN14At16k,
     VGGish,
     _weights,
     frechet_distance,
@@ -175,8 +176,10 @@ def test_non_state_dict_is_refused(tmp_path):
 
 
 def test_missing_weights_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=vggish_module.CHECKPOINT_NAME):
+    with pytest.raises(FileNotFoundError, match=f"{vggish_module.CHECKPOINT_NAME}.*harritaylor/torchvggish"):
         VGGish.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="Zenodo record 3987831"):
+        PANNsCNN14.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="not in the local cache"):
         PANNsCNN14.from_pretrained("someone/panns", local_files_only=True, cache_dir=tmp_path)
     with pytest.raises(TypeError, match="int"):
@@ -186,6 +189,15 @@ def test_missing_weights_are_named(tmp_path):
     (tmp_path / "weights.pth").write_bytes(b"")
     with pytest.raises(ValueError, match="is a file"):
         PANNsCNN14.from_pretrained(tmp_path / "weights.pth", filename="other.pth")
+
+
+@pytest.mark.parametrize("section, kind", [("generator_state_dict", "SAT tokenizer"),
+                                           ("model_state_dict", "AAR generator")])
+def test_an_official_aar_checkpoint_is_named_as_such(tmp_path, section, kind):
+    path = tmp_path / "SAT_d128_lat128.pth"
+    torch.save({section: {"encoder.weight": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointError, match=f"official AAR checkpoint.*{kind}.*vggish-10086976.pth"):
+        VGGish.from_pretrained(path)
 
 
 def test_two_dimensional_audio_is_ambiguous(vggish_file):
@@ -234,6 +246,23 @@ def test_panns_official_layout_loads_back_equal(panns_file):
     assert (loaded.embed(wav) >= 0).all()  # a ReLU output
 
 
+def test_panns_16k_variant_is_read_from_the_checkpoint(tmp_path):
+    """A checkpoint with 257-row mel filters (Cnn14_16k_mAP=0.438) loads as the 16-kHz network."""
+    torch.manual_seed(1)
+    model = PANNsCNN14At16k().eval()
+    state = {k: v.clone() for k, v in model.state_dict().items() if k != "mel_filters"}
+    state["logmel_extractor.melW"] = model.mel_filters.clone()
+    state["spectrogram_extractor.stft.conv_real.weight"] = torch.zeros(257, 1, 512)
+    path = tmp_path / "Cnn14_16k_mAP=0.438.pth"
+    torch.save({"model": state}, path)
+    loaded = PANNsCNN14.from_pretrained(path)
+    assert type(loaded) is PANNsCNN14At16k and loaded.sample_rate == 16_000
+    assert loaded.name == "panns-cnn14-16k" and loaded.mel_filters.shape == (257, 64)
+    wav = 0.1 * torch.randn(1, 1, 16_000, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(loaded(wav).logits, model(wav).logits, rtol=0, atol=0)
+    assert loaded.log_mel(wav[:, 0]).shape == (1, 1, 101, 64)  # hop 160: 1 + 16000 // 160 frames
+
+
 def test_panns_refuses_unknown_keys(panns_file):
     state = _official_panns_state(panns_file[0])
     state["att_block.cla.weight"] = torch.zeros(1)
@@ -279,11 +308,12 @@ def test_inception_score_and_kl_from_a_classifier():
     generated = classifier.probs(torch.stack([front, even])[:, None])  # (1, 0) and (0.5, 0.5)
     marginal = (0.75, 0.25)
     kl = [math.log(1 / marginal[0]), 0.5 * math.log(0.5 / marginal[0]) + 0.5 * math.log(0.5 / marginal[1])]
-    assert inception_score(generated) == pytest.approx(math.exp(sum(kl) / 2), rel=1e-9)
+    assert inception_score(generated, splits=1) == pytest.approx(math.exp(sum(kl) / 2), rel=1e-9)
     reference = classifier.probs(torch.stack([even, back])[:, None])  # (0.5, 0.5) and (0, 1)
-    # pair 1: KL((.5, .5) || (1, 0)) = .5 ln(.5 / 1) + .5 ln(.5 / 1e-10) (the floor);
-    # pair 2: KL((0, 1) || (.5, .5)) = ln 2
-    expected = (0.5 * math.log(0.5) + 0.5 * math.log(0.5 / 1e-10) + math.log(2)) / 2
+    # pair 1: KL((.5, .5) || (1, 0)) = .5 ln(.5 / (1 + eps)) + .5 ln(.5 / eps), eps = 1e-6 (audioldm_eval);
+    # pair 2: KL((0, 1) || (.5, .5)) = ln(1 / (.5 + eps))
+    eps = 1e-6
+    expected = (0.5 * math.log(0.5 / (1 + eps)) + 0.5 * math.log(0.5 / eps) + math.log(1 / (0.5 + eps))) / 2
     assert kl_divergence(reference, generated) == pytest.approx(expected, rel=1e-6)
 
 

@@ -13,6 +13,7 @@ import aar.metrics.reconstruction as reconstruction_module
 from aar.metrics import (
     frechet_distance,
     inception_score,
+    inception_score_splits,
     kl_divergence,
     mel_distance,
     si_sdr,
@@ -32,8 +33,13 @@ def test_docstring_examples():
 # ---------------------------------------------------------------------------------- reconstruction
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance])
-def test_spectral_distances_zero_positive_symmetric(metric):
+MEL_FORMS = [pytest.param(lambda r, e, *a, d=d: mel_distance(r, e, *a, definition=d), id=f"mel-{d}")
+             for d in ("official", "dac")]
+SPECTRAL = MEL_FORMS + [pytest.param(stft_distance, id="stft-auraloss")]
+
+
+@pytest.mark.parametrize("metric", MEL_FORMS)
+def test_mel_distances_zero_positive_symmetric(metric):
     ref = _noise(3, 1, 6000)
     est = ref + 0.1 * _noise(3, 1, 6000, seed=1)
     assert metric(ref, ref).tolist() == [0.0, 0.0, 0.0]
@@ -45,44 +51,81 @@ def test_spectral_distances_zero_positive_symmetric(metric):
     assert (metric(ref, ref + 0.5 * _noise(3, 1, 6000, seed=1)) > forward).all()
 
 
+def test_stft_distance_is_normalised_by_the_reference():
+    """Spectral convergence divides by the reference's norm, so the order of the arguments matters."""
+    ref = _noise(3, 1, 6000)
+    est = ref + 0.1 * _noise(3, 1, 6000, seed=1)
+    assert stft_distance(ref, ref).tolist() == [0.0, 0.0, 0.0]
+    assert (stft_distance(ref, est) > 0).all()
+    assert not torch.allclose(stft_distance(ref, est), stft_distance(est, ref), rtol=1e-4)
+    assert (stft_distance(ref, ref + 0.5 * _noise(3, 1, 6000, seed=1)) > stft_distance(ref, est)).all()
+
+
+def _nonempty_share(window: int, mels: int, sample_rate: int = 24_000) -> float:
+    """The share of a scale's mel bands that have any weight (64 bands on a 32-point FFT leave gaps)."""
+    filters = reconstruction_module._mel_filters(window, mels, sample_rate)
+    return float((filters.sum(0) > 0).double().mean())
+
+
 def test_gain_closed_forms():
-    """A gain of 2 shifts every log value by the same amount (no bin is near the floors)."""
-    ref = _noise(2, 1, 8000)
-    # mel: |log10(4 m) - log10(m)| = 2 log10(2) on each of the seven scales, summed
-    torch.testing.assert_close(mel_distance(ref, 2 * ref), torch.full((2,), 7 * 2 * math.log10(2)),
+    """A gain of 2 shifts every log value by the same amount (no bin is near the floors); empty bands
+    are 0 on both sides and dilute their scale. The signal is loud enough that no band with weights
+    nears the 1e-5 floor."""
+    ref = 10 * _noise(2, 1, 8000)
+    # DAC (pow=1, magnitude): |log10(2 m) - log10(m)| = log10(2) on each of the seven scales, summed
+    torch.testing.assert_close(mel_distance(ref, 2 * ref, definition="dac"),
+                               torch.full((2,), 7 * math.log10(2)), rtol=0, atol=1e-4)
+    # official (power spectrum, L1 + L2): log10(4) and its square on the bands that have weights
+    shift = math.log10(4)
+    expected = sum(_nonempty_share(w, m) * (shift + shift**2)
+                   for w, _, m in reconstruction_module.MEL_DEFINITIONS["official"].scales)
+    torch.testing.assert_close(mel_distance(ref, 2 * ref), torch.full((2,), expected), rtol=0, atol=1e-4)
+    # STFT: spectral convergence ||X - 2X|| / ||X|| = 1 plus |ln(2 |X|) - ln |X|| = ln 2, per resolution
+    torch.testing.assert_close(stft_distance(ref, 2 * ref), torch.full((2,), 1 + math.log(2)),
                                rtol=0, atol=1e-4)
-    # STFT: |ln(2 |X|) - ln |X||= ln 2 at each resolution, averaged
-    torch.testing.assert_close(stft_distance(ref, 2 * ref), torch.full((2,), math.log(2)), rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance, si_sdr])
+@pytest.mark.parametrize("metric", SPECTRAL + [si_sdr])
 def test_layouts_and_batch_independence(metric):
     ref, est = _noise(3, 1, 4000), _noise(3, 1, 4000, seed=1)
     batched = metric(ref, est)
     torch.testing.assert_close(metric(ref[:, 0], est[:, 0]), batched)
     torch.testing.assert_close(metric(ref[1, 0], est[1, 0]), batched[1:2], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(metric(ref.numpy(), est.numpy()), batched)  # numpy arrays as well
     assert metric(ref.double(), est).dtype == torch.float64
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance])
-def test_short_input_is_accepted(metric):
-    ref = _noise(1, 1, 10)
+@pytest.mark.parametrize("metric, shortest", [(form.values[0], shortest)
+                                               for form, shortest in zip(SPECTRAL, (769, 1025, 1025))])
+def test_shortest_input_is_what_reflection_allows(metric, shortest):
+    ref = _noise(1, 1, shortest)
     assert metric(ref, ref).tolist() == [0.0]
-    assert float(metric(ref, _noise(1, 1, 10, seed=1))[0]) > 0
+    assert float(metric(ref, _noise(1, 1, shortest, seed=1))[0]) > 0
+    with pytest.raises(ValueError, match=f"{shortest - 1} samples are too few.*at least {shortest}"):
+        metric(ref[..., 1:], ref[..., 1:])
 
 
 @pytest.mark.parametrize("sample_rate, empty_bands", [(16_000, 0), (44_100, 0), (48_000, 2)])
-def test_mel_distance_rates_and_empty_bands(sample_rate, empty_bands, recwarn):
+def test_dac_mel_distance_rates_and_empty_bands(sample_rate, empty_bands, recwarn):
     """An empty band (48 kHz, windows 32 and 64) is 0 on both sides: the gain closed form loses its share.
 
     The signal is loud so that no other band reaches the 1e-5 floor (at 44.1 kHz the lowest band of the
     32-sample window has weights of only 6e-5)."""
     ref = 10 * _noise(1, 1, 8000)
-    per_scale = 2 * math.log10(2)
-    lost = per_scale * sum(1 / mels for window, _, mels in reconstruction_module.MEL_SCALES[:empty_bands])
+    per_scale = math.log10(2)
+    scales = reconstruction_module.MEL_DEFINITIONS["dac"].scales
+    lost = per_scale * sum(1 / mels for window, _, mels in scales[:empty_bands])
     expected = 7 * per_scale - lost
-    assert float(mel_distance(ref, 2 * ref, sample_rate)[0]) == pytest.approx(expected, abs=1e-4)
+    value = float(mel_distance(ref, 2 * ref, sample_rate, definition="dac")[0])
+    assert value == pytest.approx(expected, abs=1e-4)
     assert not [w for w in recwarn if "mel filterbank" in str(w.message)]
+
+
+def test_unknown_definition_is_named():
+    with pytest.raises(ValueError, match="official.*'pow2'"):
+        mel_distance(torch.zeros(4000), torch.zeros(4000), definition="pow2")
+    with pytest.raises(ValueError, match="auraloss"):
+        stft_distance(torch.zeros(4000), torch.zeros(4000), definition="dac")
 
 
 def test_mel_distance_depends_on_sample_rate():
@@ -115,7 +158,7 @@ def test_si_sdr_invariances():
     assert torch.isfinite(si_sdr(torch.zeros(1, 1, 100), _noise(1, 1, 100))).all()  # silent reference
 
 
-@pytest.mark.parametrize("metric", [mel_distance, stft_distance, si_sdr])
+@pytest.mark.parametrize("metric", SPECTRAL + [si_sdr])
 @pytest.mark.parametrize(
     "ref, est, error, match",
     [
@@ -225,20 +268,26 @@ def test_inception_score_hand_computed():
     # KL(p1 || m) = ln(1 / 0.75); KL(p2 || m) = 0.5 ln(0.5 / 0.75) + 0.5 ln(0.5 / 0.25)
     probs = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
     kl = [math.log(1 / 0.75), 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)]
-    assert inception_score(probs) == pytest.approx(math.exp(sum(kl) / 2), rel=1e-12)
-    assert inception_score(torch.full((5, 3), 1 / 3)) == pytest.approx(1.0)
-    assert inception_score(torch.eye(4).repeat(3, 1)) == pytest.approx(4.0)
-    # rows are renormalised: sigmoid-style scores read as distributions
-    assert inception_score(2 * probs) == pytest.approx(inception_score(probs), rel=1e-12)
+    assert inception_score(probs, splits=1) == pytest.approx(math.exp(sum(kl) / 2), rel=1e-12)
+    assert inception_score(torch.full((10, 3), 1 / 3)) == pytest.approx(1.0)
+    assert inception_score(torch.eye(4).repeat(3, 1), splits=1) == pytest.approx(4.0)
+    assert inception_score(probs.numpy(), splits=1) == inception_score(probs, splits=1)  # numpy too
+    assert type(inception_score(probs, splits=1)) is float
 
 
 def test_kl_divergence_hand_computed():
     ref = torch.tensor([[0.5, 0.5], [0.9, 0.1]])
     est = torch.tensor([[0.25, 0.75], [0.9, 0.1]])
     first = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
-    assert kl_divergence(ref, est) == pytest.approx(first / 2, rel=1e-12)
-    assert kl_divergence(ref, ref) == 0.0
+    assert kl_divergence(ref, est, eps=0.0) == pytest.approx(first / 2, rel=1e-12)
+    assert kl_divergence(ref, ref, eps=0.0) == 0.0
+    # audioldm_eval's eps: 1e-6 added to the estimate only
+    with_eps = sum(float((r * (r / (e + 1e-6)).log()).sum()) for r, e in zip(ref.double(), est.double())) / 2
+    assert kl_divergence(ref, est) == pytest.approx(with_eps, rel=1e-12)
     assert kl_divergence(est, ref) != pytest.approx(kl_divergence(ref, est))  # not symmetric
+    # a zero reference probability adds nothing (0 log 0 = 0); unnormalised rows (sigmoids) are allowed
+    assert kl_divergence([[0.0, 1.0]], [[0.5, 0.5]], eps=0.0) == pytest.approx(math.log(2), rel=1e-12)
+    assert type(kl_divergence(ref.numpy(), est.numpy())) is float
 
 
 @pytest.mark.parametrize(
@@ -246,13 +295,14 @@ def test_kl_divergence_hand_computed():
     [
         (torch.ones(3), "shaped"),
         (torch.ones(3, 1), "C >= 2"),
-        (torch.tensor([[0.5, -0.1]]), "non-negative"),
-        (torch.zeros(2, 3), "all zeros"),
+        (torch.tensor([[0.5, -0.1]]), r"\[0, 1\]"),
+        (torch.zeros(2, 3), "softmax"),
+        (torch.full((2, 3), 0.9), "sigmoid outputs"),
     ],
 )
 def test_probabilities_rejected(probs, match):
     with pytest.raises(ValueError, match=match):
-        inception_score(probs)
+        inception_score(probs, splits=1)
 
 
 def test_kl_needs_pairs():
@@ -317,16 +367,19 @@ def test_si_snr_is_si_sdr():
 
 
 def test_inception_score_splits():
+    """audioldm_eval's split boundaries, [i N // k, (i + 1) N // k), after its shuffle."""
     import numpy as np
 
     probs = torch.eye(2).repeat_interleave(2, dim=0)  # rows: class 0, class 0, class 1, class 1
-    assert inception_score(probs) == pytest.approx(2.0)
-    assert inception_score(probs, splits=2) == pytest.approx(1.0)  # each half holds one class
+    assert inception_score(probs, splits=1) == pytest.approx(2.0)
+    assert inception_score(probs, splits=2, seed=None) == pytest.approx(1.0)  # each half holds one class
     assert inception_score(probs, splits=4) == pytest.approx(1.0)  # a single row scores 1
     order = np.random.RandomState(3).permutation(4)
-    expected = np.mean([inception_score(probs[torch.from_numpy(part)]) for part in np.array_split(order, 2)])
+    parts = (order[:2], order[2:])
+    expected = np.mean([inception_score(probs[torch.from_numpy(part)], splits=1) for part in parts])
     assert inception_score(probs, splits=2, seed=3) == pytest.approx(expected)
-    assert inception_score(torch.eye(5), splits=2) == pytest.approx((3.0 + 2.0) / 2)  # parts of 3 and 2
+    # 5 rows in 2 parts: rows 0-1 and 2-4 (numpy.array_split would cut 0-2 and 3-4)
+    assert inception_score_splits(torch.eye(5), splits=2, seed=None) == pytest.approx([2.0, 3.0])
     for bad in (0, 5, 1.5, True):
         with pytest.raises(ValueError, match="splits"):
             inception_score(probs, splits=bad)

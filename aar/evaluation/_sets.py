@@ -12,24 +12,27 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..audio import read_audio, resample, to_mono
+from ..audio import AUDIO_EXTENSIONS, is_audio_file, resample
+from ..metrics.protocols import PLAIN, AudioLoading
 
 if TYPE_CHECKING:
     from ..metrics import AudioClassifier, EmbeddingExtractor
-
-#: Extensions picked up (case-insensitive), as ``aar tokenize`` does; soundfile decides the rest.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-#: Exceptions that mark one file as bad (recorded and skipped) rather than stopping the run: unreadable,
-#: missing, empty, NaN samples. Anything else (out of memory, a bug) stops the run.
-FILE_ERRORS = (ValueError, OSError)
-
-
 @dataclass(frozen=True)
 class FileError:
-    """A file that could not be scored, and why."""
+    """A file that could not be scored (or was left out), and why.
+
+    Attributes:
+        path: The file.
+        error: One line saying why.
+    """
 
     path: str
     error: str
+
+
+#: Exceptions that mark one file as bad (recorded and skipped) rather than stopping the run: unreadable,
+#: missing, empty, NaN samples. Anything else (out of memory, a bug) stops the run.
+FILE_ERRORS = (ValueError, OSError)
 
 
 def list_audio(folder: str | os.PathLike) -> list[Path]:
@@ -42,21 +45,24 @@ def list_audio(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"audio folder not found: {root}")
-    found = sorted(
-        (p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
+    found = sorted((p for p in root.rglob("*") if is_audio_file(p)),
+                   key=lambda p: p.relative_to(root).as_posix())
     if not found:
         raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
     return found
 
 
-def load_mono(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
-    """A file as mono float32 audio at ``sample_rate``, shaped (1, 1, T); channels are averaged."""
-    wav_CT, rate = read_audio(path)
-    if not torch.isfinite(wav_CT).all():
-        raise ValueError(f"audio file {path} contains NaN or Inf samples")
-    return resample(to_mono(wav_CT[None]), rate, sample_rate)
+def not_audio(folder: str | os.PathLike) -> list[Path]:
+    """Files under ``folder`` that :func:`list_audio` leaves out: no extension of
+    ``aar.audio.AUDIO_EXTENSIONS`` (the list ``aar.load_audio`` and ``aar tokenize`` use)."""
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.is_file() and not is_audio_file(p))
+
+
+def load_mono(path: str | os.PathLike, sample_rate: int, loading: AudioLoading = PLAIN) -> torch.Tensor:
+    """A file as mono float32 audio at ``sample_rate``, shaped (1, 1, T), prepared as ``loading`` says
+    (default: channels averaged, resampled)."""
+    return loading.load(path, sample_rate)
 
 
 def uses_frames(extractor: EmbeddingExtractor) -> bool:
@@ -65,38 +71,45 @@ def uses_frames(extractor: EmbeddingExtractor) -> bool:
     return callable(getattr(extractor, "embed_frames", None))
 
 
-def embed_audio(wav_B1T: torch.Tensor, rate: int, extractor: EmbeddingExtractor) -> torch.Tensor:
-    """Embeddings (N, D) in float64 of audio at ``rate``, resampled to the extractor's rate first:
-    N = B clips, or every frame of every clip when :func:`uses_frames`."""
-    wav = resample(wav_B1T, rate, extractor.sample_rate)
+def embed_audio(wav_B1T: torch.Tensor, rate: int, extractor: EmbeddingExtractor,
+                loading: AudioLoading = PLAIN) -> torch.Tensor:
+    """Embeddings (N, D) in float64 of mono audio at ``rate``, prepared for the extractor as ``loading``
+    says (resampled; DC removed and padded where it asks): N = B clips, or every frame of every clip
+    when :func:`uses_frames`."""
+    if loading == PLAIN:
+        wav = resample(wav_B1T, rate, extractor.sample_rate)
+    else:
+        wav = torch.cat([loading.prepare(w, rate, extractor.sample_rate) for w in wav_B1T])
     with torch.no_grad():
         emb = extractor.embed_frames(wav) if uses_frames(extractor) else extractor.embed(wav)
     return emb.detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
 
 
-def embed_one(path, extractor: EmbeddingExtractor, cache=None) -> torch.Tensor:
+def embed_one(path, extractor: EmbeddingExtractor, cache=None,
+              loading: AudioLoading = PLAIN) -> torch.Tensor:
     """The embeddings (n, D) float64 of one file: n = 1, or its frames when :func:`uses_frames`.
 
     Through ``cache.embed_file`` when a cache is given, so a re-run reads them back.
     """
     if cache is not None:
-        emb = cache.embed_file(path, extractor, frames=uses_frames(extractor))
+        emb = cache.embed_file(path, extractor, frames=uses_frames(extractor), loading=loading)
     else:
-        emb = embed_audio(load_mono(path, extractor.sample_rate), extractor.sample_rate, extractor)
+        emb = embed_audio(load_mono(path, extractor.sample_rate, loading), extractor.sample_rate, extractor)
     return torch.as_tensor(emb).detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
 
 
-def embed_locally(paths, extractor: EmbeddingExtractor, cache=None):
+def embed_locally(paths, extractor: EmbeddingExtractor, cache=None, loading: AudioLoading = PLAIN):
     """Embed files one by one in this process: yields each file's (n, D) embeddings or its FileError."""
     for path in paths:
         try:
-            yield embed_one(path, extractor, cache)
+            yield embed_one(path, extractor, cache, loading)
         except FILE_ERRORS as err:
             yield FileError(str(path), describe(err))
 
 
 def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
-                desc: str = "embed", embedder=None) -> tuple[torch.Tensor, list[Path], list[FileError]]:
+                desc: str = "embed", embedder=None, loading: AudioLoading = PLAIN
+                ) -> tuple[torch.Tensor, list[Path], list[FileError]]:
     """Embed every file, skipping (and recording) those that cannot be read.
 
     Args:
@@ -105,9 +118,10 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
         cache: An ``aar.metrics.EmbeddingCache``, or None to embed every file afresh.
         progress: Show a progress bar.
         desc: Its label.
-        embedder: Where the work runs: ``embedder(paths, extractor, cache)`` yielding what
+        embedder: Where the work runs: ``embedder(paths, extractor, cache, loading)`` yielding what
             :func:`embed_locally` yields, in order (``aar.evaluation.distributed.ray_embedder`` runs
             on Ray); None: :func:`embed_locally`.
+        loading: How each file is prepared for the extractor (the protocol's).
 
     Returns:
         ``(embeddings (N, D) float64, the files embedded, errors of the files that failed)``. With an
@@ -117,7 +131,7 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
 
     paths = list(paths)
     rows, done, errors = [], [], []
-    results = (embedder or embed_locally)(paths, extractor, cache)
+    results = (embedder or embed_locally)(paths, extractor, cache, loading)
     for path, result in zip(paths, tqdm(results, total=len(paths), desc=desc, unit="file",
                                         disable=not progress)):
         if isinstance(result, FileError):
@@ -129,24 +143,45 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
     return (torch.cat(rows) if rows else torch.empty(0, dim, dtype=torch.float64)), done, errors
 
 
-def classify_files(paths, classifier: AudioClassifier, progress: bool = False,
-                   desc: str = "classify") -> tuple[torch.Tensor, list[Path], list[FileError]]:
-    """Class probabilities (N, C) float64 of every readable file, with the files and the errors."""
+@dataclass(frozen=True)
+class ClassOutputs:
+    """A classifier's outputs on a set of files, in the readouts the KL and ISc of audioldm_eval use.
+
+    Attributes:
+        softmax: (N, C) float64 class distributions: the softmax of the logits (or, for a classifier
+            without ``logits``, its ``probs``, which must then be distributions).
+        sigmoid: (N, C) float64 sigmoids of the logits, or None for a classifier without ``logits``.
+        files: The files classified, in order.
+        errors: The files that could not be read.
+    """
+
+    softmax: torch.Tensor
+    sigmoid: torch.Tensor | None
+    files: list[Path]
+    errors: list[FileError]
+
+
+def classify_files(paths, classifier: AudioClassifier, progress: bool = False, desc: str = "classify",
+                   loading: AudioLoading = PLAIN) -> ClassOutputs:
+    """The classifier's outputs on every readable file, each prepared as ``loading`` says."""
     from tqdm.auto import tqdm
 
+    has_logits = callable(getattr(classifier, "logits", None))
     rows, done, errors = [], [], []
     for path in tqdm(list(paths), desc=desc, unit="file", disable=not progress):
         try:
-            wav = load_mono(path, classifier.sample_rate)
+            wav = load_mono(path, classifier.sample_rate, loading)
             with torch.no_grad():
-                probs = classifier.probs(wav)
+                out = classifier.logits(wav) if has_logits else classifier.probs(wav)
         except FILE_ERRORS as err:
             errors.append(FileError(str(path), describe(err)))
             continue
-        rows.append(probs.detach().to("cpu", torch.float64).reshape(1, classifier.num_classes))
+        rows.append(out.detach().to("cpu", torch.float64).reshape(1, classifier.num_classes))
         done.append(Path(path))
-    C = classifier.num_classes
-    return (torch.cat(rows) if rows else torch.empty(0, C, dtype=torch.float64)), done, errors
+    values = torch.cat(rows) if rows else torch.empty(0, classifier.num_classes, dtype=torch.float64)
+    if has_logits:
+        return ClassOutputs(values.softmax(-1), values.sigmoid(), done, errors)
+    return ClassOutputs(values, None, done, errors)
 
 
 def describe(err: BaseException) -> str:

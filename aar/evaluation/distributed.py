@@ -28,6 +28,7 @@ import torch
 from ..data._batch import model_location, state_digest
 from ..data._runners import FILES_PER_TASK, ray_session
 from ..data.ray import actor_pool
+from ..metrics.protocols import get_protocol
 from ._sets import FileError, embed_locally
 from .reconstruct import METRICS, FileResult, reconstruct_locally
 
@@ -39,27 +40,32 @@ class GeneratorActor:
         model: What ``AARGenerator.from_pretrained`` accepts, reachable from the worker.
         tokenizer: The paired tokenizer for an official checkpoint, or None.
         knobs: top_k, top_p and temperature.
+        device: Where the actor runs the generator (None: the CPU).
+        precision: The generator's precision (``AARGenerator.from_pretrained``'s option).
     """
 
-    def __init__(self, model: str, tokenizer: str | None, knobs: dict, threads: int) -> None:
+    def __init__(self, model: str, tokenizer: str | None, knobs: dict, threads: int,
+                 device: str | None = None, precision: str = "fp32") -> None:
         from ..generator import AARGenerator
 
         torch.set_num_threads(threads)  # the driver's: float sums, and so draws, follow thread count
-
-        self.generator = AARGenerator.from_pretrained(model, tokenizer=tokenizer)
+        self.generator = AARGenerator.from_pretrained(model, tokenizer=tokenizer, device=device,
+                                                      precision=precision)
         self.knobs = knobs
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         audio = [
-            self.generator.generate(torch.from_numpy(np.asarray(clap, dtype=np.float32))[None],
-                                    cfg=float(cfg), seed=int(seed), **self.knobs)[0, 0].numpy()
+            self.generator.generate(
+                torch.from_numpy(np.asarray(clap, dtype=np.float32))[None], cfg=float(cfg), seed=int(seed),
+                **self.knobs)[0, 0].float().cpu().numpy()
             for clap, cfg, seed in zip(batch["clap"], batch["cfg"], batch["seed"])
         ]
         return {"index": batch["index"], "audio": np.stack(audio)}
 
 
 def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, address: str,
-               concurrency: int | tuple[int, int] | None = None):
+               concurrency: int | tuple[int, int] | None = None, *, device: str | None = None,
+               precision: str = "fp32"):
     """A ``runner`` for :func:`aar.evaluation.evaluate_generation` that generates on Ray.
 
     Args:
@@ -68,6 +74,9 @@ def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, ad
         address: ``"local"`` starts Ray on this machine; ``"auto"`` or an address joins a cluster; an
             already initialized Ray is used as it is.
         concurrency: Actors (see ``aar.data.ray_tokenize``); None: 1 up to the cluster's CPUs.
+        device: Where each actor runs the generator (``--device``; None: the CPU), so a Ray run draws
+            what a local run on that device draws.
+        precision: The generator's precision (``--precision``).
 
     Returns:
         ``runner(jobs, clap_ND, knobs)``, yielding each job's (1, T) audio in job order.
@@ -82,7 +91,9 @@ def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, ad
                      for k, job in enumerate(jobs)]
             out = data.from_items(items).map_batches(
                 GeneratorActor, fn_constructor_kwargs=dict(model=location, tokenizer=pair, knobs=knobs,
-                                                            threads=torch.get_num_threads()),
+                                                     threads=torch.get_num_threads(),
+                                                     device=None if device is None else str(device),
+                                                     precision=precision),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
             at = 0
@@ -101,16 +112,18 @@ class EmbedderActor:
     Args:
         extractor: The embedding model (pickled to each actor once).
         cache: An ``aar.metrics.EmbeddingCache`` on a folder every worker can reach, or None.
+        loading: How files are prepared for the extractor (the protocol's).
     """
 
-    def __init__(self, extractor, cache, threads: int) -> None:
+    def __init__(self, extractor, cache, loading, threads: int) -> None:
         torch.set_num_threads(threads)
         self.extractor = extractor
         self.cache = cache
+        self.loading = loading
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows, errors = [], []
-        for result in embed_locally(list(batch["path"]), self.extractor, self.cache):
+        for result in embed_locally(list(batch["path"]), self.extractor, self.cache, self.loading):
             failed = isinstance(result, FileError)
             rows.append([] if failed else result.reshape(-1).tolist())
             errors.append(result.error if failed else "")  # never null: an all-null column reads as NaN
@@ -125,16 +138,16 @@ def ray_embedder(address: str, concurrency: int | tuple[int, int] | None = None)
         concurrency: Actors (see ``aar.data.ray_tokenize``); None: 1 up to the cluster's CPUs.
 
     Returns:
-        ``embedder(paths, extractor, cache)``, yielding each file's (n, D) float64 embeddings or its
-        ``FileError``, in input order.
+        ``embedder(paths, extractor, cache, loading)``, yielding each file's (n, D) float64 embeddings
+        or its ``FileError``, in input order.
     """
 
-    def embedder(paths, extractor, cache):
+    def embedder(paths, extractor, cache, loading):
         paths = list(paths)
         items = [{"index": k, "path": str(Path(p).resolve())} for k, p in enumerate(paths)]
         with ray_session(address) as data:
             out = data.from_items(items).map_batches(
-                EmbedderActor, fn_constructor_kwargs=dict(extractor=extractor, cache=cache,
+                EmbedderActor, fn_constructor_kwargs=dict(extractor=extractor, cache=cache, loading=loading,
                                                            threads=torch.get_num_threads()),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
@@ -160,20 +173,23 @@ class ReconstructorActor:
         extractor: The embedding model for FAD (pickled to each actor once), or None.
         min_tail: Shortest final partial window scored, in samples.
         batch_size: Windows per forward pass.
+        protocol: The evaluation protocol (``aar.metrics.protocols.Protocol``).
     """
 
-    def __init__(self, model: str, extractor, min_tail: int, batch_size: int | None, threads: int) -> None:
+    def __init__(self, model: str, extractor, min_tail: int, batch_size: int | None, protocol,
+                 threads: int) -> None:
         torch.set_num_threads(threads)
         from ..tokenizer import SATTokenizer
 
         self.tokenizer = SATTokenizer.from_pretrained(model)
         self.digest = state_digest(self.tokenizer)
         self.extractor, self.min_tail, self.batch_size = extractor, min_tail, batch_size
+        self.protocol = protocol
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = []
         for result in reconstruct_locally(list(batch["path"]), self.tokenizer, self.extractor,
-                                          self.min_tail, self.batch_size):
+                                          self.min_tail, self.batch_size, self.protocol):
             if isinstance(result, FileError):
                 rows.append({"error": result.error})
                 continue
@@ -214,7 +230,7 @@ def ray_reconstructor(model: str | os.PathLike, address: str,
         concurrency: Actors (see ``aar.data.ray_tokenize``); None: 1 up to the cluster's CPUs.
 
     Returns:
-        ``runner(paths, tokenizer, extractor, min_tail, batch_size)``, yielding each file's
+        ``runner(paths, tokenizer, extractor, min_tail, batch_size, protocol)``, yielding each file's
         ``FileResult`` or ``FileError`` in input order.
 
     Raises:
@@ -223,7 +239,7 @@ def ray_reconstructor(model: str | os.PathLike, address: str,
     """
     location = model_location(model)
 
-    def runner(paths, tokenizer, extractor, min_tail, batch_size):
+    def runner(paths, tokenizer, extractor, min_tail, batch_size, protocol=None):
         paths = [str(p) for p in paths]
         items = [{"index": k, "path": str(Path(p).resolve())} for k, p in enumerate(paths)]
         expected = state_digest(tokenizer)
@@ -231,7 +247,7 @@ def ray_reconstructor(model: str | os.PathLike, address: str,
             out = data.from_items(items).map_batches(
                 ReconstructorActor, fn_constructor_kwargs=dict(
                     model=location, extractor=extractor, min_tail=min_tail, batch_size=batch_size,
-                    threads=torch.get_num_threads()),
+                    protocol=get_protocol(protocol), threads=torch.get_num_threads()),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
             at = 0

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..audio import write_audio
+from ..metrics.protocols import Protocol, get_protocol
 from ._sets import FileError, classify_files, embed_files, list_audio
-from .compare import paired_kl
+from .compare import fad_warning, paired_kl
 
 if TYPE_CHECKING:
     from ..generator import AARGenerator
@@ -46,9 +47,13 @@ class GuidancePoint:
         folder: Where its audio is.
         samples: Clips generated.
         fad: Fréchet distance to the reference set's embeddings.
-        inception_score: ISc of the classifier's probabilities, or None without a classifier.
-        kl: Mean KL(reference clip || generated clip) over paired clips, or None.
+        inception_score: audioldm_eval's ISc (mean over the protocol's splits), or None.
+        kl: audioldm_eval's softmax KL(reference clip || generated clip) over paired clips, or None.
         kl_unavailable: Why ``kl`` is None, else None.
+        inception_score_std: The spread of ISc over the splits (``numpy.std``), or None.
+        isc_unavailable: Why ``inception_score`` is None, else None.
+        kl_sigmoid: audioldm_eval's sigmoid KL, or None.
+        fad_warning: Why the FAD says little (too few clips for the embedding size), else None.
     """
 
     cfg: float
@@ -58,6 +63,10 @@ class GuidancePoint:
     inception_score: float | None
     kl: float | None
     kl_unavailable: str | None
+    inception_score_std: float | None = None
+    isc_unavailable: str | None = None
+    kl_sigmoid: float | None = None
+    fad_warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class GenerationReport:
         classifier: The classifier's name, or None.
         points: One per guidance value, in the order given.
         errors: Reference files that could not be read.
+        protocol: The protocol's name, settings and each metric's reference tool.
     """
 
     reference: str
@@ -87,6 +97,7 @@ class GenerationReport:
     classifier: str | None
     points: tuple[GuidancePoint, ...]
     errors: tuple[FileError, ...] = field(default=())
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (what ``aar eval generate`` writes)."""
@@ -147,6 +158,7 @@ def evaluate_generation(
     runner=None,
     embedder=None,
     progress: bool = False,
+    protocol: Protocol | str | None = None,
 ) -> GenerationReport:
     """Generate ``num_samples`` clips per condition at each guidance value and score each set.
 
@@ -171,6 +183,8 @@ def evaluate_generation(
             runs on Ray).
         embedder: Where embedding runs (see ``aar.evaluation._sets.embed_files``); None: here.
         progress: Show progress bars.
+        protocol: An ``aar.metrics.protocols`` protocol or its name (default ``"paper"``): how clips
+            are prepared for the networks, ISc's splits and seed, KL's eps.
 
     Returns:
         A :class:`GenerationReport`.
@@ -184,6 +198,7 @@ def evaluate_generation(
     from .. import metrics
 
     cfgs = _check(cfgs, num_samples, seed)
+    protocol = get_protocol(protocol)
     ref_files = list_audio(reference)  # a bad folder fails before any generation
     clap_ND = generator.clap_vectors(conditions)
     N = clap_ND.shape[0]
@@ -205,28 +220,50 @@ def evaluate_generation(
         bar.update(1)
     bar.close()
 
+    loading = protocol.loading
     emb_ref, ref_done, errors = embed_files(ref_files, extractor, cache, progress, "embed reference",
-                                             embedder)
+                                             embedder, loading)
     if emb_ref.shape[0] < 2:
         raise ValueError(f"FAD needs at least 2 reference embeddings; {reference} gave {emb_ref.shape[0]}")
     points = []
     for c in cfgs:
         files = [Path(j.path) for j in jobs if j.cfg == c]
-        emb, _, _ = embed_files(files, extractor, cache, progress, f"embed cfg {c:g}", embedder)
-        isc, kl, why = None, None, "no classifier given"
+        emb, _, _ = embed_files(files, extractor, cache, progress, f"embed cfg {c:g}", embedder, loading)
+        scores: dict[str, Any] = dict(kl_unavailable="no classifier given",
+                                      isc_unavailable="no classifier given")
         if classifier is not None:
-            probs, _, _ = classify_files(files, classifier, progress, f"classify cfg {c:g}")
-            isc = float(metrics.inception_score(probs))
+            outputs = classify_files(files, classifier, progress, f"classify cfg {c:g}",
+                                     protocol.classifier_loading)
+            scores.update(isc_scores(outputs.softmax, protocol))
             if condition_audio is None:
-                why = "the conditions do not come from audio clips (use --clap-from)"
+                scores["kl_unavailable"] = "the conditions do not come from audio clips (use --clap-from)"
             else:
                 sources = [condition_audio[j.condition] for j in jobs if j.cfg == c]
-                kl, _, why, _ = paired_kl(sources, files, classifier, progress=progress)
-        points.append(GuidancePoint(c, str(Path(output_dir) / cfg_folder(c)), len(files),
-                                    float(metrics.frechet_distance(emb_ref, emb)), isc, kl, why))
+                kl = paired_kl(sources, files, classifier, progress=progress, protocol=protocol)
+                scores.update(kl=kl.softmax, kl_sigmoid=kl.sigmoid, kl_unavailable=kl.unavailable)
+        points.append(GuidancePoint(
+            cfg=c, folder=str(Path(output_dir) / cfg_folder(c)), samples=len(files),
+            fad=metrics.frechet_distance(emb_ref, emb), fad_warning=fad_warning(emb_ref, emb),
+            **{"inception_score": None, "kl": None, **scores},
+        ))
     return GenerationReport(
         reference=str(reference), reference_files=len(ref_done), conditions=N, num_samples=num_samples,
         seed=seed, sampling=knobs, extractor=extractor.name,
         classifier=None if classifier is None else classifier.name, points=tuple(points),
-        errors=tuple(errors),
+        errors=tuple(errors), protocol=protocol.to_dict(),
     )
+
+
+def isc_scores(softmax_NC: torch.Tensor, protocol: Protocol) -> dict[str, Any]:
+    """``inception_score``, ``inception_score_std`` and ``isc_unavailable`` of a set's class distributions."""
+    import numpy as np
+
+    from .. import metrics
+
+    N = softmax_NC.shape[0]
+    if N < protocol.isc_splits:
+        return dict(isc_unavailable=f"ISc with {protocol.isc_splits} splits needs at least "
+                                    f"{protocol.isc_splits} clips, got {N}")
+    parts = metrics.inception_score_splits(softmax_NC, splits=protocol.isc_splits, seed=protocol.isc_seed)
+    return dict(inception_score=float(np.mean(parts)), inception_score_std=float(np.std(parts)),
+                isc_unavailable=None)

@@ -21,14 +21,15 @@ def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Pa
     Returns:
         The written path.
 
+    The figure is drawn on its own Agg canvas, without pyplot: the process's matplotlib backend (a
+    notebook's, say) is left as it was.
+
     Raises:
         ImportError: matplotlib is missing (``pip install "aar-audio[eval]"``).
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as err:
         raise ImportError(f"the guidance plot needs matplotlib: pip install 'aar-audio[eval]' ({err})") \
             from None
@@ -38,7 +39,9 @@ def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Pa
     panels = [("FAD", [p.fad for p in points])]
     if all(p.kl is not None for p in points):
         panels.append(("KL", [p.kl for p in points]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(panels), 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (label, values) in zip(axes[0], panels):
         ax.plot(x_values, values, marker="o")
         for p, x, y in zip(points, x_values, values):
@@ -48,9 +51,6 @@ def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Pa
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
-    finally:
-        plt.close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     return path

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..metrics.protocols import Protocol, get_protocol
 from ._sets import FILE_ERRORS, FileError, describe, embed_audio, list_audio, load_mono
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ class ReconstructionReport:
 
     Attributes:
         model: The tokenizer's name or path as given, or None.
-        fingerprint: The tokenizer's fingerprint.
+        fingerprint: A hash of every weight of the tokenizer (encoder, quantizer, decoder) and its
+            class: a fine-tuned encoder or decoder reports another value.
         sample_rate: The model's rate (Hz); every score is taken at it.
         window: Samples per window.
         files: Per-file scores, in input order.
@@ -79,6 +81,10 @@ class ReconstructionReport:
             None when no extractor was given or too few windows were scored.
         fad_unavailable: Why ``fad`` is None despite an extractor, else None.
         extractor: The extractor's name, or None.
+        codes_fingerprint: The tokenizer's ``fingerprint()``: its config and codebooks only (which
+            tokens mean what, as codes files check).
+        fad_warning: Why the FAD says little (too few windows for the embedding size), else None.
+        protocol: The protocol's name, settings and each metric's reference tool.
     """
 
     model: str | None
@@ -94,6 +100,9 @@ class ReconstructionReport:
     fad: float | None = None
     fad_unavailable: str | None = None
     extractor: str | None = None
+    codes_fingerprint: str | None = None
+    fad_warning: str | None = None
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (what ``aar eval reconstruct --json`` writes)."""
@@ -101,6 +110,16 @@ class ReconstructionReport:
         out["files"] = [asdict(f) for f in self.files]
         out["errors"] = [asdict(e) for e in self.errors]
         return out
+
+
+def weights_hash(tokenizer) -> str:
+    """The report's fingerprint: a hash of every weight (``aar.metrics.weights_fingerprint``), or, for
+    a tokenizer that is not a module (a stand-in), its own ``fingerprint()``."""
+    from .. import metrics
+
+    if isinstance(tokenizer, torch.nn.Module):
+        return metrics.weights_fingerprint(tokenizer)
+    return tokenizer.fingerprint()
 
 
 def _windows(wav_11T: torch.Tensor, window: int, min_tail: int) -> list[torch.Tensor]:
@@ -114,14 +133,17 @@ def _windows(wav_11T: torch.Tensor, window: int, min_tail: int) -> list[torch.Te
     return parts
 
 
-def score_windows(ref_B1T: torch.Tensor, est_B1T: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
-    """Every metric of :data:`METRICS` on a batch of window pairs: name -> (B,) float64."""
+def score_windows(ref_B1T: torch.Tensor, est_B1T: torch.Tensor, sample_rate: int,
+                  protocol: Protocol | str | None = None) -> dict[str, torch.Tensor]:
+    """Every metric of :data:`METRICS` on a batch of window pairs, as the protocol defines them:
+    name -> (B,) float64."""
     from .. import metrics
 
+    protocol = get_protocol(protocol)
     ref, est = ref_B1T.float(), est_B1T.float()
     scores = {
-        "mel_distance": metrics.mel_distance(ref, est, sample_rate=sample_rate),
-        "stft_distance": metrics.stft_distance(ref, est, sample_rate=sample_rate),
+        "mel_distance": metrics.mel_distance(ref, est, sample_rate=sample_rate, definition=protocol.mel),
+        "stft_distance": metrics.stft_distance(ref, est, sample_rate=sample_rate, definition=protocol.stft),
         "si_sdr": metrics.si_sdr(ref, est),
     }
     return {name: value.detach().to("cpu", torch.float64).reshape(-1) for name, value in scores.items()}
@@ -154,7 +176,8 @@ class FileResult:
 
 
 def reconstruct_file(tokenizer: SATTokenizer, path, *, extractor: EmbeddingExtractor | None = None,
-                     min_tail: int = MIN_TAIL, batch_size: int | None = None) -> FileResult:
+                     min_tail: int = MIN_TAIL, batch_size: int | None = None,
+                     protocol: Protocol | str | None = None) -> FileResult:
     """Encode and decode one file and score its windows (see the module docstring).
 
     Raises:
@@ -168,24 +191,26 @@ def reconstruct_file(tokenizer: SATTokenizer, path, *, extractor: EmbeddingExtra
     if not pairs:
         raise ValueError(f"too short to score: {ref_11T.shape[-1]} samples at {rate} Hz, "
                          f"fewer than min_tail={min_tail}")
-    per_pair = [score_windows(r, e, rate) for r, e in pairs]
+    protocol = get_protocol(protocol)
+    per_pair = [score_windows(r, e, rate, protocol) for r, e in pairs]
     T = ref_11T.shape[-1]
     scored_samples = sum(r.shape[0] * r.shape[-1] for r, _ in pairs)
     emb_ref = emb_est = None
     if extractor is not None:
-        emb_ref = torch.cat([embed_audio(r.cpu(), rate, extractor) for r, _ in pairs])
-        emb_est = torch.cat([embed_audio(e.cpu(), rate, extractor) for _, e in pairs])
+        emb_ref = torch.cat([embed_audio(r.cpu(), rate, extractor, protocol.loading) for r, _ in pairs])
+        emb_est = torch.cat([embed_audio(e.cpu(), rate, extractor, protocol.loading) for _, e in pairs])
     return FileResult(str(path), T, T - scored_samples,
                       {m: torch.cat([s[m] for s in per_pair]) for m in METRICS}, emb_ref, emb_est)
 
 
 def reconstruct_locally(paths, tokenizer: SATTokenizer, extractor: EmbeddingExtractor | None = None,
-                        min_tail: int = MIN_TAIL, batch_size: int | None = None):
+                        min_tail: int = MIN_TAIL, batch_size: int | None = None,
+                        protocol: Protocol | str | None = None):
     """Reconstruct files one by one in this process: yields each file's FileResult or its FileError."""
     for path in paths:
         try:
             yield reconstruct_file(tokenizer, path, extractor=extractor, min_tail=min_tail,
-                                   batch_size=batch_size)
+                                   batch_size=batch_size, protocol=protocol)
         except FILE_ERRORS as err:
             yield FileError(str(path), describe(err))
 
@@ -200,6 +225,7 @@ def evaluate_reconstruction(
     model: str | os.PathLike | None = None,
     runner=None,
     progress: bool = False,
+    protocol: Protocol | str | None = None,
 ) -> ReconstructionReport:
     """Encode and decode each file, and score the reconstruction window by window.
 
@@ -212,9 +238,12 @@ def evaluate_reconstruction(
         batch_size: Windows per forward pass of the tokenizer.
         model: A name for the report (e.g. the checkpoint path).
         runner: Where the files are reconstructed: a callable ``runner(paths, tokenizer, extractor,
-            min_tail, batch_size)`` yielding what :func:`reconstruct_locally` yields, in input order;
-            None runs in this process (``aar.evaluation.distributed.ray_reconstructor`` runs on Ray).
+            min_tail, batch_size, protocol)`` yielding what :func:`reconstruct_locally` yields, in
+            input order; None runs in this process (``aar.evaluation.distributed.ray_reconstructor``
+            runs on Ray).
         progress: Show a progress bar over files.
+        protocol: An ``aar.metrics.protocols`` protocol or its name (default ``"paper"``): the mel and
+            STFT definitions and how windows are prepared for the extractor.
 
     Returns:
         A :class:`ReconstructionReport`. Files that cannot be read, or are too short to give one
@@ -231,6 +260,7 @@ def evaluate_reconstruction(
     from tqdm.auto import tqdm
 
     from .. import metrics
+    from .compare import fad_warning
 
     window, rate = tokenizer.config.window, tokenizer.sample_rate
     if isinstance(min_tail, bool) or not isinstance(min_tail, int) or not 1 <= min_tail <= window:
@@ -241,7 +271,8 @@ def evaluate_reconstruction(
     per_window: dict[str, list[torch.Tensor]] = {name: [] for name in METRICS}
     emb_ref: list[torch.Tensor] = []
     emb_est: list[torch.Tensor] = []
-    results = (runner or reconstruct_locally)(files, tokenizer, extractor, min_tail, batch_size)
+    protocol = get_protocol(protocol)
+    results = (runner or reconstruct_locally)(files, tokenizer, extractor, min_tail, batch_size, protocol)
     for result in tqdm(results, total=len(files), desc="reconstruct", unit="file", disable=not progress):
         if isinstance(result, FileError):
             logger.info("skipping %s: %s", result.path, result.error)
@@ -257,11 +288,14 @@ def evaluate_reconstruction(
         raise ValueError(f"no file could be scored ({len(errors)} failed): "
                          + "; ".join(f"{e.path}: {e.error}" for e in errors[:3]))
     overall = {name: float(torch.cat(per_window[name]).mean()) for name in METRICS}
-    fad, why = None, None if extractor is None else "FAD needs at least 2 scored windows"
+    fad, why, warning = None, None if extractor is None else "FAD needs at least 2 scored windows", None
     if extractor is not None and sum(len(e) for e in emb_ref) >= 2:
-        fad, why = float(metrics.frechet_distance(torch.cat(emb_ref), torch.cat(emb_est))), None
+        fad, why = metrics.frechet_distance(torch.cat(emb_ref), torch.cat(emb_est)), None
+        warning = fad_warning(torch.cat(emb_ref), torch.cat(emb_est))
     return ReconstructionReport(
-        model=None if model is None else str(model), fingerprint=tokenizer.fingerprint(), sample_rate=rate,
+        model=None if model is None else str(model), fingerprint=weights_hash(tokenizer), sample_rate=rate,
         window=window, files=tuple(scored), errors=tuple(errors), windows=sum(f.windows for f in scored),
         fad=fad, fad_unavailable=why, extractor=None if extractor is None else extractor.name, **overall,
+        codes_fingerprint=tokenizer.fingerprint(), fad_warning=warning,
+        protocol=protocol.to_dict(),
     )

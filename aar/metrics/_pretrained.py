@@ -31,9 +31,12 @@ class PretrainedNetwork(nn.Module):
         checkpoint_name: The file loaded from a folder or Hub repo when no ``filename`` is given.
         key_rules: Published key -> aar key, as ``(pattern, replacement)`` pairs.
         dropped: Published keys that are not loaded (tensors aar computes itself).
+        weights_source: Where the published weights can be downloaded (named when a file is missing).
     """
 
     checkpoint_name: ClassVar[str]
+    #: Where the published weights are, for the message about a missing file.
+    weights_source: ClassVar[str] = "see docs/evaluation.md"
     key_rules: ClassVar[tuple[tuple[str, str], ...]]
     dropped: ClassVar[re.Pattern]
 
@@ -69,12 +72,20 @@ class PretrainedNetwork(nn.Module):
             TypeError: an unknown keyword.
         """
         request = loading_request(device=device, **hub_kwargs)
-        path = resolve_file(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
-        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
-            model = cls()
+        try:
+            path = resolve_file(path_or_repo, cls.checkpoint_name, filename, request.hub_kwargs)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err}. The published weights: {cls.weights_source}") from None
         state = rename(_weights.read_weights(path), cls.key_rules, cls.dropped, str(path))
+        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+            model = cls.variant(state)()
         _weights.load_into(model, state, str(path))
         return model if request.device is None else model.to(request.device)
+
+    @classmethod
+    def variant(cls, state: dict) -> type[PretrainedNetwork]:
+        """The class to build for a (renamed) state dict: ``cls`` unless a subclass tells variants apart."""
+        return cls
 
     @property
     def fingerprint(self) -> str:

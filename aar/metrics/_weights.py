@@ -22,6 +22,9 @@ from .._loading import adopt_state, state_tensors
 from ..convert import load_weights_only
 from ..errors import CheckpointError
 
+#: Sections of the official AAR checkpoints, which a metric network can be given by mistake.
+OFFICIAL_SECTIONS = {"generator_state_dict": "a SAT tokenizer", "model_state_dict": "an AAR generator"}
+
 
 def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", "state_dict")) -> dict:
     """Tensors of a safetensors file, or of a weights-only ``torch.save`` file.
@@ -45,6 +48,13 @@ def read_weights(path: str | os.PathLike, sections: tuple[str, ...] = ("model", 
         payload = load_weights_only(path)
         state = payload
         if isinstance(payload, Mapping):
+            official = [key for key in OFFICIAL_SECTIONS if isinstance(payload.get(key), Mapping)]
+            if official:
+                raise CheckpointError(
+                    f"{path} is an official AAR checkpoint ({official[0]!r}: "
+                    f"{OFFICIAL_SECTIONS[official[0]]}), not the weights of a metric network; VGGish "
+                    "needs vggish-10086976.pth, PANNs CNN14 Cnn14_16k_mAP=0.438.pth or Cnn14_mAP=0.431.pth"
+                )
             for section in sections:
                 if isinstance(payload.get(section), Mapping):
                     state = payload[section]
@@ -63,7 +73,13 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str)
 
 
 def fingerprint(module: nn.Module) -> str:
-    """A short SHA-256 of a module's class and state dict (names, shapes, dtypes and bytes)."""
+    """A short SHA-256 of a module's class and every tensor of its state dict (names, shapes, dtypes
+    and bytes): any change to any weight gives another value.
+
+    Example:
+        >>> fingerprint(nn.Linear(2, 2)) != fingerprint(nn.Linear(2, 2))  # other random weights
+        True
+    """
     digest = hashlib.sha256(type(module).__name__.encode())
     for key, value in sorted(module.state_dict().items()):
         value = value.detach().to("cpu").contiguous()

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .._files import atomic_path
 from ..audio import read_audio, resample, to_mono
 from .extractor import EmbeddingExtractor
+from .protocols import AudioLoading
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +83,30 @@ class EmbeddingCache:
         return f"{type(self).__name__}({str(self.directory)!r})"
 
     def entry_path(
-        self, path: str | os.PathLike, extractor: EmbeddingExtractor, *, frames: bool = False
+        self, path: str | os.PathLike, extractor: EmbeddingExtractor, *, frames: bool = False,
+        loading: AudioLoading | None = None,
     ) -> Path:
         """Where the entry for ``path`` under ``extractor`` lives (whether or not it exists yet)."""
-        suffix = "-frames" if frames else ""
+        tag = "" if loading is None else loading.key
+        suffix = ("-frames" if frames else "") + (f"-{tag}" if tag else "")
         return self.directory / extractor_key(extractor) / f"{content_hash(path)}{suffix}.safetensors"
 
     def embed_file(
-        self, path: str | os.PathLike, extractor: EmbeddingExtractor, *, frames: bool = False
+        self, path: str | os.PathLike, extractor: EmbeddingExtractor, *, frames: bool = False,
+        loading: AudioLoading | None = None,
     ) -> torch.Tensor:
         """The embedding of one audio file, from the cache or computed and stored.
 
-        The file is read, averaged to mono and resampled to ``extractor.sample_rate``.
+        The file is read, averaged to mono and resampled to ``extractor.sample_rate``, or prepared as
+        ``loading`` says (an evaluation protocol's; entries of different loadings are kept apart).
 
         Args:
             path: An audio file soundfile can read.
             extractor: Any :class:`EmbeddingExtractor`.
             frames: Return the per-frame embeddings (``extractor.embed_frames``, e.g. VGGish's 0.96-s
                 examples, as the original FAD pools them) instead of one per file.
+            loading: How the file becomes the extractor's input (``aar.metrics.protocols.AudioLoading``);
+                None: channels averaged, resampled.
 
         Returns:
             (D,) float32, or (n, D) with ``frames=True``, on the CPU.
@@ -115,12 +122,13 @@ class EmbeddingCache:
             )
         if not Path(path).is_file():
             raise FileNotFoundError(f"audio file not found: {path}")
-        entry = self.entry_path(path, extractor, frames=frames)
+        entry = self.entry_path(path, extractor, frames=frames, loading=loading)
         cached = self._read(entry, extractor.dim, frames)
         if cached is not None:
             self.hits += 1
             return cached
-        wav = load_for(path, extractor.sample_rate)
+        rate = extractor.sample_rate
+        wav = load_for(path, rate) if loading is None else loading.load(path, rate)
         with torch.no_grad():
             emb = extractor.embed_frames(wav)[0] if frames else extractor.embed(wav)[0]
         emb = emb.detach().to("cpu", torch.float32).contiguous()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-#: Relative floor on class probabilities before logs (``inception_score``, ``kl_divergence``).
-PROB_FLOOR = 1e-10
+#: What audioldm_eval adds to the estimate's probabilities in KL.
+KL_EPS = 1e-6
+#: How far a row of ``inception_score``'s input may sum from 1.
+SUM_TOLERANCE = 1e-3
 
 
 def _matrix(value, name: str, legend: str) -> torch.Tensor:
@@ -101,87 +103,113 @@ def frechet_distance(emb_a, emb_b) -> float:
     return max(float(value), 0.0)
 
 
-def _probabilities(probs, name: str) -> torch.Tensor:
+def _probabilities(probs, name: str, distributions: bool) -> torch.Tensor:
     probs = _matrix(probs, name, "(N, C)")
     if probs.shape[0] < 1 or probs.shape[1] < 2:
         raise ValueError(f"{name} must be shaped (N, C) with N >= 1 and C >= 2, got {tuple(probs.shape)}")
-    if not torch.isfinite(probs).all() or (probs < 0).any():
-        raise ValueError(f"{name} must hold finite non-negative class probabilities")
-    sums = probs.sum(1)
-    if (sums <= 0).any():
-        raise ValueError(f"{name} has a row of all zeros; each row must be a distribution over classes")
-    return probs / sums[:, None]
+    if not torch.isfinite(probs).all() or (probs < 0).any() or (probs > 1).any():
+        raise ValueError(f"{name} must hold finite class probabilities in [0, 1]")
+    if distributions:
+        worst = float((probs.sum(1) - 1).abs().max())
+        if worst > SUM_TOLERANCE:
+            raise ValueError(
+                f"each row of {name} must be a distribution over classes (sum 1), but a row is {worst:.3g} "
+                "away: pass the softmax of the class logits (sigmoid outputs of a multi-label tagger "
+                "are not a distribution)"
+            )
+    return probs
 
 
-def inception_score(probs, *, splits: int = 1, seed: int | None = None) -> float:
-    """Inception Score of a set of class distributions: ``exp(mean_n KL(p(y|x_n) || p(y)))``.
+def inception_score_splits(probs, *, splits: int = 10, seed: int | None = 2020) -> list[float]:
+    """The Inception Score of each split, as audioldm_eval's ``calculate_isc`` computes it.
 
-    ``p(y)`` is the mean of the rows. Rows are renormalised to sum to 1 (so sigmoid outputs of a
-    multi-label classifier such as PANNs are read as a distribution over classes), probabilities are
-    floored at 1e-10 before logs, and everything is float64. The value lies in [1, C]: 1 when every
-    item gets the same distribution, C when each is sure of a different class, equally often.
-
-    With ``splits > 1`` the rows are cut into that many contiguous parts of (nearly) equal size
-    (``numpy.array_split``), each part is scored with its own marginal, and the mean of the part scores
-    is returned, the form Inception-Score tools report (usually with 10 splits). ``seed`` first shuffles
-    the rows with ``numpy.random.RandomState(seed).permutation``, so a run is reproducible.
+    The rows are shuffled with ``numpy.random.RandomState(seed).permutation(N)`` (no shuffle when
+    ``seed`` is None) and cut at ``[i * N // splits, (i + 1) * N // splits)``; each part scores
+    ``exp(mean_n KL(p_n || mean of the part))`` in float64 (``0 log 0 = 0``).
 
     Args:
-        probs: (N, C) class probabilities, one row per generated clip.
+        probs: (N, C) class distributions (softmax of the class logits), one row per generated clip.
         splits: Number of parts, 1 <= splits <= N.
-        seed: Shuffle the rows with this seed before splitting; None keeps their order.
+        seed: The shuffle's seed (audioldm_eval: 2020), or None to keep the order.
 
     Returns:
-        The score (the mean over parts).
+        ``splits`` scores, in the order of the parts.
 
     Raises:
-        ValueError: bad ``probs`` or ``splits``.
-
-    Example:
-        >>> inception_score(torch.eye(4))  # four clips, each certain of a different class
-        4.0
-        >>> inception_score(torch.eye(2).repeat_interleave(2, dim=0), splits=2)  # each half is one class
-        1.0
+        ValueError: rows that are not distributions, or a bad ``splits``.
     """
-    p_NC = _probabilities(probs, "probs")
+    p_NC = _probabilities(probs, "probs", distributions=True)
     N = p_NC.shape[0]
     if isinstance(splits, bool) or not isinstance(splits, int) or not 1 <= splits <= N:
         raise ValueError(f"splits must be an integer from 1 to the number of rows ({N}), got {splits!r}")
     if seed is not None:
         p_NC = p_NC[torch.from_numpy(np.random.RandomState(seed).permutation(N))]
     scores = []
-    for rows in np.array_split(np.arange(N), splits):
-        part = p_NC[torch.from_numpy(rows)]
-        marginal_C = part.mean(0)
-        kl = (part * (part.clamp(min=PROB_FLOOR).log() - marginal_C.clamp(min=PROB_FLOOR).log())).sum(1)
-        scores.append(float(kl.mean().exp()))
-    return float(np.mean(scores))
+    for i in range(splits):
+        part = p_NC[i * N // splits : (i + 1) * N // splits]
+        marginal_1C = part.mean(0, keepdim=True)
+        kl = torch.special.xlogy(part, part) - torch.special.xlogy(part, marginal_1C)
+        scores.append(float(kl.sum(1).mean().exp()))
+    return scores
 
 
-def kl_divergence(probs_ref, probs_est) -> float:
-    """Mean paired KL divergence ``mean_n KL(p_ref,n || p_est,n)`` in nats.
+def inception_score(probs, *, splits: int = 10, seed: int | None = 2020) -> float:
+    """Inception Score ``exp(mean_n KL(p(y|x_n) || p(y)))``, the mean over splits (audioldm_eval's form).
 
-    Row n of each input must describe the same item (a generated clip and its reference, as in
-    AudioLDM's paired evaluation). Rows are renormalised to sum to 1, probabilities floored at 1e-10
-    before logs, float64. 0 for identical inputs; not symmetric.
+    The defaults are audioldm_eval's (``calculate_isc(..., splits=10, samples_shuffle=True,
+    rng_seed=2020)``), which AudioLDM-style tables print; see :func:`inception_score_splits` for the
+    shuffle and the split boundaries. ``numpy.std`` of those splits is the spread it prints beside.
+    The value lies in [1, C]; it depends on the split count, so state it with the number.
 
     Args:
-        probs_ref: (N, C) class probabilities of the references.
-        probs_est: (N, C) class probabilities of the estimates, in the same order.
+        probs: (N, C) class distributions: the softmax of a classifier's logits (rows sum to 1).
+        splits: Number of parts, 1 <= splits <= N.
+        seed: The shuffle's seed, or None to keep the order.
 
     Returns:
-        The mean KL divergence, >= 0.
+        The mean of the split scores.
 
     Example:
-        >>> kl_divergence(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.25, 0.75]]))  # doctest: +ELLIPSIS
+        >>> inception_score(torch.eye(4), splits=1)  # four clips, each certain of a different class
+        4.0
+        >>> halves = torch.eye(2).repeat_interleave(2, dim=0)  # two rows of class 0, two of class 1
+        >>> inception_score(halves, splits=2, seed=None)  # each half is one class
+        1.0
+    """
+    return float(np.mean(inception_score_splits(probs, splits=splits, seed=seed)))
+
+
+def kl_divergence(probs_ref, probs_est, *, eps: float = KL_EPS) -> float:
+    """Mean paired KL divergence ``mean_n sum_c p_ref log(p_ref / (p_est + eps))`` (audioldm_eval's form).
+
+    Row n of each input must describe the same item (a generated clip and its reference, paired by
+    file name). audioldm_eval computes it twice from the classifier's logits: on their softmax (its
+    ``kullback_leibler_divergence_softmax``, rows summing to 1) and on the 527 unnormalised sigmoids
+    (``kullback_leibler_divergence_sigmoid``); both are this formula, with ``eps = 1e-6`` added to the
+    estimate's probabilities and ``0 log 0 = 0``. Float64. 0 for identical inputs up to the eps; not
+    symmetric: the reference comes first.
+
+    Args:
+        probs_ref: (N, C) class probabilities of the references, in [0, 1].
+        probs_est: (N, C) class probabilities of the estimates, in the same order.
+        eps: Added to ``probs_est`` before the log.
+
+    Returns:
+        The mean over pairs of the per-pair sums over classes.
+
+    Example:
+        >>> ref, est = torch.tensor([[0.5, 0.5]]), torch.tensor([[0.25, 0.75]])
+        >>> kl_divergence(ref, est, eps=0.0)  # doctest: +ELLIPSIS
         0.1438...
     """
-    ref_NC = _probabilities(probs_ref, "probs_ref")
-    est_NC = _probabilities(probs_est, "probs_est")
+    ref_NC = _probabilities(probs_ref, "probs_ref", distributions=False)
+    est_NC = _probabilities(probs_est, "probs_est", distributions=False)
     if ref_NC.shape != est_NC.shape:
         raise ValueError(
             f"probs_ref and probs_est must be paired, the same shape (N, C); got {tuple(ref_NC.shape)} "
             f"and {tuple(est_NC.shape)}"
         )
-    log_ratio = ref_NC.clamp(min=PROB_FLOOR).log() - est_NC.clamp(min=PROB_FLOOR).log()
-    return max(float((ref_NC * log_ratio).sum(1).mean()), 0.0)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
+        raise ValueError(f"eps must be a number in [0, 1), got {eps!r}")
+    per_pair = (torch.special.xlogy(ref_NC, ref_NC) - torch.special.xlogy(ref_NC, est_NC + eps)).sum(1)
+    return float(per_pair.mean())

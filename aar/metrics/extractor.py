@@ -51,7 +51,12 @@ class AudioClassifier(Protocol):
     num_classes: int
 
     def probs(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T) audio at ``sample_rate`` -> (B, C) class probabilities."""
+        """(B, 1, T) audio at ``sample_rate`` -> (B, C) class probabilities.
+
+        A classifier that also has ``logits(wav) -> (B, C)`` (as :class:`PANNsCNN14` does) is read
+        through its logits by ``aar.evaluation``: softmax for ISc and KL, sigmoid for the sigmoid KL,
+        as audioldm_eval reads CNN14. Without it, ``probs`` must give distributions (rows summing to 1).
+        """
         ...
 
 

@@ -93,13 +93,14 @@ class _ConvBlock(nn.Module):
         return F.avg_pool2d(x, pool) if pool > 1 else x
 
 
-def mel_filters() -> torch.Tensor:
-    """CNN14's mel filters as librosa builds them (Slaney scale and norm): (513, 64), on the CPU."""
-    return AF.melscale_fbanks(FFT_SIZE // 2 + 1, MEL_MIN_HZ, MEL_MAX_HZ, NUM_BANDS, SAMPLE_RATE,
+def mel_filters(sample_rate: int = SAMPLE_RATE, fft_size: int = FFT_SIZE, mel_max_hz: float = MEL_MAX_HZ
+                ) -> torch.Tensor:
+    """CNN14's mel filters as librosa builds them (Slaney scale and norm): (fft_size // 2 + 1, 64), CPU."""
+    return AF.melscale_fbanks(fft_size // 2 + 1, MEL_MIN_HZ, mel_max_hz, NUM_BANDS, sample_rate,
                               norm="slaney", mel_scale="slaney").to("cpu")
 
 
-_MEL_FILTERS = mel_filters()  # built once, outside any meta-device context
+_MEL_FILTERS = {32_000: mel_filters(), 16_000: mel_filters(16_000, 512, 8000.0)}  # outside any meta context
 
 
 class PANNsCNN14(PretrainedNetwork):
@@ -114,13 +115,23 @@ class PANNsCNN14(PretrainedNetwork):
 
     name = "panns-cnn14"
     sample_rate = SAMPLE_RATE
+    #: STFT size and hop, and the top of the mel bands, of this variant's frontend.
+    fft_size, hop, mel_max_hz = FFT_SIZE, HOP, MEL_MAX_HZ
     num_classes = NUM_CLASSES
     dim = 2048
     checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, REBUILT
+    weights_source = ("Cnn14_16k_mAP=0.438.pth (16 kHz, audioldm_eval's default) or Cnn14_mAP=0.431.pth "
+                      "(32 kHz) from Zenodo record 3987831 (zenodo.org/record/3987831)")
+
+    @classmethod
+    def variant(cls, state: dict) -> type[PANNsCNN14]:
+        """:class:`PANNsCNN14At16k` for a checkpoint with 257-row mel filters, else ``cls``."""
+        return variant_for(state) if cls is PANNsCNN14 else cls
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("mel_filters", _MEL_FILTERS.clone())  # (F, M); the checkpoint's replace it
+        # (F, M); the checkpoint's filters replace these
+        self.register_buffer("mel_filters", _MEL_FILTERS[self.sample_rate].clone())
         self.bn0 = nn.BatchNorm2d(NUM_BANDS)
         for i, (cin, cout) in enumerate(zip((1,) + _CHANNELS[:-1], _CHANNELS), start=1):
             self.add_module(f"conv_block{i}", _ConvBlock(cin, cout))
@@ -128,11 +139,12 @@ class PANNsCNN14(PretrainedNetwork):
         self.fc_audioset = nn.Linear(2048, NUM_CLASSES)
 
     def log_mel(self, wav_BT: torch.Tensor) -> torch.Tensor:
-        """The frontend: (B, T) audio at 32 kHz -> (B, 1, N, 64) log-mel power in dB."""
-        if wav_BT.shape[-1] < MIN_SAMPLES:
-            wav_BT = F.pad(wav_BT, (0, MIN_SAMPLES - wav_BT.shape[-1]))
-        window = torch.hann_window(FFT_SIZE, periodic=True, dtype=wav_BT.dtype, device=wav_BT.device)
-        spec = torch.stft(wav_BT, FFT_SIZE, hop_length=HOP, window=window, center=True,
+        """The frontend: (B, T) audio at ``sample_rate`` -> (B, 1, N, 64) log-mel power in dB."""
+        shortest = 31 * self.hop  # the least whose frames survive the five poolings
+        if wav_BT.shape[-1] < shortest:
+            wav_BT = F.pad(wav_BT, (0, shortest - wav_BT.shape[-1]))
+        window = torch.hann_window(self.fft_size, periodic=True, dtype=wav_BT.dtype, device=wav_BT.device)
+        spec = torch.stft(wav_BT, self.fft_size, hop_length=self.hop, window=window, center=True,
                           pad_mode="reflect", return_complex=True)  # (B, F, N)
         mel = torch.einsum("bfn,fm->bnm", spec.abs().square(), self.mel_filters.to(spec.real.dtype))
         return (10 * torch.log10(mel.clamp(min=POWER_FLOOR)))[:, None]
@@ -152,10 +164,37 @@ class PANNsCNN14(PretrainedNetwork):
 
     @torch.no_grad()
     def probs(self, wav) -> torch.Tensor:
-        """Sigmoid AudioSet class probabilities (AudioLDM's reading): (B, 1, T) -> (B, 527)."""
+        """Sigmoid AudioSet class probabilities (multi-label, not summing to 1): (B, 1, T) -> (B, 527)."""
         return self(wav).probs
+
+    @torch.no_grad()
+    def logits(self, wav) -> torch.Tensor:
+        """The class logits, (B, 1, T) -> (B, 527): audioldm_eval's ISc and KL read their softmax (and
+        its sigmoid KL their sigmoid); ``aar.evaluation`` uses them when a classifier has this method."""
+        return self(wav).logits
 
     @torch.no_grad()
     def embed(self, wav) -> torch.Tensor:
         """The 2048-D ``fc1`` embedding: (B, 1, T) -> (B, 2048)."""
         return self(wav).embedding
+
+
+class PANNsCNN14At16k(PANNsCNN14):
+    """CNN14 at 16 kHz (``Cnn14_16k_mAP=0.438.pth``), audioldm_eval's default classifier.
+
+    The same network as :class:`PANNsCNN14` on a 16-kHz frontend: 512-point STFT, hop 160, 64 mel
+    bands between 50 and 8000 Hz. ``PANNsCNN14.from_pretrained`` returns this class when the
+    checkpoint's mel filters have 257 rows.
+    """
+
+    name = "panns-cnn14-16k"
+    sample_rate = 16_000
+    fft_size, hop, mel_max_hz = 512, 160, 8000.0
+    checkpoint_name = "Cnn14_16k_mAP=0.438.pth"
+
+
+def variant_for(state: dict) -> type[PANNsCNN14]:
+    """The CNN14 variant whose frontend fits a state dict's mel filters (513 rows: 32 kHz; 257: 16 kHz)."""
+    filters = state.get("mel_filters")
+    rows = None if filters is None else filters.shape[0]
+    return PANNsCNN14At16k if rows == PANNsCNN14At16k.fft_size // 2 + 1 else PANNsCNN14

@@ -3,23 +3,28 @@
 Each function compares a reference with an estimate of the same shape and rate and returns one value
 per item, so a caller can report per-window, per-file and aggregate numbers from one call.
 
-* ``mel_distance``: the multi-scale log-mel L1 distance that DAC reports (and EnCodec trains on in a
-  similar form): seven Hann windows of 32 ... 2048 samples, hop a quarter window, 5 ... 320 mel bands
-  (the band count doubles with the window so each band keeps about the same number of STFT bins),
-  Slaney mel filters from 0 Hz to Nyquist on the magnitude spectrum, ``log10(max(mel, 1e-5) ** 2)``,
-  mean absolute difference per scale, summed over the seven scales. Short windows judge transients,
-  long windows judge pitch and harmonics; no single resolution sees both.
-* ``stft_distance``: the multi-resolution STFT distance of Parallel WaveGAN / auraloss: FFT sizes
-  1024, 2048 and 512 with Hann windows of 600, 1200 and 240 samples and hops of 120, 240 and 50;
-  magnitude ``sqrt(max(re**2 + im**2, 1e-8))``; mean absolute difference of the natural-log
-  magnitudes per resolution, averaged over the three. The spectral-convergence term of the training
-  loss is left out: it is normalised by the reference alone, so it is not symmetric, and a distance
-  should not depend on which side is called the reference.
+The spectral distances come in the forms named reference tools compute, chosen with ``definition``:
+
+* ``mel_distance(..., definition="official")`` (the default): the frequency-domain loss of the
+  official AAR repository (``losses.py``, ``model/audio_to_mel.py``): windows 2^5 ... 2^11 with hop a
+  quarter window, 64 Slaney mel bands over 0 Hz ... Nyquist, signals reflect-padded by
+  ``(window - hop) // 2`` on each side and framed without centring, power spectrum,
+  ``log10(max(mel, 1e-5))``, L1 plus mean squared difference per scale, summed over the scales.
+* ``mel_distance(..., definition="dac")``: DAC's ``MelSpectrogramLoss`` as its shipped configs set it
+  (windows 32 ... 2048, hop a quarter, 5 ... 320 mel bands, ``pow=1.0``, ``clamp_eps=1e-5``,
+  ``mag_weight=0``): centred STFT with reflected edges (audiotools), magnitude through the mel
+  filters, ``log10(max(mel, 1e-5))``, L1 per scale, summed.
+* ``stft_distance(..., definition="auraloss")`` (the default): auraloss's ``MultiResolutionSTFTLoss()``
+  with its defaults: FFT sizes 1024/2048/512, hops 120/240/50, Hann windows 600/1200/240, centred
+  STFT with reflected edges, magnitude ``sqrt(max(|X|**2, 1e-8))``, spectral convergence
+  ``||Y - X||_F / ||Y||_F`` (normalised by the reference) plus the L1 distance of the log
+  magnitudes, averaged over the three resolutions.
 * ``si_sdr``: scale-invariant signal-to-distortion ratio in dB, on zero-mean signals.
 
-Spectrograms are centred with zero padding (``torch.stft(center=True, pad_mode="constant")``), so any
-length of at least one sample is accepted and the result does not depend on reflecting the edges.
-Everything is computed in float32 (float64 input stays float64).
+A distance over a batch is computed per item (a batch of one in the reference tool); the tools'
+batch means equal the mean of these values for the L1/L2 terms, not for spectral convergence, whose
+norms the tools take over the whole batch. Everything is computed in float32 (float64 input stays
+float64).
 
 Legend: B batch, T samples, F frequency bins, M mel bands, N frames.
 """
@@ -28,43 +33,131 @@ from __future__ import annotations
 
 import functools
 import warnings
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from ..audio import check_sample_rate
 
-#: (window, hop, mel bands) of each scale of ``mel_distance``.
-MEL_SCALES: tuple[tuple[int, int, int], ...] = tuple(
-    (window, window // 4, mels)
-    for window, mels in zip((32, 64, 128, 256, 512, 1024, 2048), (5, 10, 20, 40, 80, 160, 320))
-)
-#: Floor applied to mel magnitudes before the log in ``mel_distance``.
-MEL_FLOOR = 1e-5
-#: (FFT size, hop, window) of each resolution of ``stft_distance``.
-STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
-#: Floor applied to the power spectrum before the square root in ``stft_distance``.
-STFT_POWER_FLOOR = 1e-8
+#: How a spectrogram's edges are handled: ``"center"`` pads ``n_fft // 2`` by reflection on each side
+#: (``torch.stft(center=True)``, what audiotools and auraloss do); ``"official"`` pads
+#: ``(n_fft - hop) // 2`` by reflection and frames without centring (the official repository).
+PADDINGS = ("center", "official")
+
+
+@dataclass(frozen=True)
+class MelDistance:
+    """One definition of the multi-scale log-mel distance.
+
+    Attributes:
+        tool: The reference tool whose numbers it reproduces, with the file that defines it.
+        scales: ``(window, hop, mel bands)`` per scale; the FFT size equals the window.
+        exponent: The spectrum fed to the mel filters, ``|X| ** exponent`` (1 magnitude, 2 power).
+        log_power: ``log10(max(mel, floor) ** log_power)`` (DAC's ``pow``).
+        floor: The clamp before the log.
+        padding: One of :data:`PADDINGS`.
+        l1: Weight of the mean absolute difference of the log-mels per scale.
+        l2: Weight of their mean squared difference per scale.
+    """
+
+    tool: str
+    scales: tuple[tuple[int, int, int], ...]
+    exponent: float
+    log_power: float
+    floor: float
+    padding: str
+    l1: float = 1.0
+    l2: float = 0.0
+
+    @property
+    def shortest(self) -> int:
+        """The fewest samples every scale can pad by reflection."""
+        return max(_pad_width(self.padding, w, h) for w, h, _ in self.scales) + 1
+
+
+@dataclass(frozen=True)
+class STFTDistance:
+    """One definition of the multi-resolution STFT distance.
+
+    Attributes:
+        tool: The reference tool whose numbers it reproduces.
+        resolutions: ``(FFT size, hop, window)`` per resolution.
+        power_floor: Clamp of ``|X| ** 2`` before the square root.
+        convergence: Weight of spectral convergence ``||Y - X||_F / ||Y||_F``.
+        log_magnitude: Weight of the L1 distance of the natural-log magnitudes.
+    """
+
+    tool: str
+    resolutions: tuple[tuple[int, int, int], ...]
+    power_floor: float = 1e-8
+    convergence: float = 1.0
+    log_magnitude: float = 1.0
+
+    @property
+    def shortest(self) -> int:
+        """The fewest samples every resolution can pad by reflection."""
+        return max(n_fft // 2 for n_fft, _, _ in self.resolutions) + 1
+
+
+#: The mel distance definitions, by name.
+MEL_DEFINITIONS: dict[str, MelDistance] = {
+    "official": MelDistance(
+        tool="official AAR repository, losses.py total_loss l_f (model/audio_to_mel.py Audio2Mel)",
+        scales=tuple((2**i, 2**i // 4, 64) for i in range(5, 12)),
+        exponent=2.0, log_power=1.0, floor=1e-5, padding="official", l1=1.0, l2=1.0,
+    ),
+    "dac": MelDistance(
+        tool="descript-audio-codec MelSpectrogramLoss, conf/final/24khz.yml",
+        scales=tuple((w, w // 4, m) for w, m in zip((32, 64, 128, 256, 512, 1024, 2048),
+                                                     (5, 10, 20, 40, 80, 160, 320))),
+        exponent=1.0, log_power=1.0, floor=1e-5, padding="center",
+    ),
+}
+#: The STFT distance definitions, by name.
+STFT_DEFINITIONS: dict[str, STFTDistance] = {
+    "auraloss": STFTDistance(
+        tool="auraloss MultiResolutionSTFTLoss() defaults",
+        resolutions=((1024, 120, 600), (2048, 240, 1200), (512, 50, 240)),
+    ),
+}
+
+
+def _pad_width(padding: str, n_fft: int, hop: int) -> int:
+    return n_fft // 2 if padding == "center" else (n_fft - hop) // 2
+
+
+def _definition(definition, table: dict, kind: type, what: str):
+    if isinstance(definition, kind):
+        return definition
+    if isinstance(definition, str) and definition in table:
+        return table[definition]
+    raise ValueError(f"{what} definition must be one of {', '.join(sorted(table))} or a {kind.__name__}, "
+                     f"got {definition!r}")
 
 
 def as_pair(ref, est) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a reference/estimate pair and shape both as (B, T).
 
     Args:
-        ref: Reference audio, (B, 1, T), (B, T) or (T,), floating point.
+        ref: Reference audio, (B, 1, T), (B, T) or (T,), floating point; a tensor or numpy array.
         est: Estimate, the same shape as ``ref``.
 
     Returns:
         Both as (B, T) tensors of one floating dtype (float64 if either is float64, else float32).
 
     Raises:
-        TypeError: not tensors, or not floating point.
+        TypeError: not tensors or arrays, or not floating point.
         ValueError: shapes differ, more than one channel, no samples, or NaN/Inf values.
     """
     out = []
     for name, wav in (("ref", ref), ("est", est)):
+        if isinstance(wav, np.ndarray):
+            wav = torch.from_numpy(wav)
         if not isinstance(wav, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(wav).__name__}")
+            raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(wav).__name__}")
         if not wav.is_floating_point():
             raise TypeError(f"{name} must be floating point audio, got dtype {wav.dtype}")
         if wav.ndim == 3:
@@ -88,29 +181,35 @@ def as_pair(ref, est) -> tuple[torch.Tensor, torch.Tensor]:
     ref_BT, est_BT = out
     if ref_BT.shape != est_BT.shape:
         raise ValueError(
-            f"ref and est must have the same shape, got {tuple(ref.shape)} and {tuple(est.shape)}"
+            f"ref and est must have the same shape, got {tuple(ref_BT.shape)} and {tuple(est_BT.shape)}"
         )
     dtype = torch.float64 if torch.float64 in (ref_BT.dtype, est_BT.dtype) else torch.float32
     return ref_BT.to(dtype), est_BT.to(dtype)
 
 
-def _magnitude(wav_BT: torch.Tensor, n_fft: int, hop: int, window: int) -> torch.Tensor:
-    """|STFT| with a centred Hann window, zero-padded edges: (B, T) -> (B, F, N)."""
-    spec = torch.stft(
-        wav_BT, n_fft, hop_length=hop, win_length=window,
-        window=torch.hann_window(window, dtype=wav_BT.dtype, device=wav_BT.device),
-        center=True, pad_mode="constant", return_complex=True,
-    )
-    return spec.abs()
+def _check_length(wav_BT: torch.Tensor, shortest: int, tool: str) -> None:
+    if wav_BT.shape[-1] < shortest:
+        raise ValueError(f"{wav_BT.shape[-1]} samples are too few for the {tool} distance: its longest "
+                         f"window pads by reflection and needs at least {shortest}")
 
 
-@functools.lru_cache(maxsize=32)
+def _spectrum(wav_BT: torch.Tensor, n_fft: int, hop: int, window: int, padding: str) -> torch.Tensor:
+    """Complex STFT with a periodic Hann window: (B, T) -> (B, F, N)."""
+    hann = torch.hann_window(window, dtype=wav_BT.dtype, device=wav_BT.device)
+    if padding == "official":
+        pad = (n_fft - hop) // 2
+        wav_BT = F.pad(wav_BT[:, None], (pad, pad), mode="reflect")[:, 0]
+    return torch.stft(wav_BT, n_fft, hop_length=hop, win_length=window, window=hann,
+                      center=padding == "center", pad_mode="reflect", return_complex=True)
+
+
+@functools.lru_cache(maxsize=64)
 def _mel_filters(window: int, mels: int, sample_rate: int) -> torch.Tensor:
-    """Slaney mel filters over 0 Hz ... Nyquist: (window // 2 + 1, mels), float64 on the CPU.
+    """Slaney mel filters over 0 Hz ... Nyquist as librosa builds them: (window // 2 + 1, mels), float64.
 
-    At 48 kHz the lowest band of the two shortest windows is narrower than an FFT bin and has no
-    weights; torchaudio's warning about it is silenced because the band is then 0 for both signals
-    and adds nothing to the distance, which is how DAC's implementation behaves too.
+    Bands narrower than an FFT bin have no weights (64 bands on a 32-point FFT, or the lowest band of
+    a short window at 48 kHz); they are 0 for both signals, as in the reference tools, and
+    torchaudio's warning about them is silenced.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
@@ -118,73 +217,97 @@ def _mel_filters(window: int, mels: int, sample_rate: int) -> torch.Tensor:
                                   norm="slaney", mel_scale="slaney").to("cpu", torch.float64)
 
 
-def mel_distance(ref, est, sample_rate: int = 24_000) -> torch.Tensor:
-    """Multi-scale log-mel L1 distance (DAC's definition), one value per item.
+def mel_distance(ref, est, sample_rate: int = 24_000, *, definition: str | MelDistance = "official"
+                 ) -> torch.Tensor:
+    """Multi-scale log-mel distance, as a named reference tool computes it, one value per item.
 
-    For each (window, hop, mel bands) in ``MEL_SCALES`` = (32, 8, 5), (64, 16, 10), ...,
-    (2048, 512, 320): the magnitude STFT, Slaney mel filters over 0 Hz ... ``sample_rate / 2``,
-    ``log10(max(mel, 1e-5) ** 2)``, the mean absolute difference over bands and frames. The seven
-    scale values are summed. (At 48 kHz one band of each of the two shortest windows is narrower than
-    an FFT bin and empty: it is 0 for both signals, as in DAC's implementation.)
+    For each (window, hop, mel bands) of the definition: the STFT (padded as the tool pads it), the
+    spectrum through Slaney mel filters over 0 Hz ... ``sample_rate / 2``, the floored log10, and the
+    weighted mean absolute (and squared) difference over bands and frames; the scale values are
+    summed. See the module docstring and :data:`MEL_DEFINITIONS`.
 
     Args:
-        ref: Reference audio (B, 1, T), (B, T) or (T,).
+        ref: Reference audio (B, 1, T), (B, T) or (T,), a tensor or numpy array.
         est: Estimate, the same shape and rate as ``ref``.
         sample_rate: Rate of both signals in Hz (places the mel bands).
+        definition: ``"official"`` (the official AAR repository's mel loss, the paper's reading) or
+            ``"dac"`` (DAC's configured ``MelSpectrogramLoss``), or a :class:`MelDistance`.
 
     Returns:
         (B,) distances, 0 for identical audio, symmetric in ``ref`` and ``est``.
+
+    Raises:
+        ValueError: bad audio, an unknown definition, or fewer samples than the longest window can
+            reflect-pad (513 for ``official``, 1025 for ``dac``).
 
     Example:
         >>> ref = torch.randn(2, 1, 24_000)
         >>> mel_distance(ref, ref).tolist()
         [0.0, 0.0]
     """
+    spec = _definition(definition, MEL_DEFINITIONS, MelDistance, "mel distance")
     sample_rate = check_sample_rate(sample_rate)
     ref_BT, est_BT = as_pair(ref, est)
-    both = torch.cat([ref_BT, est_BT])  # (2B, T): one STFT per scale for both sides
-    total = both.new_zeros(ref_BT.shape[0])
-    for window, hop, mels in MEL_SCALES:
-        fbank_FM = _mel_filters(window, mels, sample_rate).to(both)
-        mel = torch.einsum("bfn,fm->bmn", _magnitude(both, window, hop, window), fbank_FM)  # (2B, M, N)
-        log_mel = 2 * torch.log10(mel.clamp(min=MEL_FLOOR))
-        ref_log, est_log = log_mel.chunk(2)
-        total = total + (ref_log - est_log).abs().mean(dim=(1, 2))
+    _check_length(ref_BT, spec.shortest, f"{definition!s} mel")
+    total = ref_BT.new_zeros(ref_BT.shape[0])
+    for window, hop, mels in spec.scales:
+        fbank_FM = _mel_filters(window, mels, sample_rate).to(ref_BT)
+        ref_log, est_log = (
+            spec.log_power * torch.log10(torch.einsum(
+                "bfn,fm->bmn", _spectrum(wav, window, hop, window, spec.padding).abs().pow(spec.exponent),
+                fbank_FM).clamp(min=spec.floor))
+            for wav in (ref_BT, est_BT))  # (B, M, N) each
+        diff = ref_log - est_log
+        if spec.l1:
+            total = total + spec.l1 * diff.abs().mean(dim=(1, 2))
+        if spec.l2:
+            total = total + spec.l2 * diff.square().mean(dim=(1, 2))
     return total
 
 
-def stft_distance(ref, est, sample_rate: int = 24_000) -> torch.Tensor:
-    """Multi-resolution STFT log-magnitude L1 distance (auraloss / Parallel WaveGAN resolutions).
+def stft_distance(ref, est, sample_rate: int = 24_000, *, definition: str | STFTDistance = "auraloss"
+                  ) -> torch.Tensor:
+    """Multi-resolution STFT distance, as auraloss's ``MultiResolutionSTFTLoss()`` computes it, per item.
 
-    For each (FFT size, hop, window) in ``STFT_RESOLUTIONS`` = (1024, 120, 600), (2048, 240, 1200),
-    (512, 50, 240): magnitude ``sqrt(max(|X|**2, 1e-8))``, the mean absolute difference of the natural
-    logs over bins and frames; the three values are averaged. Spectral convergence is not included
-    (it is asymmetric; see the module docstring).
+    For each (FFT size, hop, window) of the definition: a centred STFT with reflected edges,
+    magnitudes ``sqrt(max(|X|**2, 1e-8))``, spectral convergence ``||Y - X||_F / ||Y||_F`` (Y the
+    reference) plus the mean absolute difference of the natural-log magnitudes; the resolution values
+    are averaged. Spectral convergence is normalised by the reference, so swapping the arguments
+    changes the value: the reference comes first.
 
     Args:
-        ref: Reference audio (B, 1, T), (B, T) or (T,).
+        ref: Reference audio (B, 1, T), (B, T) or (T,), a tensor or numpy array.
         est: Estimate, the same shape and rate as ``ref``.
-        sample_rate: Rate of both signals in Hz. The resolutions are in samples and do not depend on
-            it; it is validated and kept for a uniform signature with ``mel_distance``.
+        sample_rate: Rate of both signals in Hz; the resolutions are in samples and do not depend on
+            it. Validated, for a signature uniform with ``mel_distance``.
+        definition: ``"auraloss"`` or an :class:`STFTDistance`.
 
     Returns:
-        (B,) distances, 0 for identical audio, symmetric in ``ref`` and ``est``.
+        (B,) distances, 0 for identical audio.
+
+    Raises:
+        ValueError: bad audio, an unknown definition, or fewer than 1025 samples.
 
     Example:
         >>> ref = torch.randn(1, 1, 24_000)
         >>> float(stft_distance(ref, ref)[0])
         0.0
     """
+    spec = _definition(definition, STFT_DEFINITIONS, STFTDistance, "STFT distance")
     check_sample_rate(sample_rate)
     ref_BT, est_BT = as_pair(ref, est)
-    both = torch.cat([ref_BT, est_BT])
-    total = both.new_zeros(ref_BT.shape[0])
-    for n_fft, hop, window in STFT_RESOLUTIONS:
-        power = _magnitude(both, n_fft, hop, window).square()
-        log_mag = 0.5 * torch.log(power.clamp(min=STFT_POWER_FLOOR))  # log sqrt(power)
-        ref_log, est_log = log_mag.chunk(2)
-        total = total + (ref_log - est_log).abs().mean(dim=(1, 2))
-    return total / len(STFT_RESOLUTIONS)
+    _check_length(ref_BT, spec.shortest, f"{definition!s} STFT")
+    total = ref_BT.new_zeros(ref_BT.shape[0])
+    for n_fft, hop, window in spec.resolutions:
+        mag_ref, mag_est = (_spectrum(wav, n_fft, hop, window, "center").abs().square()
+                            .clamp(min=spec.power_floor).sqrt() for wav in (ref_BT, est_BT))
+        if spec.convergence:
+            ratio = torch.linalg.vector_norm(mag_ref - mag_est, dim=(1, 2)) / torch.linalg.vector_norm(
+                mag_ref, dim=(1, 2))
+            total = total + spec.convergence * ratio
+        if spec.log_magnitude:
+            total = total + spec.log_magnitude * (mag_ref.log() - mag_est.log()).abs().mean(dim=(1, 2))
+    return total / len(spec.resolutions)
 
 
 def si_sdr(ref, est) -> torch.Tensor:

@@ -111,6 +111,8 @@ class VGGish(PretrainedNetwork):
     sample_rate = SAMPLE_RATE
     dim = 128
     checkpoint_name, key_rules, dropped = CHECKPOINT_NAME, KEY_RULES, DROPPED
+    weights_source = ("vggish-10086976.pth from the harritaylor/torchvggish GitHub release v0.1 "
+                      "(github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth)")
     #: Examples per forward pass in ``embed_frames`` (bounds memory for long or many clips).
     batch_size = 64
 
