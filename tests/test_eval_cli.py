@@ -246,7 +246,8 @@ def test_ray_generation_uses_the_device_and_precision_asked_for(monkeypatch):
     assert seen["runner"] == {"device": "cpu", "precision": "bf16"}
     monkeypatch.setattr(AARGenerator, "from_pretrained",
                         classmethod(lambda cls, model, **k: seen.setdefault("actor", k)))
-    distributed.GeneratorActor("model.pth", None, {}, device="cpu", precision="bf16")
+    distributed.GeneratorActor("model.pth", None, {}, threads=torch.get_num_threads(), device="cpu",
+                               precision="bf16")
     assert seen["actor"] == {"tokenizer": None, "device": "cpu", "precision": "bf16"}
 
 
