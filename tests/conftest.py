@@ -29,6 +29,26 @@ AAR_PTH = FIXTURES / "aar_official.pth"
 TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=256)
 
 
+def same_scores(a: object, b: object, rel: float = 1e-6) -> bool:
+    """``a == b`` for reports (dataclasses, dicts, lists) with every float within ``rel`` of the other.
+
+    Scores of the same audio can differ in the 7th digit between processes: float32 sums are split by
+    thread and vector width (docs/evaluation.md); tokens, audio, paths and counts must still be equal.
+    """
+    import dataclasses
+    import math
+
+    if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+        return type(a) is type(b) and same_scores(dataclasses.asdict(a), dataclasses.asdict(b), rel)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_scores(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_scores(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
 def tiny_generator(seed: int = 0, depth: int = 2, heads: int = 2, peaky: bool = False) -> AARGenerator:
     """A fresh generator on ``TINY_SAT`` (the test's own copy: free to change it).
 
