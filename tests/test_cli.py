@@ -70,7 +70,7 @@ def work(tmp_path_factory, official_generator):
     (root / "garbage.codes").write_bytes(bytes(range(256)))
     torch.manual_seed(1)  # same layout as the fixture tokenizer, other weights: another fingerprint
     other = SATTokenizer(official_generator.tokenizer.config).eval()
-    save_codes(root / "other.codes", other.encode(torch.randn(1, 24000) * 0.1), other)
+    save_codes(root / "other.codes", other.encode(torch.randn(1, 24000) * 0.1, 24000), other)
     return root
 
 
@@ -134,7 +134,7 @@ def test_info_text_for_tokenizer_and_codes_file(work, official_tokenizer, capsys
 
 
 def test_decode_variants(work, official_tokenizer, tmp_path, capsys):
-    codes = official_tokenizer.encode(torch.randn(3, 1, 30000) * 0.1)
+    codes = official_tokenizer.encode(torch.randn(3, 1, 30000) * 0.1, 24000)
     save_codes(tmp_path / "batch.codes", codes, official_tokenizer)
     out = tmp_path / "batch.flac"
     assert main(["decode", str(tmp_path / "batch.codes"), str(out), "--model", str(SAT_PTH),

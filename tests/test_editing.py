@@ -196,7 +196,7 @@ def test_overlap_decodes_from_the_previous_windows_known_tokens(gen, overlap):
         if w > 0:  # the known tokens are the encoded tail of the previous window's audio
             head = torch.zeros_like(cur)
             head[..., :O] = decoded[w - 1][..., N - O:]
-            known = tok.encode(head)
+            known = tok.encode(head, 24000)
             plan = result.forced[w]
             assert plan.num_forced() > 0
             for si, m in enumerate(token_mask(torch.arange(N).unsqueeze(0) < O, gen.config.scales)):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..audio import load_audio
+from ..errors import pip_command
 from ..tokenizer import SATTokenizer
 
 #: Bumped whenever the columns or how they are computed change: it invalidates datasets caches.
@@ -37,8 +38,7 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as err:
         raise ImportError(
-            f"this part of aar.data needs the {module.split('.')[0]!r} package: "
-            f'pip install "aar-audio[{extra}]"'
+            f"this part of aar.data needs the {module.split('.')[0]!r} package: {pip_command(extra)}"
         ) from err
 
 
