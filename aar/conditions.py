@@ -12,7 +12,6 @@ import torch
 
 from ._checks import check_texts
 
-
 #: How far a row's norm may lie from 1 and still be used as given, bit for bit.
 UNIT_NORM_TOLERANCE = 1e-4
 

@@ -131,6 +131,22 @@ class MissingExtraError(AARError, ImportError):
         self.needed_for = needed_for
 
 
+class TorchVersionError(AARError, RuntimeError):
+    """The installed torch is older than what a step needs.
+
+    Attributes:
+        found: ``torch.__version__``.
+        needed: The oldest release that works, e.g. ``"2.6"``.
+    """
+
+    def __init__(self, found: str, needed: str, needed_for: str):
+        super().__init__(f"{needed_for} needs torch >= {needed}, but torch {found} is installed: "
+                         f'pip install "torch>={needed}"')
+        self.found = found
+        self.needed = needed
+        self.needed_for = needed_for
+
+
 class ClippingWarning(UserWarning):
     """Audio outside [-1, 1] was clipped because the file's encoding cannot hold it (PCM, Vorbis)."""
 

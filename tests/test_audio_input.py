@@ -96,7 +96,8 @@ def test_2d_input_is_one_clip_of_any_channel_count(tiny_tokenizer):
     clips = 0.1 * torch.randn(4, 5000, generator=torch.Generator().manual_seed(0))
     four = tiny_tokenizer.encode(clips, 16000)  # (C, T): one clip of 4 channels, averaged
     assert four.batch_size == 1 and four.equal(tiny_tokenizer.encode(clips.mean(0), 16000))
-    assert tiny_tokenizer.encode(clips[:3].numpy(), 16000).equal(tiny_tokenizer.encode(clips[:3][None], 16000))
+    three = tiny_tokenizer.encode(clips[:3].numpy(), 16000)
+    assert three.equal(tiny_tokenizer.encode(clips[:3][None], 16000))
     with pytest.raises(ValueError, match=r"\(5000, 3\).*\(frames, channels\).*wav\.T"):
         tiny_tokenizer.encode(clips[:3].T, 16000)  # soundfile's layout of a 3-channel file
     batch = tiny_tokenizer.encode(clips[:, None], 16000)  # a batch of mono clips is (B, 1, T)

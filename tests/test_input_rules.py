@@ -91,7 +91,8 @@ def test_write_audio_subtypes_and_the_decoded_layout(tmp_path):
     back, _ = load_audio(out)
     torch.testing.assert_close(back, wav_11T[0], rtol=0, atol=1 / 32768)
     assert sf.info(str(write_audio(tmp_path / "b.wav", wav_11T, 24000))).subtype == "FLOAT"
-    assert sf.info(str(write_audio(tmp_path / "c.flac", wav_11T, 24000, subtype="PCM_24"))).subtype == "PCM_24"
+    flac = write_audio(tmp_path / "c.flac", wav_11T, 24000, subtype="PCM_24")
+    assert sf.info(str(flac)).subtype == "PCM_24"
     with pytest.raises(ValueError, match=r"subtype 'PCM_16'.*OGG allows \['VORBIS'\]"):
         write_audio(tmp_path / "d.ogg", wav_11T, 24000, subtype="PCM_16")
     with pytest.raises(ValueError, match=r"\(2, 1, 2400\).*one item at a time"):
