@@ -211,7 +211,7 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
         for g_name, v_name in styles:
             for part, name in (("g", g_name), ("v", v_name)):
                 if key.endswith("." + name):
-                    pending.setdefault(key[: -len(name)] + "weight", {})[part] = value
+                    pending.setdefault(key[: -len(name)] + "weight", {})[part] = (key, value)
                     break
             else:
                 continue
@@ -221,7 +221,14 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, pair in pending.items():
         if set(pair) != {"g", "v"}:
             raise CheckpointError(f"weight-norm pair for {key!r} is incomplete: only {sorted(pair)}")
-        out[key] = _weight_norm(pair["v"], pair["g"])
+        (g_key, g), (v_key, v) = pair["g"], pair["v"]
+        wanted = (v.shape[0],) + (1,) * (v.dim() - 1) if v.dim() else None
+        if wanted is None or tuple(g.shape) not in (wanted, wanted[:1]):
+            raise CheckpointError(
+                f"{g_key!r} has shape {tuple(g.shape)} but {v_key!r} has shape {tuple(v.shape)}: a "
+                f"weight-norm gain must be {wanted} (one per output channel)"
+            )
+        out[key] = _weight_norm(v, g.reshape(wanted))
     return out
 
 
