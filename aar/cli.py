@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from . import _commands as commands
@@ -275,6 +276,31 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, (AARError, ValueError, TypeError, OSError, ImportError, UsageError, commands.Failure)):
         return text or type(err).__name__
     return f"{type(err).__name__}: {text} (set AAR_DEBUG=1 for the traceback)"
+
+
+def run_script(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
+    """Run a script's ``main(argv)`` as ``aar`` runs a command, for ``sys.exit(run_script(main))``.
+
+    An error is one line, ``SCRIPT: error: ...``, on stderr, and the status 1 (``AAR_DEBUG=1`` lets
+    the traceback through); argparse's own usage errors keep their status 2. ``main`` returning an
+    int sets the status, None is 0.
+
+    Example:
+        >>> run_script(lambda argv: int("twelve"))  # prints "...: error: invalid literal ..."
+        1
+    """
+    prog = Path(sys.argv[0]).name or "script"
+    try:
+        status = main(argv)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if os.environ.get("AAR_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"{prog}: error: {describe_error(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return int(status) if isinstance(status, int) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
