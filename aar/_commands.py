@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,13 @@ class Failure(Exception):
 def _say(args, message: str) -> None:
     if not args.quiet:
         print(message)
+
+
+def show_progress(args) -> bool:
+    """Progress bars: off with --quiet, and when stderr is no terminal (a log) unless --progress asks."""
+    if args.quiet:
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
 
 
 def _need_file(path: Path, what: str, folder_hint: str = "") -> None:
@@ -68,7 +76,7 @@ def numbered_paths(output: Path, count: int) -> list[Path]:
 
 def _is_long(args, tok, windows: int) -> bool:
     """Show progress for work that takes more than one forward pass."""
-    return not args.quiet and windows > (args.batch_size or tok.window_batch_size)
+    return show_progress(args) and windows > (args.batch_size or tok.window_batch_size)
 
 
 def _load_tokenizer(args):
@@ -92,6 +100,8 @@ def _load_generator(args):
                                            precision=args.precision)
     except MissingTokenizerError:
         raise _pass_tokenizer(args) from None
+    if getattr(args, "precision", None) == "auto":
+        _say(args, f"precision: {gen.precision} (chosen by --precision auto for {gen.device.type})")
     return gen
 
 
@@ -181,7 +191,7 @@ def generate(args) -> int:
     for path, clap_1D, knobs in plan:
         if args.seconds is not None:
             wav = gen.generate(clap_1D, seconds=args.seconds, overlap=args.overlap,
-                               progress=not args.quiet, **knobs)
+                               progress=show_progress(args) and len(paths) == 1, **knobs)
             _write(args, path, wav[0], gen.sample_rate)
             continue
         codes = gen.generate_codes(clap_1D, **knobs)
@@ -206,7 +216,7 @@ def _sample_plan(args, clap_BD: torch.Tensor, desc: str):
     knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
 
     def plan():
-        bar = tqdm(paths, desc=desc, unit="sample", disable=args.quiet or len(paths) == 1)
+        bar = tqdm(paths, desc=desc, unit="sample", disable=not show_progress(args) or len(paths) == 1)
         for j, path in enumerate(bar):
             b = j // args.num_samples
             yield path, clap_BD[b : b + 1], dict(knobs, seed=None if args.seed is None else args.seed + j)
@@ -241,7 +251,8 @@ def vary(args) -> int:
     clap_BD = _condition(args, gen, clap, (wav, rate))
     paths, plan = _sample_plan(args, clap_BD, "vary")
     for path, clap_1D, knobs in plan:
-        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, progress=not args.quiet,
+        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D,
+                       progress=show_progress(args) and len(paths) == 1,  # one bar at a time
                        **knobs)
         _write(args, path, out[0], gen.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
@@ -356,7 +367,7 @@ def tokenize(args) -> int:
     if not args.input_dir.is_dir():
         raise FileNotFoundError(f"input folder not found: {args.input_dir}")
     summary = tokenize_folder(args.input_dir, args.output_dir, args.model, num_proc=args.num_proc,
-                              ray_address=args.ray, progress=not args.quiet)
+                              ray_address=args.ray, progress=show_progress(args))
     _say(args, f"{summary.rows} file(s) in {summary.shards} shard(s) under {summary.output_dir} "
                f"({summary.skipped_shards} shard(s) done before); manifest: {summary.manifest}")
     if summary.errors:

@@ -5,7 +5,8 @@ and exits with status 2 for a usage error (bad or missing arguments) or 1 when t
 (missing or unreadable file, wrong model, bad codes file); a warning is one line, ``aar: warning:
 ...`` (audio clipped by a PCM file, say). Set ``AAR_DEBUG=1`` to get the Python traceback instead.
 Progress bars (tqdm, on stderr) appear for encodes and decodes that take more than one forward pass
-and for several samples; ``--quiet`` turns them off together with the status lines.
+and for several samples (one bar at a time), when stderr is a terminal (``--progress`` shows them in
+a log too); ``--quiet`` turns them off together with the status lines.
 
 Outputs: ``--num-samples N`` (or a codes file holding a batch) writes ``OUT_0.wav``, ``OUT_1.wav``, ...
 beside ``OUT.wav``, the index zero-padded to the width of the largest. With ``--seed S``, output ``j``
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         options = argparse.ArgumentParser(add_help=False)
         options.add_argument("-q", "--quiet", action="store_true", default=unset if suppress else False,
                              help="no progress bars or status lines")
+        options.add_argument("--progress", action="store_true", default=unset if suppress else False,
+                             help="progress bars even when stderr is not a terminal (default: only on one)")
         options.add_argument("--device", type=_device, default=unset if suppress else None,
                              help="where models run: cpu, cuda, cuda:1... (default: cpu)")
         return options

@@ -128,3 +128,42 @@ def test_device_parser_accepts_the_cpu():
     assert cli._device("cpu") == torch.device("cpu")
     with pytest.raises(argparse.ArgumentTypeError, match="expected a device"):
         cli._device("gpu0")
+
+
+# ------------------------------------------------------------------------------- progress, precision
+def _two_windows(tmp_path):
+    sf.write(tmp_path / "two.wav", np.zeros(48000, np.float32), 24000)
+    return str(tmp_path / "two.wav")
+
+
+def test_progress_bars_stay_out_of_logs_unless_asked(tmp_path, capsys):
+    args = ["encode", _two_windows(tmp_path), str(tmp_path / "x.codes"), "--model", str(SAT_PTH),
+            "--batch-size", "1"]
+    assert main(args) == 0  # stderr is captured here: not a terminal
+    assert capsys.readouterr().err == ""
+    assert main([*args, "--progress"]) == 0
+    assert "encode" in capsys.readouterr().err
+    assert main([*args, "--progress", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_precision_auto_says_what_it_chose(tmp_path, capsys):
+    from aar.precision import auto_precision
+
+    v = np.random.default_rng(0).standard_normal(512).astype(np.float32)
+    np.save(tmp_path / "clap.npy", v)
+    args = ["generate", "--clap", str(tmp_path / "clap.npy"), "-o", str(tmp_path / "o.wav"),
+            "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH), "--seed", "0"]
+    assert main([*args, "--precision", "auto"]) == 0
+    chosen = auto_precision("cpu")
+    assert f"precision: {chosen} (chosen by --precision auto for cpu)" in capsys.readouterr().out.splitlines()
+    assert main([*args, "--precision", "auto", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_the_generator_exposes_its_precision():
+    from conftest import tiny_generator
+
+    gen = tiny_generator()
+    assert gen.precision == "fp32"
+    assert gen.bfloat16().precision == "bf16"

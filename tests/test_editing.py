@@ -303,8 +303,10 @@ def test_bad_inpaint_and_vary_inputs(gen):
         gen.inpaint(codes, (0, 0.5))
     with pytest.raises(ValueError, match="sample_rate"):
         gen.inpaint(torch.zeros(N), (0, 0.5), _clap(1))
-    with pytest.raises(ValueError, match="at most 24000 samples.*got 24001"):
-        gen.inpaint(torch.zeros(N + 1), (0, 0.5), _clap(1), sample_rate=24000)
+    with pytest.raises(ValueError, match=r"\(24001,\) or \(B, 24001\).*got \(24000,\)"):
+        gen.inpaint(torch.zeros(N + 1), torch.ones(N, dtype=torch.bool), _clap(1), sample_rate=24000)
+    with pytest.raises(ValueError, match=r"<= 1.00004 s"):  # a longer clip: the mask covers all of it
+        gen.inpaint(torch.zeros(N + 1), (0, 1.5), _clap(1), sample_rate=24000)
     with pytest.raises(ValueError, match="keep_scales must lie in"):
         gen.vary(torch.zeros(N), 24000, keep_scales=20, clap_emb=_clap(1))
     with pytest.raises(ValueError, match="audio 2, condition 3"):
