@@ -105,3 +105,27 @@ def test_writing_onto_a_folder_names_the_folder(tmp_path):
         write_audio(tmp_path / "out.wav", torch.zeros(100), 24000)
     assert info.value.filename == str(tmp_path / "out.wav") and ".part" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+# ------------------------------------------------------------------------------------------- extras
+def test_an_installed_but_broken_extra_is_not_called_missing(monkeypatch):
+    import importlib
+    import sys
+
+    pytest.importorskip("pyarrow")
+    from aar.data._batch import require
+
+    real = importlib.import_module
+
+    def broken(name, *args, **kwargs):  # what pyarrow 26 does beside numpy 1
+        if name.split(".")[0] == "pyarrow":
+            raise ImportError("pyarrow requires NumPy 2.0 or newer, found 1.26.4")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with pytest.raises(ImportError, match=r"'pyarrow' is installed but cannot be imported \(pyarrow requires "
+                                          r"NumPy 2\.0.*\); reinstall"):
+        require("pyarrow", "data")
+    monkeypatch.setitem(sys.modules, "surely_missing_pkg", None)
+    with pytest.raises(ImportError, match="needs the 'surely_missing_pkg' package"):
+        require("surely_missing_pkg", "data")
