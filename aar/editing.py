@@ -302,45 +302,35 @@ def vary(gen: WindowGenerator, audio, sample_rate: int, *, keep_scales: int, cla
 
 def inpaint(gen: WindowGenerator, codes_or_audio, known, clap_emb=None, *,
             sample_rate: int | None = None, prompt=None, **kwargs):
-    """Regenerate the unknown part of one window, or of a longer clip; see ``AARGenerator.inpaint``."""
-    from .audio import as_audio_batch, check_sample_rate, resampled_length
+    """Regenerate the unknown part of one window; see ``AARGenerator.inpaint``.
+
+    Audio longer than one window is refused here: ``aar.long_generation.inpaint`` (what
+    ``AARGenerator.inpaint`` calls) takes it window by window.
+    """
+    from .audio import as_audio_batch, check_sample_rate
     from .sampling_options import check_generation_kwargs
 
     tok = gen.tokenizer
+    known_BN = known_samples(known, tok.config.window, tok.sample_rate)
     check_generation_kwargs(kwargs, gen.device)
     is_codes = isinstance(codes_or_audio, (AudioCodes, list, tuple))
-    wav_BCT = None
-    if not is_codes:
+    if is_codes:
+        levels, wav_BCT = one_window(tok, codes_or_audio), None
+        length = codes_or_audio.length if isinstance(codes_or_audio, AudioCodes) else tok.config.window
+        rate = codes_or_audio.sample_rate if isinstance(codes_or_audio, AudioCodes) else tok.sample_rate
+    else:
         if sample_rate is None:
             raise ValueError("inpainting audio needs sample_rate= (its rate in Hz)")
         sample_rate = check_sample_rate(sample_rate)
         wav_BCT = as_audio_batch(codes_or_audio, "audio")
-        T = resampled_length(wav_BCT.shape[-1], sample_rate, tok.sample_rate)
-        if T > tok.config.window:  # a longer clip: window by window
-            known_BT = known_samples(known, T, tok.sample_rate)
-            return _inpaint_clip(gen, wav_BCT, sample_rate, known_BT, clap_emb, prompt, kwargs)
-    known_BN = known_samples(known, tok.config.window, tok.sample_rate)
-    if is_codes:
-        levels = one_window(tok, codes_or_audio)
-        length = codes_or_audio.length if isinstance(codes_or_audio, AudioCodes) else tok.config.window
-        rate = codes_or_audio.sample_rate if isinstance(codes_or_audio, AudioCodes) else tok.sample_rate
-    else:
         encoded = tok.encode(wav_BCT, sample_rate)
+        if encoded.num_windows != 1:
+            raise ValueError(f"aar.editing.inpaint edits one window: audio must last at most "
+                             f"{tok.config.window} samples at {tok.sample_rate} Hz, got {encoded.length}; "
+                             "aar.long_generation.inpaint (gen.inpaint) takes longer clips")
         levels, length, rate = encoded.window(0), encoded.length, sample_rate
     plan = ForcedTokens.from_known(levels, known_BN)
     clap_BD = _condition(gen, clap_emb, prompt, wav_BCT, sample_rate)
     out = gen.generate_codes(clap_BD, forced=plan, **kwargs)
     out = AudioCodes(out.codes, length, rate)
     return out if is_codes else tok.decode(out)
-
-
-def _inpaint_clip(gen: WindowGenerator, wav_BCT: Tensor, sample_rate: int, known_BT: Tensor, clap_emb,
-                  prompt, kwargs) -> Tensor:
-    """Inpainting of a clip longer than one window: ``aar.long_generation.inpaint_long``."""
-    from .audio import resample, to_mono
-    from .long_generation import inpaint_long
-
-    tok = gen.tokenizer
-    wav_B1T = resample(to_mono(wav_BCT).to(tok.device), sample_rate, tok.sample_rate)
-    clap_BD = _condition(gen, clap_emb, prompt, wav_BCT, sample_rate)
-    return inpaint_long(gen, wav_B1T, known_BT, clap_BD, **kwargs)

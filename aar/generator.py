@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import editing, hub
+from . import editing, hub, long_generation
 from ._loading import adopt_state, loading_request, naming, read_native, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
@@ -290,9 +290,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                 raise ValueError(f"overlap= belongs to long generation: pass seconds= too (got "
                                  f"overlap={overlap!r})")
             return self.tokenizer.decode(self.generate_codes(clap_emb, **knobs, **kept))
-        from .long_generation import generate_long
-
-        return generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **knobs, **kept).audio
+        return long_generation.generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **knobs,
+                                             **kept).audio
 
     @torch.no_grad()
     def continue_audio(self, audio, sample_rate: int, *, seconds: float, overlap: float | None = None,
@@ -321,11 +320,10 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             Float32 audio (B, 1, P + round(seconds * 24000)) at 24 kHz: the clip (P samples, mono,
             resampled) followed by its continuation.
         """
-        from .long_generation import continue_long
-
-        return continue_long(self, audio, sample_rate, seconds=seconds, overlap=overlap, clap_emb=clap_emb,
-                             prompt=prompt, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature,
-                             seed=seed, generator=generator, progress=progress, callback=callback).audio
+        return long_generation.continue_long(
+            self, audio, sample_rate, seconds=seconds, overlap=overlap, clap_emb=clap_emb, prompt=prompt,
+            cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed, generator=generator,
+            progress=progress, callback=callback).audio
 
     @torch.no_grad()
     def vary(self, audio, sample_rate: int, *, keep_scales: int, clap_emb=None,
@@ -381,9 +379,10 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         Returns:
             ``AudioCodes`` (B, 1, s_i) for codes input; float32 audio (B, 1, T) for audio input.
         """
-        return editing.inpaint(self, codes_or_audio, known, clap_emb, sample_rate=sample_rate, prompt=prompt,
-                               cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
-                               generator=generator, progress=progress, callback=callback)
+        return long_generation.inpaint(
+            self, codes_or_audio, known, clap_emb, sample_rate=sample_rate, prompt=prompt, cfg=cfg,
+            top_k=top_k, top_p=top_p, temperature=temperature, seed=seed, generator=generator,
+            progress=progress, callback=callback)
 
 
 def _check_pair(config: AARConfig, tokenizer: SATTokenizer) -> None:

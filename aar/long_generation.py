@@ -25,6 +25,7 @@ from torch import Tensor
 
 from .codes import AudioCodes
 from .editing import ForcedTokens, token_mask
+from .editing import inpaint as editing_inpaint
 from .next_scale import ScaleProgress
 
 if TYPE_CHECKING:
@@ -234,6 +235,31 @@ def continue_long(
     out_B1T[..., :P] = clip_B1P
     tail_B1N = torch.nn.functional.pad(clip_B1P[..., -N:], (max(0, N - P), 0))  # the clip's last window
     return _chain(gen, clap_BD, rng, layout, out_B1T, tail_B1N, sampling, progress, callback)
+
+
+def inpaint(gen: WindowGenerator, codes_or_audio, known, clap_emb=None, *, sample_rate: int | None = None,
+            prompt=None, **kwargs):
+    """``AARGenerator.inpaint``: one window through :func:`aar.editing.inpaint`, longer audio through
+    :func:`inpaint_long`."""
+    from .audio import as_audio_batch, check_sample_rate, resample, resampled_length, to_mono
+    from .editing import _condition, known_samples
+    from .sampling_options import check_generation_kwargs
+
+    tok = gen.tokenizer
+    if isinstance(codes_or_audio, (AudioCodes, list, tuple)) or sample_rate is None:
+        return editing_inpaint(gen, codes_or_audio, known, clap_emb, sample_rate=sample_rate, prompt=prompt,
+                               **kwargs)
+    sample_rate = check_sample_rate(sample_rate)
+    wav_BCT = as_audio_batch(codes_or_audio, "audio")
+    T = resampled_length(wav_BCT.shape[-1], sample_rate, tok.sample_rate)
+    if T <= tok.config.window:
+        return editing_inpaint(gen, wav_BCT, known, clap_emb, sample_rate=sample_rate, prompt=prompt,
+                               **kwargs)
+    known_BT = known_samples(known, T, tok.sample_rate)  # every check before any encoding or CLAP
+    check_generation_kwargs(kwargs, gen.device)
+    wav_B1T = resample(to_mono(wav_BCT).to(tok.device), sample_rate, tok.sample_rate)
+    clap_BD = _condition(gen, clap_emb, prompt, wav_BCT, sample_rate)
+    return inpaint_long(gen, wav_B1T, known_BT, clap_BD, **kwargs)
 
 
 def inpaint_long(gen: WindowGenerator, wav_B1T: Tensor, known_BT: Tensor, clap_BD: Tensor, *,
