@@ -155,7 +155,7 @@ def test_generate_samples_and_codes(work, official_generator, tmp_path, capsys):
     out = tmp_path / "g.wav"
     assert main(["generate", "--clap", str(tmp_path / "two.npy"), "-o", str(out), "--model",
                  str(work / "gen"), "--num-samples", "2", "--seed", "7", "--save-codes", "--top-k", "0",
-                 "--top-p", "1"]) == 0
+                 "--top-p", "1", "--progress"]) == 0  # captured stderr is no terminal: bars when asked
     captured = capsys.readouterr()
     assert "4/4" in captured.err  # the progress bar
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -202,7 +202,7 @@ def test_tokenize_is_wired_to_the_data_module(work, tmp_path, monkeypatch, capsy
                                manifest=output_dir / "manifest.json")
 
     monkeypatch.setattr(data, "tokenize_folder", fake)
-    assert main(["tokenize", str(work), str(tmp_path), "--model", "m", "--num-proc", "3"]) == 0
+    assert main(["tokenize", str(work), str(tmp_path), "--model", "m", "--num-proc", "3", "--progress"]) == 0
     assert main(["-q", "tokenize", str(work), str(tmp_path), "--ray"]) == 0
     assert main(["tokenize", str(work), str(tmp_path), "--ray", "ray://head:10001", "--quiet"]) == 0
     assert seen == [

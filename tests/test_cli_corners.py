@@ -167,3 +167,23 @@ def test_the_generator_exposes_its_precision():
     gen = tiny_generator()
     assert gen.precision == "fp32"
     assert gen.bfloat16().precision == "bf16"
+
+
+def test_several_samples_show_one_bar_not_nested_ones(tmp_path, monkeypatch):
+    import tqdm.auto
+
+    made, real = [], tqdm.auto.tqdm
+
+    def recording(*args, **kwargs):
+        if not kwargs.get("disable"):
+            made.append(kwargs.get("desc"))
+        return real(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", recording)
+    v = np.random.default_rng(1).standard_normal(512).astype(np.float32)
+    np.save(tmp_path / "clap.npy", v)
+    sf.write(tmp_path / "in.wav", np.zeros(12000, np.float32), 24000)
+    assert main(["vary", str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav"), "--keep-scales", "8",
+                 "--clap", str(tmp_path / "clap.npy"), "--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH),
+                 "--num-samples", "2", "--progress"]) == 0
+    assert made == ["vary"]

@@ -40,7 +40,7 @@ def _read(path):
 def test_generate_seconds_matches_the_library(files, official_generator, tmp_path, capsys):
     out = tmp_path / "long.wav"
     assert main(["generate", "--clap", str(files / "clap.npy"), "-o", str(out), *MODEL, "--seconds", "2.5",
-                 "--overlap", "0.5", "--seed", "3"]) == 0
+                 "--overlap", "0.5", "--seed", "3", "--progress"]) == 0  # stderr is captured: asked for
     assert "window" in capsys.readouterr().err  # the progress bar counts windows
     clap = torch.from_numpy(np.load(files / "clap.npy"))
     expected = official_generator.generate(clap, seconds=2.5, overlap=0.5, seed=3)
