@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ._loading import state_tensors
-from .convert import checkpoint_kind, numpy_scalar_globals
+from .convert import checkpoint_kind, numpy_scalar_globals, safe_numpy_globals
 from .errors import CheckpointError, MissingExtraError, WrongModelKindError, require_extra
 
 logger = logging.getLogger(__name__)
@@ -123,9 +123,9 @@ def read_laion_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CLAP checkpoint not found: {path}")
-    numpy_globals = [(obj, name) for name, obj in numpy_scalar_globals().items()]
+    allowed = safe_numpy_globals()  # outside the try: an old torch is not the file's fault
     try:
-        with torch.serialization.safe_globals(numpy_globals), warnings.catch_warnings():
+        with allowed, warnings.catch_warnings():
             # A protocol-4 file makes torch warn before failing; the fallback below handles it.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             payload = torch.load(path, map_location="cpu", weights_only=True)

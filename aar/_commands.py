@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,9 +35,35 @@ def _say(args, message: str) -> None:
         print(message)
 
 
-def _need_file(path: Path, what: str) -> None:
+def show_progress(args) -> bool:
+    """Progress bars: off with --quiet, and when stderr is no terminal (a log) unless --progress asks."""
+    if args.quiet:
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
+def _need_file(path: Path, what: str, folder_hint: str = "") -> None:
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; expected a{'n' if what[0] in 'aeiou' else ''} {what}"
+                         + (f" ({folder_hint})" if folder_hint else ""))
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
+
+
+def _check_subtype(args) -> None:
+    """Refuse an output extension and ``--subtype`` that do not go together, before any loading."""
+    from .audio import AUDIO_FORMATS, AUDIO_SUBTYPES
+
+    fmt = AUDIO_FORMATS[args.output.suffix.lower()]
+    if args.subtype is not None and args.subtype not in AUDIO_SUBTYPES[fmt]:
+        raise UsageError(f"--subtype {args.subtype} does not fit {args.output.name}: {fmt} takes "
+                         f"{', '.join(AUDIO_SUBTYPES[fmt])}")
+
+
+def _write(args, path: Path, wav, rate: int) -> None:
+    from .audio import write_audio
+
+    write_audio(path, wav, rate, subtype=args.subtype)
 
 
 def numbered_paths(output: Path, count: int) -> list[Path]:
@@ -49,7 +76,7 @@ def numbered_paths(output: Path, count: int) -> list[Path]:
 
 def _is_long(args, tok, windows: int) -> bool:
     """Show progress for work that takes more than one forward pass."""
-    return not args.quiet and windows > (args.batch_size or tok.window_batch_size)
+    return show_progress(args) and windows > (args.batch_size or tok.window_batch_size)
 
 
 def _load_tokenizer(args):
@@ -73,6 +100,8 @@ def _load_generator(args):
                                            precision=args.precision)
     except MissingTokenizerError:
         raise _pass_tokenizer(args) from None
+    if getattr(args, "precision", None) == "auto":
+        _say(args, f"precision: {gen.precision} (chosen by --precision auto for {gen.device.type})")
     return gen
 
 
@@ -126,9 +155,9 @@ def encode(args) -> int:
 
 def decode(args) -> int:
     """``aar decode IN.codes OUT.wav``."""
-    from .audio import write_audio
     from .codes_file import load_codes, read_codes_header
 
+    _check_subtype(args)
     header = read_codes_header(args.input)  # a bad file fails before the model loads
     tok = _load_tokenizer(args)
     S = tok.config.num_scales
@@ -139,16 +168,16 @@ def decode(args) -> int:
     wav_B1T = tok.decode(codes, num_scales=args.num_scales, batch_size=args.batch_size, progress=progress)
     paths = numbered_paths(args.output, codes.batch_size)
     for path, wav_1T in zip(paths, wav_B1T):
-        write_audio(path, wav_1T, tok.sample_rate)
+        _write(args, path, wav_1T, tok.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {codes.length / tok.sample_rate:.2f} s at 24 kHz")
     return 0
 
 
 def generate(args) -> int:
     """``aar generate (--prompt | --audio | --clap) -o OUT.wav``."""
-    from .audio import write_audio
     from .codes_file import save_codes
 
+    _check_subtype(args)
     if args.seconds is None and args.overlap is not None:
         raise UsageError("--overlap needs --seconds")
     if args.seconds is not None and args.save_codes:
@@ -162,11 +191,11 @@ def generate(args) -> int:
     for path, clap_1D, knobs in plan:
         if args.seconds is not None:
             wav = gen.generate(clap_1D, seconds=args.seconds, overlap=args.overlap,
-                               progress=not args.quiet, **knobs)
-            write_audio(path, wav[0], gen.sample_rate)
+                               progress=show_progress(args) and len(paths) == 1, **knobs)
+            _write(args, path, wav[0], gen.sample_rate)
             continue
         codes = gen.generate_codes(clap_1D, **knobs)
-        write_audio(path, gen.tokenizer.decode(codes)[0], gen.sample_rate)
+        _write(args, path, gen.tokenizer.decode(codes)[0], gen.sample_rate)
         if args.save_codes:
             save_codes(path.with_suffix(".codes"), codes, gen.tokenizer, model=str(args.model))
     _say(args, f"wrote {', '.join(map(str, paths))}")
@@ -187,7 +216,7 @@ def _sample_plan(args, clap_BD: torch.Tensor, desc: str):
     knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
 
     def plan():
-        bar = tqdm(paths, desc=desc, unit="sample", disable=args.quiet or len(paths) == 1)
+        bar = tqdm(paths, desc=desc, unit="sample", disable=not show_progress(args) or len(paths) == 1)
         for j, path in enumerate(bar):
             b = j // args.num_samples
             yield path, clap_BD[b : b + 1], dict(knobs, seed=None if args.seed is None else args.seed + j)
@@ -210,8 +239,7 @@ def _condition(args, gen, clap, audio) -> torch.Tensor:
 
 def vary(args) -> int:
     """``aar vary IN.wav -o OUT.wav --keep-scales K``."""
-    from .audio import write_audio
-
+    _check_subtype(args)
     _need_file(args.input, "audio file")
     clap = read_clap_file(args.clap) if args.clap is not None else None  # inputs fail before loading
     wav, rate = _read_clip(args.input)
@@ -223,37 +251,53 @@ def vary(args) -> int:
     clap_BD = _condition(args, gen, clap, (wav, rate))
     paths, plan = _sample_plan(args, clap_BD, "vary")
     for path, clap_1D, knobs in plan:
-        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D, progress=not args.quiet,
+        out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D,
+                       progress=show_progress(args) and len(paths) == 1,  # one bar at a time
                        **knobs)
-        write_audio(path, out[0], gen.sample_rate)
+        _write(args, path, out[0], gen.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
                f"first {args.keep_scales} of {S} scales kept")
     return 0
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, tokenizer=None) -> Path:
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, tokenizer=None,
+                       force: bool = False) -> Path:
     """Convert an official ``SAT_*.pth`` or ``AAR_*.pth`` into a native folder.
 
-    This is ``from_pretrained(src).save_pretrained(dst)`` for whichever model ``src`` holds.
+    This is ``from_pretrained(src).save_pretrained(dst)`` for whichever model ``src`` holds, into a
+    new or empty folder; ``force=True`` replaces a model already there (its ``config.json``,
+    ``model.safetensors`` and ``tokenizer/``, nothing else) instead of refusing.
 
     Args:
         src: The official checkpoint. Its kind is read from its layout, not its name.
         dst: Output folder (``config.json`` + ``model.safetensors``; a generator adds ``tokenizer/``).
         tokenizer: For an AAR file, the paired tokenizer: a ``SATTokenizer`` or anything
             ``SATTokenizer.from_pretrained`` accepts.
+        force: Write into a folder that is not empty, replacing the model files in it.
 
     Returns:
         The output folder.
 
     Raises:
+        FileExistsError: ``dst`` is a file, or a folder that is not empty and ``force`` is False
+            (checked before ``src`` is read).
         WrongModelKindError: ``src`` is no official tokenizer or generator checkpoint.
         MissingTokenizerError: an AAR file without ``tokenizer``.
     """
+    from . import hub
     from .convert import read_checkpoint
     from .errors import MissingTokenizerError
     from .generator import AARGenerator
     from .tokenizer import SATTokenizer
 
+    dst = Path(dst)
+    if dst.exists() and not dst.is_dir():
+        raise FileExistsError(f"cannot convert into {dst}: it is a file; name a folder")
+    held = sorted(p.name for p in dst.iterdir()) if dst.is_dir() else []
+    if held and not force:
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise FileExistsError(f"{dst} is not empty (it holds {shown}): pass --force (force=True) to "
+                              "replace the model in it, or name a new folder")
     kind, _ = read_checkpoint(src)
     if kind == "sat":
         model = SATTokenizer.from_pretrained(src)
@@ -261,8 +305,15 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, tokeni
         raise MissingTokenizerError(src)
     else:
         model = AARGenerator.from_pretrained(src, tokenizer=tokenizer)
+    if held:  # the old model's files go first, so none of them outlives the new one (a stale tokenizer/)
+        import shutil
+
+        (dst / hub.CONFIG_NAME).unlink(missing_ok=True)
+        (dst / hub.WEIGHTS_NAME).unlink(missing_ok=True)
+        if (dst / hub.TOKENIZER_SUBFOLDER).is_dir():
+            shutil.rmtree(dst / hub.TOKENIZER_SUBFOLDER)
     model.save_pretrained(dst)
-    return Path(dst)
+    return dst
 
 
 def convert(args) -> int:
@@ -270,13 +321,15 @@ def convert(args) -> int:
     from . import hub
     from .errors import MissingTokenizerError
 
-    _need_file(args.source, "checkpoint")
+    _need_file(args.source, "official checkpoint",
+               "aar convert reads an official SAT_*.pth or AAR_*.pth file; a folder written by aar "
+               "convert or save_pretrained is already native and loads as it is")
     tokenizer = args.tokenizer
     if tokenizer is None:  # the official layout keeps the pair side by side
         sibling = args.source.parent / hub.OFFICIAL_REPOS[DEFAULT_MODEL]["sat"]
         tokenizer = sibling if sibling.is_file() and sibling != args.source else None
     try:
-        out = convert_checkpoint(args.source, args.output, tokenizer=tokenizer)
+        out = convert_checkpoint(args.source, args.output, tokenizer=tokenizer, force=args.force)
     except MissingTokenizerError:
         raise UsageError(f"{args.source} is a generator checkpoint: pass --tokenizer (its SAT)") from None
     _say(args, f"wrote {out}")
@@ -314,7 +367,7 @@ def tokenize(args) -> int:
     if not args.input_dir.is_dir():
         raise FileNotFoundError(f"input folder not found: {args.input_dir}")
     summary = tokenize_folder(args.input_dir, args.output_dir, args.model, num_proc=args.num_proc,
-                              ray_address=args.ray, progress=not args.quiet)
+                              ray_address=args.ray, progress=show_progress(args))
     _say(args, f"{summary.rows} file(s) in {summary.shards} shard(s) under {summary.output_dir} "
                f"({summary.skipped_shards} shard(s) done before); manifest: {summary.manifest}")
     if summary.errors:

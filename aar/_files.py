@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -39,6 +40,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     ordinary ``open(target, "w")`` would give: the umask for a new file, the old mode for a replaced one.
     """
     target = Path(target)
+    if target.is_dir():  # checked first: the rename would fail naming the temporary file
+        raise IsADirectoryError(errno.EISDIR, "cannot write a file here: it is a folder", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = _create_sibling(target)
     mode = stat.S_IMODE(tmp_path.stat().st_mode)

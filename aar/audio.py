@@ -19,6 +19,8 @@ from ._files import atomic_path
 _PCM_SCALE = {torch.int16: 32768.0, torch.int32: 2147483648.0}
 #: File formats written by ``write_audio`` (soundfile names), by extension.
 AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+#: The sample encodings (soundfile subtypes) ``write_audio`` writes per format, the default first.
+AUDIO_SUBTYPES = {"WAV": ("FLOAT", "PCM_16", "PCM_24"), "FLAC": ("PCM_16", "PCM_24"), "OGG": ("VORBIS",)}
 
 
 #: Extensions of the audio files aar picks up in folders (``aar tokenize``, the examples), lower case.
@@ -26,7 +28,7 @@ AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 AUDIO_EXTENSIONS = (".aif", ".aiff", ".au", ".caf", ".flac", ".mp3", ".oga", ".ogg", ".opus", ".w64",
                     ".wav")
 #: The input layouts every audio argument accepts, for docstrings and error messages.
-AUDIO_LAYOUTS = "(T,) mono, (C, T) with C = 1 or 2 channels, or a batch (B, C, T)"
+AUDIO_LAYOUTS = "(T,) mono, (C, T) with any number of channels C, or a batch (B, C, T)"
 
 
 def is_audio_file(path: str | os.PathLike) -> bool:
@@ -37,26 +39,24 @@ def is_audio_file(path: str | os.PathLike) -> bool:
 
 def _layout_error(name: str, shape: tuple[int, ...]) -> ValueError:
     rows, cols = shape
-    if cols < rows:
-        hint = "this looks like soundfile's (frames, channels) layout: " + (
-            f"pass {name}.T, or read the file with aar.load_audio, which returns (C, T)" if cols <= 2
-            else f"pass {name}.T[None], shaped (1, C, T) (aar.load_audio returns (C, T): add the axis too)"
-        )
-    else:
-        hint = (f"for a batch of {rows} mono clips pass (B, 1, T), e.g. {name}[:, None]; for audio with "
-                f"{rows} channels pass (1, C, T), e.g. {name}[None], and the channels are averaged")
+    hint = (f"pass {name}.T for one clip of {cols} channels (aar.load_audio returns (C, T)), or "
+            f"{name}[:, None], shaped (B, 1, T), for a batch of {rows} mono clips")
     return ValueError(
-        f"{name} has shape {shape}: a 2-D input must be (C, T) with C = 1 or 2 channels; {hint}"
+        f"{name} has shape {shape}: a 2-D input is one clip (C, T), channels first, and this one has "
+        f"more rows than samples, as soundfile's (frames, channels) layout does; {hint}"
     )
 
 
 def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
     """Turn user audio into a float tensor shaped (B, C, T), refusing any layout it would have to guess.
 
-    The one rule for audio input everywhere in aar: ``(T,)`` is one mono clip; ``(C, T)`` is one clip
-    with C = 1 or 2 channels; ``(B, C, T)`` is a batch of B clips with C channels each. Any other 2-D
-    shape is refused rather than guessed: soundfile's ``(frames, channels)`` arrays must be transposed
-    (or read with :func:`load_audio`), and a batch of mono clips must be shaped ``(B, 1, T)``.
+    The one rule for audio input everywhere in aar, the API and the ``aar`` command alike: ``(T,)`` is
+    one mono clip; ``(C, T)`` is one clip with C channels, any number of them (the layout
+    :func:`load_audio` returns, so a 5.1 file's ``(6, T)`` is one clip); ``(B, C, T)`` is a batch of B
+    clips with C channels each. A batch of mono clips is therefore ``(B, 1, T)``, never ``(B, T)``. A
+    2-D input with more than two rows and more rows than samples is refused rather than guessed: it
+    looks like soundfile's ``(frames, channels)`` arrays, which must be transposed (or read with
+    :func:`load_audio`).
 
     Args:
         wav: A tensor or numpy array in one of those layouts. Float audio is taken as is; int16 and
@@ -68,8 +68,8 @@ def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
 
     Raises:
         TypeError: not a tensor/array, or an unsupported dtype.
-        ValueError: wrong rank, a 2-D shape other than (1, T) or (2, T), no samples or channels, or
-            NaN/Inf values.
+        ValueError: wrong rank, a 2-D shape (C, T) with C > 2 and C > T (a transposed array), no
+            samples or channels, or NaN/Inf values.
 
     Example:
         >>> import numpy as np
@@ -77,7 +77,7 @@ def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
         torch.Size([1, 2, 480])
         >>> as_audio_batch(np.zeros((480, 2), np.float32))        # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        ValueError: wav has shape (480, 2): a 2-D input must be (C, T) with C = 1 or 2 channels; ...
+        ValueError: wav has shape (480, 2): a 2-D input is one clip (C, T), channels first, and ...
     """
     if isinstance(wav, np.ndarray):
         if wav.dtype.kind not in "fiu":
@@ -97,7 +97,7 @@ def as_audio_batch(wav, name: str = "wav") -> torch.Tensor:
         wav = wav.to(torch.float32)
     if wav.ndim not in (1, 2, 3):
         raise ValueError(f"{name} must be {AUDIO_LAYOUTS}; got {wav.ndim} dims {tuple(wav.shape)}")
-    if wav.ndim == 2 and wav.shape[0] > 2:
+    if wav.ndim == 2 and wav.shape[0] > max(2, wav.shape[1]):
         raise _layout_error(name, tuple(wav.shape))
     wav = wav.reshape((1,) * (3 - wav.ndim) + tuple(wav.shape))
     if wav.numel() == 0:
@@ -202,20 +202,41 @@ def load_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
 read_audio = load_audio
 
 
-def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int) -> Path:
-    """Write (C, T) or (T,) float audio atomically; the format follows the extension.
+def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int, *,
+                subtype: str | None = None) -> Path:
+    """Write audio atomically; the format follows the extension, the sample encoding ``subtype``.
+
+    Float WAV (the default for ``.wav``) keeps every value, also outside [-1, 1]. The integer
+    encodings (PCM_16, PCM_24; FLAC is always integer) and Vorbis hold only [-1, 1]: louder samples
+    are clipped to it, and an :class:`aar.errors.ClippingWarning` says so, with the peak. Nothing is
+    normalised: divide by the peak first to keep the waveform's shape.
 
     The file gets the permissions an ordinary ``open(path, "w")`` gives (the umask, or the mode of the
     file it replaces).
 
     Args:
-        path: Output file: ``.wav`` (float32), ``.flac`` or ``.ogg``.
-        wav: Audio in [-1, 1] shaped (T,) or (C, T) with C = 1 or 2 (the input rule of
-            :func:`as_audio_batch`; a decoded batch item ``wav_B1T[b]`` is (1, T)).
+        path: Output file: ``.wav``, ``.flac`` or ``.ogg``.
+        wav: Audio shaped (T,), (C, T) (the input rule of :func:`as_audio_batch`) or (1, C, T), a
+            batch of one: ``decode`` and ``generate`` return (B, 1, T), so ``wav_B1T[b]`` or a whole
+            batch of one can be written.
         sample_rate: Rate in Hz.
+        subtype: Sample encoding, a soundfile subtype: for ``.wav`` ``"FLOAT"`` (default, 32-bit
+            float), ``"PCM_16"`` (what most tools expect) or ``"PCM_24"``; for ``.flac`` ``"PCM_16"``
+            (default) or ``"PCM_24"``; for ``.ogg`` ``"VORBIS"``.
 
     Returns:
         The written path.
+
+    Raises:
+        ValueError: an extension or subtype not listed above, or a shape outside the rule.
+        IsADirectoryError: ``path`` is a folder.
+
+    Example:
+        >>> import tempfile, torch
+        >>> out = write_audio(tempfile.mkdtemp() + "/tone.wav", torch.zeros(1, 1, 2400), 24000,
+        ...                   subtype="PCM_16")
+        >>> import soundfile as sf; sf.info(str(out)).subtype
+        'PCM_16'
     """
     import soundfile as sf
 
@@ -225,13 +246,34 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int) ->
         raise ValueError(
             f"cannot write {path.name!r}: allowed extensions are {sorted(AUDIO_FORMATS)}"
         )
+    allowed = AUDIO_SUBTYPES[fmt]
+    subtype = allowed[0] if subtype is None else subtype
+    if subtype not in allowed:
+        raise ValueError(f"cannot write {path.name!r} as subtype {subtype!r}: {fmt} allows {list(allowed)}")
     data = wav.detach().to("cpu", torch.float32)
+    if data.ndim == 3 and data.shape[0] == 1:
+        data = data[0]
     data = data.reshape(1, -1) if data.ndim == 1 else data
     if data.ndim != 2:
-        raise ValueError(f"audio to write must be (C, T) or (T,), got shape {tuple(wav.shape)}")
-    if data.shape[0] > 2:
+        raise ValueError(
+            f"audio to write must be (T,), (C, T) or (1, C, T), got shape {tuple(wav.shape)}: write a "
+            "batch one item at a time (wav[b])"
+        )
+    if data.shape[0] > max(2, data.shape[1]):
         raise _layout_error("wav", tuple(data.shape))
-    subtype = "FLOAT" if fmt == "WAV" else None
+    if not torch.isfinite(data).all():
+        raise ValueError(f"cannot write {path.name!r}: the audio contains NaN or Inf values")
+    peak = float(data.abs().max()) if data.numel() else 0.0
+    if subtype != "FLOAT" and peak > 1.0:
+        import warnings
+
+        from .errors import ClippingWarning
+
+        warnings.warn(ClippingWarning(
+            f"{path.name}: peak {peak:.3g} lies outside [-1, 1]; {fmt} {subtype} clips it (float WAV, "
+            "subtype FLOAT, keeps it; or divide by the peak first)"
+        ), stacklevel=2)
+        data = data.clamp(-1.0, 1.0)
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data.T.numpy(), sample_rate, format=fmt, subtype=subtype)
     return path

@@ -2,9 +2,11 @@
 
 Run ``aar --help`` or ``aar COMMAND --help``. An error prints one line, ``aar: error: ...``, on stderr
 and exits with status 2 for a usage error (bad or missing arguments) or 1 when the work fails
-(missing or unreadable file, wrong model, bad codes file). Set ``AAR_DEBUG=1`` to get the Python
-traceback instead. Progress bars (tqdm, on stderr) appear for encodes and decodes that take more than
-one forward pass and for several samples; ``--quiet`` turns them off together with the status lines.
+(missing or unreadable file, wrong model, bad codes file); a warning is one line, ``aar: warning:
+...`` (audio clipped by a PCM file, say). Set ``AAR_DEBUG=1`` to get the Python traceback instead.
+Progress bars (tqdm, on stderr) appear for encodes and decodes that take more than one forward pass
+and for several samples (one bar at a time), when stderr is a terminal (``--progress`` shows them in
+a log too); ``--quiet`` turns them off together with the status lines.
 
 Outputs: ``--num-samples N`` (or a codes file holding a batch) writes ``OUT_0.wav``, ``OUT_1.wav``, ...
 beside ``OUT.wav``, the index zero-padded to the width of the largest. With ``--seed S``, output ``j``
@@ -14,9 +16,12 @@ is drawn with seed ``S + j``, so any one of them can be reproduced alone.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from . import _commands as commands
@@ -25,7 +30,7 @@ from .errors import AARError, pip_command
 from .tokenizer import DEFAULT_WINDOW_BATCH
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 130, 141  # 141: as SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +76,7 @@ _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _finite = _number(float, math.isfinite, "a finite number")
 _positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
 _top_p = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_keep_scales = _number(int, lambda v: 0 <= v <= 16, "an integer in [0, 16] (the model has 16 scales)")
 _overlap = _number(float, lambda v: 0 <= v < 1, "a number of seconds in [0, 1)")
 
 
@@ -78,9 +84,20 @@ def _device(text: str):
     import torch
 
     try:
-        return torch.device(text)
+        device = torch.device(text)
     except (RuntimeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected a device (cpu, cuda, cuda:1...), got {text!r}") from None
+    if device.type == "cuda":  # checked here, not by a driver message after the model has loaded
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA (a CPU build)"
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: no CUDA GPU is available (torch {torch.__version__} with {build}); "
+                "use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} CUDA GPU(s), "
+                                             f"cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def _audio_out(text: str) -> Path:
@@ -95,6 +112,24 @@ def _codes_out(text: str) -> Path:
     return Path(text)
 
 
+#: The longest --seconds a command generates: an hour is 3600 windows (hours of work on a CPU) and
+#: 86.4 M samples; longer requests are nearly always a typo, and would fail on memory late.
+MAX_SECONDS = 3600.0
+_seconds = _number(float, lambda v: math.isfinite(v) and 1 / 24000 <= v <= MAX_SECONDS,
+                   f"a number of seconds in [1/24000, {MAX_SECONDS:g}] (one sample to one hour)")
+
+
+def _subtype_option(p: argparse.ArgumentParser) -> None:
+    from .audio import AUDIO_SUBTYPES
+
+    names = sorted({s for subtypes in AUDIO_SUBTYPES.values() for s in subtypes})
+    p.add_argument("--subtype", choices=names, default=None,
+                   help="sample encoding of the audio written: FLOAT (32-bit float WAV, the .wav "
+                        "default; keeps values outside [-1, 1]), PCM_16 (what most tools expect; the "
+                        ".flac default), PCM_24, VORBIS (.ogg). PCM and Vorbis clip to [-1, 1], with "
+                        "a warning")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aar`` argument parser: global options and one subparser per command."""
     from ._version import __version__
@@ -104,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         options = argparse.ArgumentParser(add_help=False)
         options.add_argument("-q", "--quiet", action="store_true", default=unset if suppress else False,
                              help="no progress bars or status lines")
+        options.add_argument("--progress", action="store_true", default=unset if suppress else False,
+                             help="progress bars even when stderr is not a terminal (default: only on one)")
         options.add_argument("--device", type=_device, default=unset if suppress else None,
                              help="where models run: cpu, cuda, cuda:1... (default: cpu)")
         return options
@@ -158,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=None, help=batch_help)
     p.add_argument("--allow-mismatch", action="store_true",
                    help="decode codes written by a tokenizer with another fingerprint")
+    _subtype_option(p)
 
     p = command("generate", "Audio (one second, or --seconds S) from a text prompt, reference audio or a "
                             "CLAP vector.")
@@ -171,17 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clap-model", default=None, help=f"for --prompt/--audio: {clap_model_help}")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                    help="CLAP implementation for --prompt/--audio")
-    p.add_argument("--seconds", type=_positive, default=None,
+    p.add_argument("--seconds", type=_seconds, default=None,
                    help="length in seconds: windows chained by inpainting, docs/generation.md "
                         "(default: one window, 1 s)")
     p.add_argument("--overlap", type=_overlap, default=None,
                    help="with --seconds: seconds each window shares with the previous one, in [0, 1) "
                         "(default: 0.25)")
+    _subtype_option(p)
 
     p = command("vary", "A variation of an audio file: keep its first K scales, resample the rest.")
     p.add_argument("input", type=Path, help="audio file (wav, flac, ogg); every one-second window is varied")
     p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
-    p.add_argument("--keep-scales", type=_non_negative_int, required=True,
+    p.add_argument("--keep-scales", type=_keep_scales, required=True,
                    help="scales kept, 0..16: 0 is a new sound, more keeps more of the input")
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--prompt", help="text condition (default: the input's own CLAP embedding)")
@@ -191,12 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clap-model", default=None, help=f"without --clap: {clap_model_help}")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                    help="CLAP implementation, without --clap")
+    _subtype_option(p)
 
     p = command("convert", "Official SAT_*.pth or AAR_*.pth -> native folder.")
     p.add_argument("source", type=Path, help="official checkpoint")
     p.add_argument("output", type=Path, help="folder to write (config.json + model.safetensors)")
     p.add_argument("--tokenizer", help="the paired tokenizer, for an AAR checkpoint (default: "
                                        "SAT_d128_lat128.pth beside it)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that is not empty, replacing the model in it")
 
     p = command("info", "Describe a model (config, parameters, fingerprint, token rates) or a codes file.")
     p.add_argument("model", help="official .pth, native folder, Hub repo id, or codes file")
@@ -238,6 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no real file descriptor
+        pass
+
+
 def describe_error(err: BaseException) -> str:
     """One readable line for an exception (no traceback)."""
     if isinstance(err, OSError) and err.strerror and err.filename:
@@ -248,6 +299,31 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text} (set AAR_DEBUG=1 for the traceback)"
 
 
+def run_script(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
+    """Run a script's ``main(argv)`` as ``aar`` runs a command, for ``sys.exit(run_script(main))``.
+
+    An error is one line, ``SCRIPT: error: ...``, on stderr, and the status 1 (``AAR_DEBUG=1`` lets
+    the traceback through); argparse's own usage errors keep their status 2. ``main`` returning an
+    int sets the status, None is 0.
+
+    Example:
+        >>> run_script(lambda argv: int("twelve"))  # prints "...: error: invalid literal ..."
+        1
+    """
+    prog = Path(sys.argv[0]).name or "script"
+    try:
+        status = main(argv)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if os.environ.get("AAR_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"{prog}: error: {describe_error(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return int(status) if isinstance(status, int) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``aar`` command line.
 
@@ -255,11 +331,25 @@ def main(argv: list[str] | None = None) -> int:
         argv: The arguments after the program name; None reads ``sys.argv``.
 
     Returns:
-        The exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
+        The exit status: 0 success, 1 failure, 2 usage error, 130 interrupted, 141 when stdout's
+        reader closed the pipe (``aar info | head``). Warnings are one line, ``aar: warning: ...``.
     """
+    with warnings.catch_warnings():  # restores showwarning on the way out
+        warnings.showwarning = _one_line_warning
+        return _run(argv)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"aar: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
+    except BrokenPipeError:  # `aar info | head`: the reader left; say nothing more
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except UsageError as err:
         print(f"aar: error: {describe_error(err)}", file=sys.stderr)
         return EXIT_USAGE

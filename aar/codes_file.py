@@ -106,7 +106,7 @@ def save_codes(
         >>> from aar import SATConfig, SATTokenizer
         >>> from aar.codes_file import load_codes, save_codes
         >>> tok = SATTokenizer(SATConfig(n_filters=4, dimension=8, latent_dim=8)).eval()
-        >>> codes = tok.encode(torch.randn(1, 30000))
+        >>> codes = tok.encode(torch.randn(1, 30000), 24000)
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     path = save_codes(f"{tmp}/a.codes", codes, tok)
         ...     load_codes(path, tok).equal(codes)

@@ -12,20 +12,34 @@ import torch
 
 from ._checks import check_texts
 
+#: How far a row's norm may lie from 1 and still be used as given, bit for bit.
+UNIT_NORM_TOLERANCE = 1e-4
+
 
 def check_clap_embedding(clap_emb, cond_dim: int) -> torch.Tensor:
-    """Validate CLAP vector(s) and shape them (B, D).
+    """Validate CLAP vector(s), shape them (B, D) and scale each row to unit norm.
+
+    The generator was trained on unit-norm CLAP embeddings (what CLAP's own ``get_*_embedding`` calls
+    and :class:`aar.clap.ClapEncoder` return), while ``transformers``' ``get_audio_features`` and
+    ``get_text_features`` return unnormalised ones: a row whose norm is not 1 (within
+    ``UNIT_NORM_TOLERANCE``) is divided by its norm, so ``v`` and ``10 * v`` give the same audio. Rows
+    already of unit norm are used as given. A zero row has no direction and is refused.
 
     Args:
         clap_emb: Tensor or numpy array shaped (D,) or (B, D), floating point and finite.
         cond_dim: D, the size the generator takes.
 
     Returns:
-        The (B, D) tensor, on its own device and in its own dtype.
+        The (B, D) tensor of unit rows, on its own device and in its own dtype.
 
     Raises:
         TypeError: not a tensor or array, or not floating point.
-        ValueError: wrong shape, empty batch, or NaN/Inf values.
+        ValueError: wrong shape, empty batch, NaN/Inf values, or a row of norm 0.
+
+    Example:
+        >>> v = torch.zeros(512); v[0] = 10.0
+        >>> check_clap_embedding(v, 512).norm(dim=-1)
+        tensor([1.])
     """
     if isinstance(clap_emb, np.ndarray):
         clap_emb = torch.from_numpy(clap_emb)
@@ -41,6 +55,15 @@ def check_clap_embedding(clap_emb, cond_dim: int) -> torch.Tensor:
         )
     if not torch.isfinite(clap_emb).all():
         raise ValueError("clap_emb contains NaN or Inf values")
+    norm_B = clap_emb.double().norm(dim=-1)
+    zero = (norm_B == 0).nonzero().flatten().tolist()
+    if zero:
+        raise ValueError(f"clap_emb row(s) {zero} are all zeros: a CLAP embedding is a direction (a unit "
+                         "vector, which aar scales any other norm to), and a zero vector has none")
+    off_B = (norm_B - 1).abs() > UNIT_NORM_TOLERANCE
+    if off_B.any():
+        scale_B = torch.where(off_B, norm_B, torch.ones_like(norm_B))
+        clap_emb = (clap_emb.double() / scale_B[:, None]).to(clap_emb.dtype)
     return clap_emb
 
 

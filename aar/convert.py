@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .config import DEFAULT_SCALES, AARConfig, SATConfig
-from .errors import KIND_NAMES, CheckpointError, WrongModelKindError
+from .errors import KIND_NAMES, CheckpointError, TorchVersionError, WrongModelKindError
 
 # (official pattern, native replacement), applied after the `module.` prefix is stripped and weight
 # norm is folded (`X.weight_g` + `X.weight_v` -> `X.weight`).
@@ -88,6 +88,26 @@ def numpy_scalar_globals() -> dict[str, Any]:
     return found
 
 
+#: The oldest torch whose ``torch.serialization.safe_globals`` takes ``(object, "module.name")`` pairs,
+#: which the numpy scalars above need (2.5 has the context manager, but only bare objects).
+TORCH_FLOOR = (2, 6)
+
+
+def safe_numpy_globals():
+    """``torch.serialization.safe_globals`` allowing :func:`numpy_scalar_globals`, for ``torch.load``.
+
+    Raises:
+        TorchVersionError: torch is older than :data:`TORCH_FLOOR`; the message says so, not that
+            the file is bad.
+    """
+    release = tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2])
+    serialization = torch.serialization
+    if release < TORCH_FLOOR or not hasattr(serialization, "safe_globals"):
+        raise TorchVersionError(torch.__version__, ".".join(map(str, TORCH_FLOOR)),
+                                "reading .pth checkpoints safely (weights_only=True with numpy scalars)")
+    return serialization.safe_globals([(obj, name) for name, obj in numpy_scalar_globals().items()])
+
+
 def load_weights_only(path: Path) -> Any:
     """A ``torch.save`` payload read with ``weights_only=True``: tensors, containers, numpy scalars.
 
@@ -95,9 +115,9 @@ def load_weights_only(path: Path) -> Any:
         CheckpointError: the file is corrupt or carries other pickled objects (loading them could
             run code), with torch's reason.
     """
+    allowed = safe_numpy_globals()  # outside the try: an old torch is not the file's fault
     try:
-        allowed = [(obj, name) for name, obj in numpy_scalar_globals().items()]
-        with torch.serialization.safe_globals(allowed):
+        with allowed:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -191,7 +211,7 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
         for g_name, v_name in styles:
             for part, name in (("g", g_name), ("v", v_name)):
                 if key.endswith("." + name):
-                    pending.setdefault(key[: -len(name)] + "weight", {})[part] = value
+                    pending.setdefault(key[: -len(name)] + "weight", {})[part] = (key, value)
                     break
             else:
                 continue
@@ -201,7 +221,14 @@ def fold_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, pair in pending.items():
         if set(pair) != {"g", "v"}:
             raise CheckpointError(f"weight-norm pair for {key!r} is incomplete: only {sorted(pair)}")
-        out[key] = _weight_norm(pair["v"], pair["g"])
+        (g_key, g), (v_key, v) = pair["g"], pair["v"]
+        wanted = (v.shape[0],) + (1,) * (v.dim() - 1) if v.dim() else None
+        if wanted is None or tuple(g.shape) not in (wanted, wanted[:1]):
+            raise CheckpointError(
+                f"{g_key!r} has shape {tuple(g.shape)} but {v_key!r} has shape {tuple(v.shape)}: a "
+                f"weight-norm gain must be {wanted} (one per output channel)"
+            )
+        out[key] = _weight_norm(v, g.reshape(wanted))
     return out
 
 

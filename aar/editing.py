@@ -302,7 +302,11 @@ def vary(gen: WindowGenerator, audio, sample_rate: int, *, keep_scales: int, cla
 
 def inpaint(gen: WindowGenerator, codes_or_audio, known, clap_emb=None, *,
             sample_rate: int | None = None, prompt=None, **kwargs):
-    """Regenerate the unknown part of one window; see ``AARGenerator.inpaint``."""
+    """Regenerate the unknown part of one window; see ``AARGenerator.inpaint``.
+
+    Audio longer than one window is refused here: ``aar.long_generation.inpaint`` (what
+    ``AARGenerator.inpaint`` calls) takes it window by window.
+    """
     from .audio import as_audio_batch, check_sample_rate
     from .sampling_options import check_generation_kwargs
 
@@ -321,8 +325,9 @@ def inpaint(gen: WindowGenerator, codes_or_audio, known, clap_emb=None, *,
         wav_BCT = as_audio_batch(codes_or_audio, "audio")
         encoded = tok.encode(wav_BCT, sample_rate)
         if encoded.num_windows != 1:
-            raise ValueError(f"inpaint edits one window: audio must last at most {tok.config.window} samples "
-                             f"at {tok.sample_rate} Hz, got {encoded.length}")
+            raise ValueError(f"aar.editing.inpaint edits one window: audio must last at most "
+                             f"{tok.config.window} samples at {tok.sample_rate} Hz, got {encoded.length}; "
+                             "aar.long_generation.inpaint (gen.inpaint) takes longer clips")
         levels, length, rate = encoded.window(0), encoded.length, sample_rate
     plan = ForcedTokens.from_known(levels, known_BN)
     clap_BD = _condition(gen, clap_emb, prompt, wav_BCT, sample_rate)

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 #: What each model kind is called in messages.
 KIND_NAMES = {
@@ -145,9 +146,45 @@ class UploadError(AARError, ValueError):
         self.reason = reason
 
 
+class TorchVersionError(AARError, RuntimeError):
+    """The installed torch is older than what a step needs.
+
+    Attributes:
+        found: ``torch.__version__``.
+        needed: The oldest release that works, e.g. ``"2.6"``.
+    """
+
+    def __init__(self, found: str, needed: str, needed_for: str):
+        super().__init__(f"{needed_for} needs torch >= {needed}, but torch {found} is installed: "
+                         f'pip install "torch>={needed}"')
+        self.found = found
+        self.needed = needed
+        self.needed_for = needed_for
+
+
+class ClippingWarning(UserWarning):
+    """Audio outside [-1, 1] was clipped because the file's encoding cannot hold it (PCM, Vorbis)."""
+
+
 def pip_command(extra: str) -> str:
-    """The command that installs one of aar's extras, e.g. ``pip install "aar-audio[clap]"``."""
-    return f'pip install "aar-audio[{extra}]"'
+    """The command that installs one of aar's extras, for the way this aar was installed.
+
+    aar installed from a checkout (``pip install -e .``, its ``pyproject.toml`` beside the package):
+    ``pip install -e ".[clap]"`` when the current folder is the checkout, else the same with the
+    checkout's path. Otherwise the distribution's name: ``pip install "aar-audio[clap]"``.
+    """
+    root = Path(__file__).resolve().parents[1]
+    try:
+        ours = 'name = "aar-audio"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        ours = False
+    if not ours:
+        return f'pip install "aar-audio[{extra}]"'
+    try:
+        here = Path.cwd().resolve() == root
+    except OSError:  # the current folder was deleted
+        here = False
+    return f'pip install -e "{"." if here else root}[{extra}]"'
 
 
 def require_extra(package: str, extra: str, needed_for: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import editing, hub
+from . import editing, hub, long_generation
 from ._loading import adopt_state, loading_request, naming, read_native, skip_init, write_native
 from .codes import AudioCodes
 from .conditions import check_clap_embedding, resolve_condition
@@ -221,10 +221,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                 keep all. Default 0.95.
             temperature: Divides the guided logits. Default 1.0.
             seed: Seeds a ``torch.Generator`` on the model's device; the same seed gives the tokens
-                of the official code with ``g_seed=seed`` on that device. None is random. A list
-                of B seeds gives each row its own stream: row b draws what a call with that row
-                alone and ``seed[b]`` draws from the same logits (see the caveat on batching in
-                docs/generation.md).
+                of the official code with ``g_seed=seed`` on that device. None is random. A list of
+                B seeds: one stream per row, as B single calls (docs/generation.md, batches).
             generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``, or
                 a list of B of them, one per row.
             progress: Show a progress bar over the S steps.
@@ -257,11 +255,20 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         return AudioCodes(tuple(c.unsqueeze(1) for c in levels), length=window, sample_rate=self.sample_rate)
 
     @torch.no_grad()
-    def generate(self, clap_emb=None, *, seconds: float | None = None, overlap: float | None = None,
-                 **kwargs) -> torch.Tensor:
+    def generate(self, clap_emb=None, *, prompt: str | list[str] | None = None, audio=None,
+                 sample_rate: int | None = None, seconds: float | None = None, overlap: float | None = None,
+                 cfg: float = DEFAULT_CFG, top_k: int | None = DEFAULT_TOP_K,
+                 top_p: float | None = DEFAULT_TOP_P, temperature: float = 1.0, seed: int | None = None,
+                 generator: torch.Generator | None = None, progress: bool = False,
+                 callback: Callable[[ScaleProgress], object] | None = None, prefix=None,
+                 keep_scales: int | None = None, forced: editing.ForcedTokens | None = None) -> torch.Tensor:
         """Generate one second of audio per condition, or ``seconds`` of it.
 
-        Takes the arguments of :meth:`generate_codes`, and:
+        The condition, sampling and kept-token arguments (one window only) are those of
+        :meth:`generate_codes`. One seed draws every row of a batch from one random stream: row b
+        of ``generate(stack([v, w]), seed=s)`` is not ``generate(v, seed=s)``; ``seed=[s, t]``
+        gives each row its own. The ``aar`` command seeds output j with ``seed + j``, one call per
+        output, so any file can be reproduced alone by a call with batch 1.
 
         Args:
             seconds: Output length in seconds, made of windows chained by inpainting their overlap
@@ -275,62 +282,109 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         Returns:
             Float32 audio (B, 1, T) at 24 kHz: T = 24000, or ``round(seconds * 24000)``.
         """
+        knobs = dict(prompt=prompt, audio=audio, sample_rate=sample_rate, cfg=cfg, top_k=top_k, top_p=top_p,
+                     temperature=temperature, seed=seed, generator=generator, progress=progress,
+                     callback=callback)
+        kept = {k: v for k, v in dict(prefix=prefix, keep_scales=keep_scales, forced=forced).items()
+                if v is not None}  # long generation refuses them by name
         if seconds is None:
             if overlap is not None:
                 raise ValueError(f"overlap= belongs to long generation: pass seconds= too (got "
                                  f"overlap={overlap!r})")
-            return self.tokenizer.decode(self.generate_codes(clap_emb, **kwargs))
-        from .long_generation import generate_long
-
-        return generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **kwargs).audio
+            return self.tokenizer.decode(self.generate_codes(clap_emb, **knobs, **kept))
+        return long_generation.generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **knobs,
+                                             **kept).audio
 
     @torch.no_grad()
-    def vary(self, audio, sample_rate: int, *, keep_scales: int, clap_emb=None, prompt=None,
-             **kwargs) -> torch.Tensor:
+    def continue_audio(self, audio, sample_rate: int, *, seconds: float, overlap: float | None = None,
+                       clap_emb=None, prompt: str | list[str] | None = None, cfg: float = DEFAULT_CFG,
+                       top_k: int | None = DEFAULT_TOP_K, top_p: float | None = DEFAULT_TOP_P,
+                       temperature: float = 1.0, seed: int | None = None,
+                       generator: torch.Generator | None = None, progress: bool = False,
+                       callback: Callable[[ScaleProgress], object] | None = None) -> torch.Tensor:
+        """Continue a clip of any length by ``seconds`` (``aar.long_generation.continue_long``).
+
+        The first new window starts ``overlap`` seconds before the clip's end, with the tokens of
+        that stretch forced, as each window of a long generation continues the previous one.
+
+        Args:
+            audio: The clip, (T,), (C, T) or (B, C, T) at ``sample_rate``; at least ``overlap`` long.
+            sample_rate: Its rate in Hz.
+            seconds: New audio to add.
+            overlap: Seconds of the clip's end the continuation starts from, in [0, 1); default 0.25.
+            clap_emb: Condition (D,) or (B, D); with neither it nor ``prompt``, the clip's CLAP
+                embedding (through ``clap_encoder``).
+            prompt: Text condition instead.
+            cfg, top_k, top_p, temperature, seed, generator, progress, callback: As for
+                :meth:`generate_codes`.
+
+        Returns:
+            Float32 audio (B, 1, P + round(seconds * 24000)) at 24 kHz: the clip (P samples, mono,
+            resampled) followed by its continuation.
+        """
+        return long_generation.continue_long(
+            self, audio, sample_rate, seconds=seconds, overlap=overlap, clap_emb=clap_emb, prompt=prompt,
+            cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed, generator=generator,
+            progress=progress, callback=callback).audio
+
+    @torch.no_grad()
+    def vary(self, audio, sample_rate: int, *, keep_scales: int, clap_emb=None,
+             prompt: str | list[str] | None = None, cfg: float = DEFAULT_CFG,
+             top_k: int | None = DEFAULT_TOP_K, top_p: float | None = DEFAULT_TOP_P,
+             temperature: float = 1.0, seed: int | None = None,
+             generator: torch.Generator | None = None, progress: bool = False,
+             callback: Callable[[ScaleProgress], object] | None = None) -> torch.Tensor:
         """A variation of audio: keep the first ``keep_scales`` scales of each window, resample the rest.
 
         Args:
-            audio: (T,), (C, T) with C = 1 or 2, or (B, C, T) at ``sample_rate``; every one-second
-                window is varied.
+            audio: (T,), (C, T) or (B, C, T) at ``sample_rate``; every one-second window is varied.
             sample_rate: Rate of ``audio`` in Hz.
             keep_scales: Scales kept, in [0, S]; more keeps more detail.
             clap_emb: Condition (D,) or (B, D). With neither it nor ``prompt``, the CLAP embedding of
                 ``audio`` (through ``clap_encoder``).
             prompt: Text condition instead.
-            **kwargs: Sampling arguments of :meth:`generate_codes` (``seed``, ``cfg``, ``progress``,
-                ``callback``, ...), checked before anything is encoded. The windows of every item
+            cfg, top_k, top_p, temperature, seed, generator, progress, callback: As for
+                :meth:`generate_codes`, checked before anything is encoded. The windows of every item
                 form one batch: ``callback`` codes have B·W rows, row ``b * W + w``.
 
         Returns:
             Float32 audio (B, 1, T') at 24 kHz, as long as ``audio`` resampled.
         """
         return editing.vary(self, audio, sample_rate, keep_scales=keep_scales, clap_emb=clap_emb,
-                            prompt=prompt, **kwargs)
+                            prompt=prompt, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature,
+                            seed=seed, generator=generator, progress=progress, callback=callback)
 
     @torch.no_grad()
     def inpaint(self, codes_or_audio, known, clap_emb=None, *, sample_rate: int | None = None,
-                prompt=None, **kwargs):
-        """Regenerate the unknown part of one window, keeping the tokens that lie inside ``known``.
+                prompt: str | list[str] | None = None, cfg: float = DEFAULT_CFG,
+                top_k: int | None = DEFAULT_TOP_K, top_p: float | None = DEFAULT_TOP_P,
+                temperature: float = 1.0, seed: int | None = None, generator: torch.Generator | None = None,
+                progress: bool = False, callback: Callable[[ScaleProgress], object] | None = None):
+        """Regenerate what ``known`` leaves out: of one window, or of an audio clip of any length.
 
         A token is forced when its whole span lies inside the known region; the others, including
-        those straddling its edge, are sampled (``aar/editing.py`` says why).
+        those straddling its edge, are sampled (``aar/editing.py`` says why). Audio longer than one
+        window is inpainted window by window (``aar.long_generation.inpaint_long``): its known
+        samples come back unchanged and only the unknown ones are replaced.
 
         Args:
-            codes_or_audio: One window of codes, or audio of at most one window at ``sample_rate``.
-            known: Bool mask (N,) or (B, N) over the window's N = 24000 samples, or seconds: a
-                ``(start, end)`` pair or a list of pairs.
+            codes_or_audio: One window of codes, or audio of any length at ``sample_rate``.
+            known: Bool mask (N,) or (B, N) over the N samples (at 24 kHz: 24000 for one window), or
+                seconds: a ``(start, end)`` pair or a list of pairs.
             clap_emb: Condition (D,) or (B, D). Without it or ``prompt``, audio input is embedded with
                 CLAP; codes input needs one.
             sample_rate: Rate of audio input.
             prompt: Text condition instead.
-            **kwargs: Sampling arguments of :meth:`generate_codes` (``progress``, ``callback``
-                included), checked before anything is encoded.
+            cfg, top_k, top_p, temperature, seed, generator, progress, callback: As for
+                :meth:`generate_codes`, checked before anything is encoded.
 
         Returns:
             ``AudioCodes`` (B, 1, s_i) for codes input; float32 audio (B, 1, T) for audio input.
         """
-        return editing.inpaint(self, codes_or_audio, known, clap_emb, sample_rate=sample_rate,
-                               prompt=prompt, **kwargs)
+        return long_generation.inpaint(
+            self, codes_or_audio, known, clap_emb, sample_rate=sample_rate, prompt=prompt, cfg=cfg,
+            top_k=top_k, top_p=top_p, temperature=temperature, seed=seed, generator=generator,
+            progress=progress, callback=callback)
 
 
 def _check_pair(config: AARConfig, tokenizer: SATTokenizer) -> None:

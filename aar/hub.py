@@ -123,25 +123,40 @@ def hub_options(**options: Unpack[HubKwargs]) -> dict[str, Any]:
 def _probe(endpoint: str) -> str | None:
     """Why ``endpoint`` cannot be reached (one short HTTP request), or None when it answers.
 
-    The answer is kept for ``PROBE_MEMORY_S`` seconds, so the several files of one model cost one
-    probe. Proxies set in the environment apply, as they do for downloads.
+    The whole probe, name lookup and every address tried included, is bounded by ``PROBE_TIMEOUT_S``
+    of wall time: the request runs in a daemon thread that is left behind if it has not answered by
+    then (a socket timeout alone applies per address and per operation, which doubled the wait on a
+    host with IPv4 and IPv6 addresses). The answer is kept for ``PROBE_MEMORY_S`` seconds, so the
+    several files of one model cost one probe. Proxies set in the environment apply, as they do for
+    downloads.
     """
-    import urllib.error
-    import urllib.request
+    import threading
 
     now = time.monotonic()
     remembered = _probes.get(endpoint)
     if remembered is not None and now - remembered[0] < PROBE_MEMORY_S:
         return remembered[1]
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=PROBE_TIMEOUT_S)
-        reason = None
-    except urllib.error.HTTPError:  # any HTTP answer means the server is there
-        reason = None
-    except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, a bad address
-        reason = str(getattr(err, "reason", err)) or type(err).__name__
+    answer: list[str | None] = []
+    thread = threading.Thread(target=lambda: answer.append(_ask(endpoint)), daemon=True, name="aar-hub-probe")
+    thread.start()
+    thread.join(PROBE_TIMEOUT_S)
+    reason = answer[0] if answer else f"no answer within {PROBE_TIMEOUT_S:g} s"
     _probes[endpoint] = (now, reason)
     return reason
+
+
+def _ask(endpoint: str) -> str | None:
+    """One HEAD request: None if the server answers at all, else why not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=PROBE_TIMEOUT_S)
+        return None
+    except urllib.error.HTTPError:  # any HTTP answer means the server is there
+        return None
+    except (OSError, ValueError) as err:  # URLError, timeouts, refused connections, a bad address
+        return str(getattr(err, "reason", err)) or type(err).__name__
 
 
 def unreachable(hub_kwargs: dict[str, Any]) -> str | None:

@@ -115,6 +115,14 @@ class GeneratorPlacement:
     tokenizer: torch.nn.Module
 
     @property
+    def precision(self) -> str:
+        """The arithmetic the generator runs: "fp32", "bf16" or "int8", whichever way it was set
+        (``precision="auto"`` at loading, ``bfloat16()``, ``aar.precision.apply_precision``)."""
+        from .precision import precision_of
+
+        return precision_of(self)
+
+    @property
     def device(self) -> torch.device:
         """Device of the transformer's weights."""
         return next(self.transformer.parameters()).device

@@ -182,7 +182,7 @@ class SATTokenizer(nn.Module):
     def encode(
         self,
         wav,
-        sample_rate: int | None = None,
+        sample_rate: int,
         *,
         batch_size: int | None = None,
         progress: bool = False,
@@ -194,7 +194,9 @@ class SATTokenizer(nn.Module):
                 (B, C, T); float, or int16/int32 PCM. Channels are averaged to mono. Any other 2-D
                 shape raises: transpose soundfile's (frames, channels) arrays (or read files with
                 ``aar.load_audio``), and shape a batch of mono clips (B, 1, T).
-            sample_rate: Rate of ``wav`` in Hz; resampled to 24 kHz if different. None means 24 kHz.
+            sample_rate: Rate of ``wav`` in Hz, required (a tensor does not know its rate): pass
+                what ``aar.load_audio`` returned, or ``tok.sample_rate`` for audio already at 24 kHz.
+                Resampled to 24 kHz if different.
             batch_size: Windows per forward pass (memory stays bounded for long files).
             progress: Show a progress bar over window batches.
 
@@ -208,7 +210,12 @@ class SATTokenizer(nn.Module):
             TypeError: not a tensor or array, an unsupported dtype, or a sample rate that is not a
                 number.
         """
-        rate = self.sample_rate if sample_rate is None else check_sample_rate(sample_rate)
+        if sample_rate is None:
+            raise TypeError(
+                "encode needs sample_rate, the rate of wav in Hz: tok.encode(wav, sr) with wav, sr = "
+                f"aar.load_audio(path), or sample_rate={self.sample_rate} for audio already at 24 kHz"
+            )
+        rate = check_sample_rate(sample_rate)
         wav_BCT = as_audio_batch(wav)
         wav_B1T = resample(to_mono(wav_BCT).to(self.device), rate, self.sample_rate)
         length = resampled_length(wav_BCT.shape[-1], rate, self.sample_rate)

@@ -9,12 +9,14 @@ the input (mono, 24 kHz). Without an input file a test tone is used.
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import torch
 
 from aar import SATTokenizer, load_audio
 from aar.audio import AUDIO_EXTENSIONS, resample, to_mono, write_audio
+from aar.cli import run_script
 
 
 def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
@@ -44,6 +46,9 @@ def main(argv=None) -> None:
     wav, rate = load_audio(args.input) if args.input else test_tone()  # (C, T)
     wav = wav.unsqueeze(0)  # (1, C, T): one clip, whatever its number of channels
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
+    S = tok.config.num_scales
+    if not all(1 <= k <= S for k in args.scales):  # before the encoding, not after it
+        raise ValueError(f"--scales must each lie in [1, {S}] for this model, got {args.scales}")
     codes = tok.encode(wav, sample_rate=rate)
     reference = resample(to_mono(wav), rate, tok.sample_rate)
     out_dir = Path(args.out_dir)
@@ -56,4 +61,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))  # errors as one line, as the aar command prints them

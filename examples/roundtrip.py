@@ -8,11 +8,13 @@ input as the tokenizer sees it: mono, at 24 kHz.
 
 import argparse
 import math
+import sys
 
 import torch
 
 from aar import SATTokenizer, load_audio
 from aar.audio import AUDIO_EXTENSIONS, resample, to_mono, write_audio
+from aar.cli import run_script
 
 
 def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
@@ -53,4 +55,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))  # errors as one line, as the aar command prints them

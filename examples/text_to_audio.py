@@ -8,11 +8,13 @@ loaded; the prompt is then only a label.
 """
 
 import argparse
+import sys
 
 import numpy as np
 
 from aar import AARGenerator, ClapEncoder
 from aar.audio import write_audio
+from aar.cli import run_script
 
 
 def main(argv=None) -> None:
@@ -39,4 +41,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))  # errors as one line, as the aar command prints them

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from aar import SATTokenizer, load_audio
 from aar.audio import is_audio_file
+from aar.cli import run_script
 from aar.codes_file import save_codes
 
 
@@ -56,4 +57,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))  # errors as one line, as the aar command prints them

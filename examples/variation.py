@@ -10,6 +10,7 @@ computed earlier instead, so no CLAP model is loaded. Without an input file a te
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 
 from aar import AARGenerator, ClapEncoder, load_audio
 from aar.audio import AUDIO_EXTENSIONS, write_audio
+from aar.cli import run_script
 
 
 def test_tone(seconds: float = 2.0, rate: int = 24000) -> tuple[torch.Tensor, int]:
@@ -53,4 +55,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))  # errors as one line, as the aar command prints them

@@ -92,15 +92,15 @@ def test_int16_pcm_file_equals_its_float_reading(files, tiny_tokenizer):
     assert tiny_tokenizer.encode(pcm.T, rate).equal(tiny_tokenizer.encode(as_float, rate))
 
 
-def test_batch_of_mono_clips_needs_its_channel_axis(tiny_tokenizer):
+def test_2d_input_is_one_clip_of_any_channel_count(tiny_tokenizer):
     clips = 0.1 * torch.randn(4, 5000, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match=r"\(4, 5000\).*batch of 4 mono clips pass \(B, 1, T\)"):
-        tiny_tokenizer.encode(clips, 16000)
-    with pytest.raises(ValueError, match=r"\(3, 5000\)"):
-        tiny_tokenizer.encode(clips[:3].numpy(), 16000)
-    with pytest.raises(ValueError, match=r"\(5000, 3\).*\(frames, channels\).*wav\.T\[None\]"):
+    four = tiny_tokenizer.encode(clips, 16000)  # (C, T): one clip of 4 channels, averaged
+    assert four.batch_size == 1 and four.equal(tiny_tokenizer.encode(clips.mean(0), 16000))
+    three = tiny_tokenizer.encode(clips[:3].numpy(), 16000)
+    assert three.equal(tiny_tokenizer.encode(clips[:3][None], 16000))
+    with pytest.raises(ValueError, match=r"\(5000, 3\).*\(frames, channels\).*wav\.T"):
         tiny_tokenizer.encode(clips[:3].T, 16000)  # soundfile's layout of a 3-channel file
-    batch = tiny_tokenizer.encode(clips[:, None], 16000)  # (B, 1, T)
+    batch = tiny_tokenizer.encode(clips[:, None], 16000)  # a batch of mono clips is (B, 1, T)
     assert batch.batch_size == 4
     for b in range(4):
         alone = tiny_tokenizer.encode(clips[b], 16000)
@@ -137,9 +137,10 @@ def test_bad_dtypes_and_ranks_name_what_was_received():
 
 
 def test_every_audio_argument_follows_the_rule(official_generator, monkeypatch):
-    """generate(audio=), vary, inpaint and CLAP refuse a (B, T) batch before any work is done."""
+    """generate(audio=), vary, inpaint and CLAP refuse a transposed (T, C) array before any work is done,
+    and take (C, T) as one clip of any channel count."""
     gen = official_generator
-    clips = torch.zeros(3, 24000)
+    clips = torch.zeros(3, 24000).T  # soundfile's (frames, channels) layout of a 3-channel clip
     clap = stand_in_clap()
     monkeypatch.setattr(gen, "_clap", lambda: clap)
     emb = torch.nn.functional.normalize(torch.ones(1, 512), dim=-1)
@@ -150,8 +151,10 @@ def test_every_audio_argument_follows_the_rule(official_generator, monkeypatch):
         "inpaint": lambda: gen.inpaint(clips, (0.0, 0.5), emb, sample_rate=24000),
     }
     for name in calls:
-        with pytest.raises(ValueError, match=r"\(3, 24000\).*\(B, 1, T\)"):
+        with pytest.raises(ValueError, match=r"\(24000, 3\).*frames, channels.*\.T "):
             calls[name]()
+    three = 0.1 * torch.randn(3, 16000, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(clap.embed_audio(three, 16000), clap.embed_audio(three.mean(0), 16000))
     with pytest.raises(ValueError, match=r"\(24000, 2\).*\.T"):
         clap.embed_audio(torch.zeros(24000, 2), 24000)
     # numpy arrays are taken wherever tensors are
@@ -236,7 +239,7 @@ def test_written_files_follow_the_umask(umask, tmp_path, tiny_tokenizer):
         wav = torch.zeros(1, 2400)
         audio = write_audio(tmp_path / "a.wav", wav, 24000)
         codes_path = tmp_path / "a.codes"
-        save_codes(codes_path, tiny_tokenizer.encode(wav), tiny_tokenizer)
+        save_codes(codes_path, tiny_tokenizer.encode(wav, 24000), tiny_tokenizer)
         tiny_tokenizer.save_pretrained(tmp_path / "model")
         plain = tmp_path / "plain.txt"
         plain.write_text("an ordinary write")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 import types
 from pathlib import Path
@@ -23,7 +24,7 @@ from torch import nn
 
 from aar._clap_backends import LAION_FILENAME, read_laion_state_dict
 from aar.clap import ClapEncoder
-from aar.errors import CheckpointError
+from aar.errors import CheckpointError, pip_command
 
 MAX = 480_000  # laion-clap's clip length (10 s at 48 kHz)
 
@@ -227,13 +228,13 @@ def test_checkpoint_without_state_dict_is_refused(tmp_path):
 
 def test_missing_laion_clap_names_the_extra(monkeypatch, checkpoint):
     monkeypatch.setitem(sys.modules, "laion_clap", None)
-    with pytest.raises(ImportError, match=r'pip install "aar-audio\[clap\]"'):
+    with pytest.raises(ImportError, match=re.escape(pip_command("clap"))):
         ClapEncoder.from_pretrained(checkpoint)
 
 
 def test_missing_transformers_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(ImportError, match=r'pip install "aar-audio\[clap\]"'):
+    with pytest.raises(ImportError, match=re.escape(pip_command("clap"))):
         ClapEncoder.from_pretrained(tmp_path, backend="transformers")
 
 

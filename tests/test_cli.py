@@ -70,7 +70,7 @@ def work(tmp_path_factory, official_generator):
     (root / "garbage.codes").write_bytes(bytes(range(256)))
     torch.manual_seed(1)  # same layout as the fixture tokenizer, other weights: another fingerprint
     other = SATTokenizer(official_generator.tokenizer.config).eval()
-    save_codes(root / "other.codes", other.encode(torch.randn(1, 24000) * 0.1), other)
+    save_codes(root / "other.codes", other.encode(torch.randn(1, 24000) * 0.1, 24000), other)
     return root
 
 
@@ -134,7 +134,7 @@ def test_info_text_for_tokenizer_and_codes_file(work, official_tokenizer, capsys
 
 
 def test_decode_variants(work, official_tokenizer, tmp_path, capsys):
-    codes = official_tokenizer.encode(torch.randn(3, 1, 30000) * 0.1)
+    codes = official_tokenizer.encode(torch.randn(3, 1, 30000) * 0.1, 24000)
     save_codes(tmp_path / "batch.codes", codes, official_tokenizer)
     out = tmp_path / "batch.flac"
     assert main(["decode", str(tmp_path / "batch.codes"), str(out), "--model", str(SAT_PTH),
@@ -155,7 +155,7 @@ def test_generate_samples_and_codes(work, official_generator, tmp_path, capsys):
     out = tmp_path / "g.wav"
     assert main(["generate", "--clap", str(tmp_path / "two.npy"), "-o", str(out), "--model",
                  str(work / "gen"), "--num-samples", "2", "--seed", "7", "--save-codes", "--top-k", "0",
-                 "--top-p", "1"]) == 0
+                 "--top-p", "1", "--progress"]) == 0  # captured stderr is no terminal: bars when asked
     captured = capsys.readouterr()
     assert "4/4" in captured.err  # the progress bar
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -202,7 +202,7 @@ def test_tokenize_is_wired_to_the_data_module(work, tmp_path, monkeypatch, capsy
                                manifest=output_dir / "manifest.json")
 
     monkeypatch.setattr(data, "tokenize_folder", fake)
-    assert main(["tokenize", str(work), str(tmp_path), "--model", "m", "--num-proc", "3"]) == 0
+    assert main(["tokenize", str(work), str(tmp_path), "--model", "m", "--num-proc", "3", "--progress"]) == 0
     assert main(["-q", "tokenize", str(work), str(tmp_path), "--ray"]) == 0
     assert main(["tokenize", str(work), str(tmp_path), "--ray", "ray://head:10001", "--quiet"]) == 0
     assert seen == [

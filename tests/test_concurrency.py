@@ -101,9 +101,9 @@ def test_tokenizer_shared_by_threads_matches_sequential_runs():
     g = torch.Generator().manual_seed(0)
     wav_a = 0.2 * torch.randn(2, 1, 30_000, generator=g)
     wav_b = 0.2 * torch.randn(1, 2, 16_000, generator=g)
-    codes_a, codes_b = tok.encode(wav_a), tok.encode(wav_b, 16_000)
+    codes_a, codes_b = tok.encode(wav_a, 24000), tok.encode(wav_b, 16_000)
     audio_a = tok.decode(codes_a)
-    runs = run_together(lambda: tok.encode(wav_a), lambda: tok.encode(wav_b, 16_000),
+    runs = run_together(lambda: tok.encode(wav_a, 24000), lambda: tok.encode(wav_b, 16_000),
                         lambda: tok.decode(codes_a))
     assert all(r.equal(codes_a) for r in runs[0])
     assert all(r.equal(codes_b) for r in runs[1])

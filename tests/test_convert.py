@@ -33,3 +33,21 @@ def test_rename_maps_drops_and_names_what_it_cannot_map():
     assert list(out) == ["x.0.weight", "y.weight"] and out["y.weight"] is state["b.w"]
     with pytest.raises(CheckpointError, match=r"unexpected key\(s\) in file.pth: \['c'\]"):
         rename({**state, "c": torch.zeros(1)}, rules, re.compile(r"^drop\."), "file.pth")
+
+
+def test_a_weight_norm_pair_of_mismatched_shapes_names_both_keys_and_the_file(tmp_path):
+    from conftest import SAT_PTH
+
+    from aar import SATTokenizer
+
+    payload = torch.load(SAT_PTH, weights_only=True)
+    state = payload["generator_state_dict"]
+    key = "module.encoder.model.0.conv.conv.weight_g"
+    state[key] = torch.ones(state[key].shape[0] + 1, 1, 1)
+    torch.save(payload, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError) as info:
+        SATTokenizer.from_pretrained(tmp_path / "bad.pth")
+    text = str(info.value)
+    named = key.removeprefix("module.")  # the key as the file has it, less DataParallel's prefix
+    assert str(tmp_path / "bad.pth") in text and named in text and named.replace("_g", "_v") in text
+    assert "one per output channel" in text

@@ -196,7 +196,7 @@ def test_overlap_decodes_from_the_previous_windows_known_tokens(gen, overlap):
         if w > 0:  # the known tokens are the encoded tail of the previous window's audio
             head = torch.zeros_like(cur)
             head[..., :O] = decoded[w - 1][..., N - O:]
-            known = tok.encode(head)
+            known = tok.encode(head, 24000)
             plan = result.forced[w]
             assert plan.num_forced() > 0
             for si, m in enumerate(token_mask(torch.arange(N).unsqueeze(0) < O, gen.config.scales)):
@@ -303,8 +303,10 @@ def test_bad_inpaint_and_vary_inputs(gen):
         gen.inpaint(codes, (0, 0.5))
     with pytest.raises(ValueError, match="sample_rate"):
         gen.inpaint(torch.zeros(N), (0, 0.5), _clap(1))
-    with pytest.raises(ValueError, match="at most 24000 samples.*got 24001"):
-        gen.inpaint(torch.zeros(N + 1), (0, 0.5), _clap(1), sample_rate=24000)
+    with pytest.raises(ValueError, match=r"\(24001,\) or \(B, 24001\).*got \(24000,\)"):
+        gen.inpaint(torch.zeros(N + 1), torch.ones(N, dtype=torch.bool), _clap(1), sample_rate=24000)
+    with pytest.raises(ValueError, match=r"<= 1.00004 s"):  # a longer clip: the mask covers all of it
+        gen.inpaint(torch.zeros(N + 1), (0, 1.5), _clap(1), sample_rate=24000)
     with pytest.raises(ValueError, match="keep_scales must lie in"):
         gen.vary(torch.zeros(N), 24000, keep_scales=20, clap_emb=_clap(1))
     with pytest.raises(ValueError, match="audio 2, condition 3"):

@@ -40,7 +40,7 @@ def _read(path):
 def test_generate_seconds_matches_the_library(files, official_generator, tmp_path, capsys):
     out = tmp_path / "long.wav"
     assert main(["generate", "--clap", str(files / "clap.npy"), "-o", str(out), *MODEL, "--seconds", "2.5",
-                 "--overlap", "0.5", "--seed", "3"]) == 0
+                 "--overlap", "0.5", "--seed", "3", "--progress"]) == 0  # stderr is captured: asked for
     assert "window" in capsys.readouterr().err  # the progress bar counts windows
     clap = torch.from_numpy(np.load(files / "clap.npy"))
     expected = official_generator.generate(clap, seconds=2.5, overlap=0.5, seed=3)
@@ -99,10 +99,13 @@ def test_vary_keeps_all_scales_and_matches_the_library(files, official_generator
     [
         (["generate", "--clap", "{clap}", "-o", "x.wav", "--overlap", "0.5"], "--overlap needs --seconds"),
         (["generate", "--clap", "{clap}", "-o", "x.wav", "--seconds", "2", "--overlap", "1"], "[0, 1)"),
-        (["generate", "--clap", "{clap}", "-o", "x.wav", "--seconds", "0"], "a number > 0"),
+        (["generate", "--clap", "{clap}", "-o", "x.wav", "--seconds", "0"], "[1/24000, 3600]"),
+        (["generate", "--clap", "{clap}", "-o", "x.wav", "--seconds", "1e-9"], "one sample to one hour"),
+        (["generate", "--clap", "{clap}", "-o", "x.wav", "--seconds", "1e9"], "one sample to one hour"),
         (["generate", "--clap", "{clap}", "-o", "x.wav", "--seconds", "2", "--save-codes"], "--save-codes"),
-        (["vary", "{tone}", "-o", "x.wav", "--keep-scales", "17"], "[0, 16] for this model, got 17"),
-        (["vary", "{tone}", "-o", "x.wav", "--keep-scales", "-1"], "an integer >= 0"),
+        (["vary", "{tone}", "-o", "x.wav", "--keep-scales", "17"], "an integer in [0, 16]"),
+        (["vary", "{tone}", "-o", "x.wav", "--keep-scales", "20"], "(the model has 16 scales), got '20'"),
+        (["vary", "{tone}", "-o", "x.wav", "--keep-scales", "-1"], "an integer in [0, 16]"),
         (["vary", "{tone}", "-o", "x.wav"], "--keep-scales"),
         (["vary", "{tone}", "-o", "x.wav", "--keep-scales", "3", "--prompt", "a", "--clap", "{clap}"],
          "not allowed with"),

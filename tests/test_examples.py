@@ -141,7 +141,9 @@ def test_tokenize_folder(runs, inputs, official_tokenizer):
 
 def _run_in_process(script, argv, monkeypatch):
     monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *map(str, argv)])
-    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    with pytest.raises(SystemExit) as info:  # the scripts end in sys.exit(run_script(main))
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert info.value.code == 0
 
 
 def test_default_input_is_a_test_tone(tmp_path, monkeypatch, capsys):

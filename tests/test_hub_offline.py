@@ -103,3 +103,17 @@ def test_transformers_clap_fails_in_one_line_too(unreachable_hub, tmp_path):
     with pytest.raises(HubUnreachableError, match="'someone/clap'") as info:
         ClapEncoder.from_pretrained("someone/clap", backend="transformers", cache_dir=tmp_path)
     assert time.monotonic() - start < LIMIT_S and "\n" not in str(info.value)
+
+
+def test_the_probe_is_bounded_by_its_timeout_in_wall_time(monkeypatch):
+    """A name lookup, or one timeout per address, must not stretch the documented bound."""
+    import urllib.request
+
+    monkeypatch.setattr(hub, "_probes", {})
+    monkeypatch.setattr(hub, "PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: time.sleep(1.5))  # never answers in time
+    start = time.monotonic()
+    reason = hub._probe("http://hub.invalid")
+    assert time.monotonic() - start < 0.2 + 0.5
+    assert reason == "no answer within 0.2 s"
+    assert hub._probe("http://hub.invalid") == reason  # remembered: no second wait

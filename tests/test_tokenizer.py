@@ -20,7 +20,7 @@ def _sine(seconds: float, rate: int, channels: int = 1, batch: int = 1) -> torch
     "shape", [(24000,), (1, 24000), (2, 24000), (3, 1, 24000), (2, 2, 24000)]
 )
 def test_input_ranks(tiny_tokenizer, shape):
-    codes = tiny_tokenizer.encode(torch.randn(shape) * 0.1)
+    codes = tiny_tokenizer.encode(torch.randn(shape) * 0.1, 24000)
     batch = shape[0] if len(shape) == 3 else 1
     assert isinstance(codes, AudioCodes) and len(codes) == 16
     assert [tuple(c.shape) for c in codes] == [(batch, 1, s) for s in tiny_tokenizer.config.scales]
@@ -55,32 +55,33 @@ def test_resampling_is_torchaudio(official_tokenizer):
 def test_stereo_is_averaged(official_tokenizer):
     left, right = _sine(1.0, 24000), 0.3 * torch.randn(1, 1, 24000)
     stereo = torch.cat([left, right], dim=1)
-    mono = official_tokenizer.encode((left + right) / 2)
-    assert official_tokenizer.encode(stereo).equal(mono)
+    mono = official_tokenizer.encode((left + right) / 2, 24000)
+    assert official_tokenizer.encode(stereo, 24000).equal(mono)
 
 
 def test_numpy_and_int16_input(official_tokenizer):
     wav = (_sine(0.5, 24000)[0, 0] * 32767).round().to(torch.int16)
-    as_float = official_tokenizer.encode(wav.to(torch.float32) / 32768)
-    assert official_tokenizer.encode(wav.numpy()).equal(as_float)
-    assert official_tokenizer.encode(wav).equal(as_float)
+    as_float = official_tokenizer.encode(wav.to(torch.float32) / 32768, 24000)
+    assert official_tokenizer.encode(wav.numpy(), 24000).equal(as_float)
+    assert official_tokenizer.encode(wav, 24000).equal(as_float)
     as_float64 = (wav.to(torch.float32) / 32768).numpy().astype(np.float64)
-    assert official_tokenizer.encode(as_float64).equal(as_float)
+    assert official_tokenizer.encode(as_float64, 24000).equal(as_float)
 
 
 def test_batch_equals_single(official_tokenizer, reference):
     audio = reference["audio"]
-    both = official_tokenizer.encode(audio)
+    both = official_tokenizer.encode(audio, 24000)
     for b in range(2):
-        alone = official_tokenizer.encode(audio[b : b + 1])
+        alone = official_tokenizer.encode(audio[b : b + 1], 24000)
         assert all(torch.equal(both[i][b : b + 1], alone[i]) for i in range(16))
     decoded = official_tokenizer.decode(both)
-    torch.testing.assert_close(decoded[1:], official_tokenizer.decode(official_tokenizer.encode(audio[1:])))
+    tail = official_tokenizer.encode(audio[1:], 24000)
+    torch.testing.assert_close(decoded[1:], official_tokenizer.decode(tail))
 
 
 def test_window_batch_size_does_not_change_results(official_tokenizer, reference):
-    a = official_tokenizer.encode(reference["audio"], batch_size=1)
-    b = official_tokenizer.encode(reference["audio"], batch_size=7)
+    a = official_tokenizer.encode(reference["audio"], 24000, batch_size=1)
+    b = official_tokenizer.encode(reference["audio"], 24000, batch_size=7)
     assert a.equal(b)
     torch.testing.assert_close(official_tokenizer.decode(a, batch_size=1),
                                official_tokenizer.decode(b, batch_size=5))
@@ -88,14 +89,14 @@ def test_window_batch_size_does_not_change_results(official_tokenizer, reference
 
 def test_windows_are_independent_and_in_order(official_tokenizer, reference):
     audio = reference["audio"][:1]
-    codes = official_tokenizer.encode(audio)
-    second = official_tokenizer.encode(audio[..., 24000:48000])
+    codes = official_tokenizer.encode(audio, 24000)
+    second = official_tokenizer.encode(audio[..., 24000:48000], 24000)
     assert all(torch.equal(codes[i][:, 1:2], second[i]) for i in range(16))
 
 
 def test_partial_scale_decoding(official_tokenizer, reference):
     tok = official_tokenizer
-    codes = tok.encode(reference["audio"][:1, :, :24000])
+    codes = tok.encode(reference["audio"][:1, :, :24000], 24000)
     full = tok.decode(codes)
     torch.testing.assert_close(tok.decode(codes, num_scales=16), full)
     for k in (1, 4, 9):
@@ -150,7 +151,7 @@ def test_quantizer_identity_projection():
 )
 def test_bad_audio_values(tiny_tokenizer, wav, match):
     with pytest.raises(ValueError, match=match):
-        tiny_tokenizer.encode(wav)
+        tiny_tokenizer.encode(wav, 24000)
 
 
 @pytest.mark.parametrize(
@@ -158,7 +159,7 @@ def test_bad_audio_values(tiny_tokenizer, wav, match):
 )
 def test_bad_audio_types(tiny_tokenizer, wav):
     with pytest.raises(TypeError):
-        tiny_tokenizer.encode(wav)
+        tiny_tokenizer.encode(wav, 24000)
 
 
 @pytest.mark.parametrize("rate", [0, -16000, 16000.5])

@@ -16,7 +16,7 @@ from aar.errors import CheckpointError, WrongModelKindError
 
 def _same_outputs(a: SATTokenizer, b: SATTokenizer, wav=None, atol=1e-5):
     wav = torch.randn(1, 1, 30000) * 0.2 if wav is None else wav
-    ca, cb = a.encode(wav), b.encode(wav)
+    ca, cb = a.encode(wav, 24000), b.encode(wav, 24000)
     assert ca.equal(cb)
     torch.testing.assert_close(a.decode(ca), b.decode(cb), atol=atol, rtol=0)
 
@@ -65,7 +65,7 @@ def test_convert_checkpoint_writes_native_folder(tmp_path, official_tokenizer, r
 def test_device_and_dtype_arguments(official_tokenizer):
     tok = SATTokenizer.from_pretrained(SAT_PTH, device="cpu", dtype=torch.float64)
     assert tok.dtype == torch.float64 and tok.device.type == "cpu"
-    out = tok.decode(tok.encode(torch.randn(1, 2400) * 0.1))
+    out = tok.decode(tok.encode(torch.randn(1, 2400) * 0.1, 24000))
     assert out.dtype == torch.float32
 
 

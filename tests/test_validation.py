@@ -56,8 +56,8 @@ def test_int32_pcm_reaches_clap_scaled(tok):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_float_audio_of_any_width_is_accepted(tok, dtype):
     wav = 0.1 * torch.randn(1, 1, 4000, generator=torch.Generator().manual_seed(0))
-    codes = tok.encode(wav.to(dtype))
-    assert codes.equal(tok.encode(wav.to(dtype).float()))
+    codes = tok.encode(wav.to(dtype), 24000)
+    assert codes.equal(tok.encode(wav.to(dtype).float(), 24000))
 
 
 @pytest.mark.parametrize("rate", [float("nan"), float("inf"), -float("inf")])
@@ -71,7 +71,7 @@ def test_non_finite_sample_rates_are_refused(tok, entry, rate):
 # ---------------------------------------------------------------------------------------- codes
 @pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.uint8])
 def test_codes_of_any_integer_dtype_decode_alike(tok, dtype):
-    codes = tok.encode(0.1 * torch.randn(2, 1, 30000, generator=torch.Generator().manual_seed(1)))
+    codes = tok.encode(0.1 * torch.randn(2, 1, 30000, generator=torch.Generator().manual_seed(1)), 24000)
     narrow = [c.clamp(max=255).to(dtype) for c in codes]
     wide = [c.long() for c in narrow]
     assert torch.equal(tok.decode(narrow), tok.decode(wide))
@@ -130,12 +130,12 @@ def test_tokenizer_dtypes_give_float32_outputs_close_to_float32(official_tokeniz
     tok = SATTokenizer.from_pretrained(SAT_PTH, device="cpu", dtype=dtype)
     assert tok.dtype == (torch.bfloat16 if dtype == "bfloat16" else dtype)
     wav = reference["audio"][:1, :, :36000]
-    codes = official_tokenizer.encode(wav)
+    codes = official_tokenizer.encode(wav, 24000)
     expected = official_tokenizer.decode(codes)
     out = tok.decode(codes)
     assert out.dtype == torch.float32 and out.device.type == "cpu" and out.shape == expected.shape
     torch.testing.assert_close(out, expected, atol=atol, rtol=0)
-    mine = tok.encode(wav)
+    mine = tok.encode(wav, 24000)
     same = sum(torch.eq(a, b).float().mean().item() for a, b in zip(mine, codes)) / len(codes)
     assert same >= agreement and torch.equal(mine[0], codes[0])
 
@@ -173,7 +173,7 @@ def test_quantizer_device_sends_only_mps_to_the_cpu():
 def test_quantizer_fallback_path_gives_the_same_codes_and_audio(tok, monkeypatch):
     """Route the quantizer to another device, as MPS tensors are, and check the results and devices."""
     wav = 0.1 * torch.randn(2, 1, 30000, generator=torch.Generator().manual_seed(2))
-    codes, audio = tok.encode(wav), tok.decode(tok.encode(wav))
+    codes, audio = tok.encode(wav, 24000), tok.decode(tok.encode(wav, 24000))
     asked = []
 
     def elsewhere(device):
@@ -181,7 +181,7 @@ def test_quantizer_fallback_path_gives_the_same_codes_and_audio(tok, monkeypatch
         return torch.device("cpu", 0)  # not equal to the tensors' "cpu": the fallback branch runs
 
     monkeypatch.setattr(quantizer_module, "quantizer_device", elsewhere)
-    routed = tok.encode(wav)
+    routed = tok.encode(wav, 24000)
     assert routed.equal(codes) and all(c.device == codes[0].device for c in routed)
     torch.testing.assert_close(tok.decode(routed), audio, atol=0, rtol=0)
     assert asked and all(d == torch.device("cpu") for d in asked)

@@ -10,16 +10,17 @@ Legend: N rows in a batch, W one-second windows of a row, s_i tokens of scale i 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..audio import load_audio
+from ..errors import pip_command
 from ..tokenizer import SATTokenizer
 
 #: Bumped whenever the columns or how they are computed change: it invalidates datasets caches.
@@ -32,13 +33,19 @@ ERROR_COLUMN = "error"
 
 
 def require(module: str, extra: str):
-    """Import an optional dependency, or say which extra installs it."""
+    """Import an optional dependency, or say which extra installs it (or why it does not import)."""
+    import importlib.util
+
+    package = module.split(".")[0]
     try:
         return importlib.import_module(module)
     except ImportError as err:
+        if sys.modules.get(package, False) is not None and importlib.util.find_spec(package) is not None:
+            first = " ".join(str(err).split())  # installed, but broken: say so, do not ask to install
+            raise ImportError(f"{package!r} is installed but cannot be imported ({first}); reinstall "
+                              f"the extra in a fresh environment: {pip_command(extra)}") from err
         raise ImportError(
-            f"this part of aar.data needs the {module.split('.')[0]!r} package: "
-            f'pip install "aar-audio[{extra}]"'
+            f"this part of aar.data needs the {package!r} package: {pip_command(extra)}"
         ) from err
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .._files import atomic_path
+from ..errors import pip_command
 from .generate import GenerationReport
 
 
@@ -31,8 +32,7 @@ def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Pa
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ImportError(f"the guidance plot needs matplotlib: pip install 'aar-audio[eval]' ({err})") \
-            from None
+        raise ImportError(f"the guidance plot needs matplotlib: {pip_command('eval')} ({err})") from None
     points = report.points
     by_isc = all(p.inception_score is not None for p in points)
     x_values = [p.inception_score if by_isc else p.cfg for p in points]

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 
 from ..audio import check_sample_rate, resample
+from ..errors import pip_command
 from .reconstruction import as_pair, si_sdr
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ PESQ_RATES = {8_000: "nb", 16_000: "wb"}
 def _require(module: str):
     if importlib.util.find_spec(module) is None:
         raise ImportError(
-            f"this metric needs the {module!r} package, which is not installed: "
-            'pip install "aar-audio[eval]"'
+            f"this metric needs the {module!r} package, which is not installed: {pip_command('eval')}"
         )
     return importlib.import_module(module)
 
