@@ -197,7 +197,7 @@ def test_variations_keep_the_coarse_scales(demo, clip_path):
     _, players, _ = _finals(outputs.outputs())
     clip, rate = load_audio(clip_path)
     wav_1T = engine.mono((clip, rate))
-    reconstruction = engine.gen.tokenizer.decode(engine.gen.tokenizer.encode(wav_1T))[0]
+    reconstruction = engine.gen.tokenizer.decode(engine.gen.tokenizer.encode(wav_1T, engine.sample_rate))[0]
     for player in players:  # all 16 scales kept: the clip through the tokenizer, whatever the seed
         wav, _ = load_audio(player)
         torch.testing.assert_close(wav, reconstruction, rtol=0, atol=1e-6)
@@ -241,7 +241,7 @@ def test_tokenizer_tab_shows_codes_and_the_coarse_to_fine_ladder(demo, clip_path
                                                   api_name="/tokenize")
     clip, rate = load_audio(clip_path)
     tok = engine.gen.tokenizer
-    expected_codes = tok.encode(engine.mono((clip, rate)))
+    expected_codes = tok.encode(engine.mono((clip, rate)), engine.sample_rate)
     codes = load_codes(codes_path["path"], tok)
     assert Path(codes_path["path"]).resolve().is_relative_to(demo[2].resolve())  # the app's folder
     assert codes.equal(expected_codes)
