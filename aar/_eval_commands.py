@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from ._commands import show_progress
 from ._files import atomic_path
 from .evaluation._sets import list_audio, not_audio
 
@@ -163,7 +164,7 @@ def reconstruct(args) -> int:
         runner, session = ray_reconstructor(args.model, args.ray), ray_session(args.ray)
     with session:
         report = evaluate_reconstruction(tok, files, extractor=extractor, batch_size=args.batch_size,
-                                         model=args.model, runner=runner, progress=not args.quiet,
+                                         model=args.model, runner=runner, progress=show_progress(args),
                                          protocol=args.protocol)
     rows = [[_relative(f.path, args.input_dir), f.seconds, f.windows] + [getattr(f, m) for m in METRICS]
             for f in report.files]
@@ -193,7 +194,7 @@ def compare(args) -> int:
     classifier = load_classifier(args.classifier, args) if args.classifier else None
     with _engines(args) as (_, embedder):
         report = compare_sets(args.a_dir, args.b_dir, extractor, classifier=classifier, cache=_cache(args),
-                              embedder=embedder, progress=not args.quiet, protocol=args.protocol)
+                              embedder=embedder, progress=show_progress(args), protocol=args.protocol)
     print(f"FAD ({report.extractor}): {_fmt(report.fad)}  [{report.files_a} vs {report.files_b} file(s)]")
     if report.fad_warning:
         print(f"aar: {report.fad_warning}", file=sys.stderr)
@@ -290,7 +291,7 @@ def generate(args) -> int:
             gen, clap_ND, args.reference, args.output, extractor, cfgs=args.cfg,
             num_samples=args.num_samples, seed=args.seed, classifier=classifier, condition_audio=sources,
             cache=_cache(args), top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
-            runner=runner, embedder=embedder, progress=not args.quiet, protocol=args.protocol,
+            runner=runner, embedder=embedder, progress=show_progress(args), protocol=args.protocol,
         )
     print_table(["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"],
                 [[f"{p.cfg:g}", p.samples, p.fad, p.inception_score, p.inception_score_std, p.kl,

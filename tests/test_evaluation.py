@@ -287,3 +287,12 @@ def test_reconstruction_on_ray_equals_the_local_run(local_ray, tok, folder, tmp_
     with pytest.raises(ValueError, match="not the tokenizer given"):
         evaluate_reconstruction(SATTokenizer(TINY_SAT).eval(), paths,
                                 runner=ray_reconstructor(tmp_path / "tok", "local", concurrency=1))
+
+
+def test_progress_bars_count_every_file(folder, capsys):
+    """The embedding bar ends at N/N (it stopped one short when the file list led the zip)."""
+    from aar.evaluation._sets import embed_files
+
+    paths = [folder["speech_24k"], folder["music_22k"], folder["speech_16k"]]
+    embed_files(paths, TinyExtractor(), progress=True, desc="embed")
+    assert "3/3" in capsys.readouterr().err

@@ -132,8 +132,9 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
     paths = list(paths)
     rows, done, errors = [], [], []
     results = (embedder or embed_locally)(paths, extractor, cache, loading)
-    for path, result in zip(paths, tqdm(results, total=len(paths), desc=desc, unit="file",
-                                        disable=not progress)):
+    # the bar first: zip then asks it for one more item, which lets it count the last file and close
+    for result, path in zip(tqdm(results, total=len(paths), desc=desc, unit="file", disable=not progress),
+                            paths):
         if isinstance(result, FileError):
             errors.append(result)
         else:
