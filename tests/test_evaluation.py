@@ -193,6 +193,7 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
                                  cfgs=(1.0, 3.0), num_samples=1, seed=7, classifier=classifier,
                                  condition_audio=sources, protocol=two_splits)
     assert [p.cfg for p in report.points] == [1.0, 3.0] and report.reference_files == 6
+    assert report.precision == gen.precision == "fp32" and report.to_dict()["precision"] == "fp32"
     assert plan_jobs(2, (1.0,), 2, 7, "x")[3].seed == 10  # condition 1, sample 1: 7 + 1 * 2 + 1
     jobs = plan_jobs(2, (1.0, 3.0), 1, 7, tmp_path / "gen")
     assert [j.seed for j in jobs] == [7, 8, 7, 8]  # the same seeds at every guidance value

@@ -85,6 +85,7 @@ class GenerationReport:
         points: One per guidance value, in the order given.
         errors: Reference files that could not be read.
         protocol: The protocol's name, settings and each metric's reference tool.
+        precision: The arithmetic the generator ran ("fp32", "bf16" or "int8"; ``gen.precision``).
     """
 
     reference: str
@@ -98,6 +99,7 @@ class GenerationReport:
     points: tuple[GuidancePoint, ...]
     errors: tuple[FileError, ...] = field(default=())
     protocol: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (what ``aar eval generate`` writes)."""
@@ -250,7 +252,7 @@ def evaluate_generation(
         reference=str(reference), reference_files=len(ref_done), conditions=N, num_samples=num_samples,
         seed=seed, sampling=knobs, extractor=extractor.name,
         classifier=None if classifier is None else classifier.name, points=tuple(points),
-        errors=tuple(errors), protocol=protocol.to_dict(),
+        errors=tuple(errors), protocol=protocol.to_dict(), precision=generator.precision,
     )
 
 
