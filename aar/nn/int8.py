@@ -197,6 +197,8 @@ class Int8Weight:
         self.saturate = kernel_saturates() if saturate is None else bool(saturate)
         self._codes_MK = None if self._packed is not None else q_MK  # what emulation multiplies
         self._scale_M = scale_M
+        self._anchors_2K = torch.zeros(2, self.in_features)
+        self._anchors_2K[0, 0], self._anchors_2K[1, 0] = 1.0, -1.0
 
     @staticmethod
     def _prepack(q_MK: Tensor, scale_M: Tensor) -> object:
@@ -230,8 +232,7 @@ class Int8Weight:
         else:
             unit_NK = x_NK.new_empty(N + 2, self.in_features)
             torch.div(x_NK, scale_N1, out=unit_NK[:N])
-            unit_NK[N:].zero_()
-            unit_NK[N, 0], unit_NK[N + 1, 0] = 1.0, -1.0  # the anchors: the range is [-1, 1]
+            unit_NK[N:].copy_(self._anchors_2K)  # the range is [-1, 1] whatever the rows
             # The overload itself: the packet (``torch.ops.quantized.linear_dynamic``) first scans the
             # arguments for tensor subclasses, which cost more than the product at small sizes.
             y_NM = torch.ops.quantized.linear_dynamic.default(unit_NK, self._packed, self.reduce_range)[:N]
