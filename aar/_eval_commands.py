@@ -81,7 +81,7 @@ def _engines(args, model=None, tokenizer=None):
     if args.ray is None:
         yield None, None
         return
-    from .data._runners import ray_session
+    from .data.runners import ray_session
     from .evaluation.distributed import ray_embedder, ray_runner
 
     with ray_session(args.ray):
@@ -158,7 +158,7 @@ def reconstruct(args) -> int:
     tok = SATTokenizer.from_pretrained(args.model, device=args.device)
     runner, session = None, contextlib.nullcontext()
     if args.ray is not None:
-        from .data._runners import ray_session
+        from .data.runners import ray_session
         from .evaluation.distributed import ray_reconstructor
 
         runner, session = ray_reconstructor(args.model, args.ray), ray_session(args.ray)

@@ -232,7 +232,7 @@ def test_ray_generation_uses_the_device_and_precision_asked_for(monkeypatch):
     """--ray: the runner's actors load the generator on --device in --precision (as a local run does)."""
     import contextlib
 
-    import aar.data._runners as runners
+    import aar.data.runners as runners
     import aar.evaluation.distributed as distributed
     from aar.generator import AARGenerator
 

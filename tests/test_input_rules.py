@@ -113,7 +113,7 @@ def test_an_installed_but_broken_extra_is_not_called_missing(monkeypatch):
     import sys
 
     pytest.importorskip("pyarrow")
-    from aar.data._batch import require
+    from aar.data.batch import require
 
     real = importlib.import_module
 

@@ -32,7 +32,7 @@ from .._files import atomic_path
 from .._version import __version__
 from ..audio import AUDIO_EXTENSIONS, is_audio_file
 from ..tokenizer import SATTokenizer
-from ._batch import (
+from .batch import (
     ERROR_COLUMN,
     LENGTH_COLUMN,
     RATE_COLUMN,
@@ -41,7 +41,7 @@ from ._batch import (
     model_location,
     require,
 )
-from ._runners import FILES_PER_TASK, in_process, on_ray, process_pool, ray_session
+from .runners import FILES_PER_TASK, in_process, on_ray, process_pool, ray_session
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import torch
 from .._checks import check_positive_int
 from .._version import __version__
 from ..tokenizer import SATTokenizer
-from ._batch import (
+from .batch import (
     FORMAT_VERSION,
     check_errors_mode,
     check_tokenizer,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from .._checks import check_positive_int
-from ._batch import check_errors_mode, check_tokenizer, encode_table, model_location, require
+from .batch import check_errors_mode, check_tokenizer, encode_table, model_location, require
 
 
 class SATEncoderActor:

@@ -11,7 +11,7 @@ import contextlib
 import os
 
 from ..tokenizer import SATTokenizer
-from ._batch import check_tokenizer, encode_table, require, worker_threads
+from .batch import check_tokenizer, encode_table, require, worker_threads
 from .ray import ray_tokenize
 
 #: Files per unit of work handed to a worker.
