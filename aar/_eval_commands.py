@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._commands import show_progress
 from ._files import atomic_path
-from .evaluation._sets import list_audio, not_audio
+from .evaluation.sets import list_audio, not_audio
 
 SPEC_KINDS = ("vggish", "panns", "clap")
 

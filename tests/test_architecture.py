@@ -178,3 +178,20 @@ def test_blocks_import_only_blocks():
 def test_module_length(name):
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{modules()[name].name} has {lines} lines (at most {MAX_LINES})"
+
+
+def _package(name: str) -> str:
+    """The package a module belongs to: ``aar.data.batch`` -> ``aar.data``; a top-level one -> ``aar``."""
+    return name.rsplit(".", 1)[0] if name.count(".") >= 1 else name
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_no_private_module_of_a_subpackage_is_imported_from_outside_it(name):
+    """What a subpackage shares is public: ``aar.data.batch``, not ``aar.data._batch``. (The private
+    plumbing of the top level, ``aar._files`` and the like, is still shared with the subpackages.)"""
+    ours = name if (PACKAGE / Path(*name.split(".")[1:]) / "__init__.py").exists() else _package(name)
+    for target, line in imports(name):
+        private = target.rsplit(".", 1)[-1].startswith("_") and not target.endswith("__init__")
+        owner = _package(target)
+        if private and target in modules() and owner != "aar" and owner != ours:
+            pytest.fail(f"{name} (line {line}) imports {target}, a private module of {owner}")

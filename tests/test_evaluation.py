@@ -292,7 +292,7 @@ def test_reconstruction_on_ray_equals_the_local_run(local_ray, tok, folder, tmp_
 
 def test_progress_bars_count_every_file(folder, capsys):
     """The embedding bar ends at N/N (it stopped one short when the file list led the zip)."""
-    from aar.evaluation._sets import embed_files
+    from aar.evaluation.sets import embed_files
 
     paths = [folder["speech_24k"], folder["music_22k"], folder["speech_16k"]]
     embed_files(paths, TinyExtractor(), progress=True, desc="embed")

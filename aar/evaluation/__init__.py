@@ -2,7 +2,7 @@
 across guidance values, and FAD/KL between two folders of audio. The metrics are in :mod:`aar.metrics`;
 ``aar eval`` is the command line (docs/evaluation.md)."""
 
-from ._sets import FileError
+from .sets import FileError
 from .compare import ComparisonReport, compare_sets
 from .generate import GenerationReport, GuidancePoint, evaluate_generation
 from .reconstruct import FileScores, ReconstructionReport, evaluate_reconstruction

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..metrics.protocols import Protocol, get_protocol
-from ._sets import FileError, classify_files, embed_files, list_audio
+from .sets import FileError, classify_files, embed_files, list_audio
 
 if TYPE_CHECKING:
     from ..metrics import AudioClassifier, EmbeddingCache, EmbeddingExtractor
@@ -150,7 +150,7 @@ def compare_sets(
         extractor: An ``aar.metrics`` embedding extractor.
         classifier: An ``aar.metrics`` audio classifier, for KL; None leaves KL unavailable.
         cache: An ``aar.metrics.EmbeddingCache``: embeddings computed once per file content.
-        embedder: Where embedding runs (see ``aar.evaluation._sets.embed_files``); None: here.
+        embedder: Where embedding runs (see ``aar.evaluation.sets.embed_files``); None: here.
         progress: Show progress bars.
         protocol: An ``aar.metrics.protocols`` protocol or its name (default ``"paper"``).
 

@@ -19,7 +19,7 @@ import torch
 
 from ..audio import write_audio
 from ..metrics.protocols import Protocol, get_protocol
-from ._sets import FileError, classify_files, embed_files, list_audio
+from .sets import FileError, classify_files, embed_files, list_audio
 from .compare import fad_warning, paired_kl
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def evaluate_generation(
         runner: Where generation runs: a callable ``runner(jobs, clap_ND, knobs)`` yielding each job's
             (1, T) audio in order; None runs in this process (``aar.evaluation.distributed.ray_runner``
             runs on Ray).
-        embedder: Where embedding runs (see ``aar.evaluation._sets.embed_files``); None: here.
+        embedder: Where embedding runs (see ``aar.evaluation.sets.embed_files``); None: here.
         progress: Show progress bars.
         protocol: An ``aar.metrics.protocols`` protocol or its name (default ``"paper"``): how clips
             are prepared for the networks, ISc's splits and seed, KL's eps.

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..metrics.protocols import Protocol, get_protocol
-from ._sets import FILE_ERRORS, FileError, describe, embed_audio, list_audio, load_mono
+from .sets import FILE_ERRORS, FileError, describe, embed_audio, list_audio, load_mono
 
 if TYPE_CHECKING:
     from ..metrics import EmbeddingExtractor
