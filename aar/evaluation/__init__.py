@@ -2,10 +2,10 @@
 across guidance values, and FAD/KL between two folders of audio. The metrics are in :mod:`aar.metrics`;
 ``aar eval`` is the command line (docs/evaluation.md)."""
 
-from .sets import FileError
 from .compare import ComparisonReport, compare_sets
 from .generate import GenerationReport, GuidancePoint, evaluate_generation
 from .reconstruct import FileScores, ReconstructionReport, evaluate_reconstruction
+from .sets import FileError
 
 __all__ = [
     "ComparisonReport",

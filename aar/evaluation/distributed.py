@@ -29,8 +29,8 @@ from ..data.batch import model_location, state_digest
 from ..data.ray import actor_pool
 from ..data.runners import FILES_PER_TASK, ray_session
 from ..metrics.protocols import get_protocol
-from .sets import FileError, embed_locally
 from .reconstruct import METRICS, FileResult, reconstruct_locally
+from .sets import FileError, embed_locally
 
 
 class GeneratorActor:

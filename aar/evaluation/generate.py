@@ -19,8 +19,8 @@ import torch
 
 from ..audio import write_audio
 from ..metrics.protocols import Protocol, get_protocol
-from .sets import FileError, classify_files, embed_files, list_audio
 from .compare import fad_warning, paired_kl
+from .sets import FileError, classify_files, embed_files, list_audio
 
 if TYPE_CHECKING:
     from ..generator import AARGenerator
