@@ -310,9 +310,14 @@ def run_script(main: Callable[[list[str] | None], object], argv: list[str] | Non
         >>> run_script(lambda argv: int("twelve"))  # prints "...: error: invalid literal ..."
         1
     """
-    prog = Path(sys.argv[0]).name or "script"
+    status = _guarded(Path(sys.argv[0]).name or "script", lambda: main(argv))
+    return int(status) if isinstance(status, int) else 0
+
+
+def _guarded(prog: str, call: Callable[[], object]) -> object:
+    """``call()``, with an interrupt or an error turned into one line on stderr and its exit status."""
     try:
-        status = main(argv)
+        return call()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -321,7 +326,6 @@ def run_script(main: Callable[[list[str] | None], object], argv: list[str] | Non
             raise
         print(f"{prog}: error: {describe_error(err)}", file=sys.stderr)
         return EXIT_FAILURE
-    return int(status) if isinstance(status, int) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,20 +348,15 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _run(argv: list[str] | None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-    except BrokenPipeError:  # `aar info | head`: the reader left; say nothing more
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
-    except UsageError as err:
-        print(f"aar: error: {describe_error(err)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("aar: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as err:
-        if os.environ.get("AAR_DEBUG", "") not in ("", "0"):
-            raise
-        print(f"aar: error: {describe_error(err)}", file=sys.stderr)
-        return EXIT_FAILURE
+    def call() -> int:
+        try:
+            args = build_parser().parse_args(argv)
+            return args.func(args)
+        except BrokenPipeError:  # `aar info | head`: the reader left; say nothing more
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
+        except UsageError as err:
+            print(f"aar: error: {describe_error(err)}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return _guarded("aar", call)
