@@ -42,11 +42,6 @@ class CpuFeatures:
     int8_saturates: bool = False
 
     @property
-    def vnni(self) -> bool:
-        """int8 dot-product instructions (AVX512-VNNI or AVX-VNNI)."""
-        return bool({"avx512_vnni", "avx_vnni"} & self.flags) or self.amx_bf16
-
-    @property
     def bf16_dot(self) -> bool:
         """bfloat16 dot-product instructions (AVX512-BF16) or AMX tiles."""
         return "avx512_bf16" in self.flags or self.amx_bf16
@@ -119,7 +114,7 @@ def bf16_is_fast(features: CpuFeatures | None = None) -> bool:
     features = features or cpu_features()
     if features.amx_bf16:
         return True
-    return "avx512_bf16" in features.flags and features.vendor == "AuthenticAMD"
+    return features.bf16_dot and features.vendor == "AuthenticAMD"
 
 
 def int8_is_fast(features: CpuFeatures | None = None) -> bool:
