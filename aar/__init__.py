@@ -1,12 +1,12 @@
 """aar: the Scale-level Audio Tokenizer (SAT) and next-scale AAR generation (arXiv 2408.09027)."""
 
-from ._version import __version__
-from .audio import load_audio
-from .clap import ClapEncoder
-from .codes import AudioCodes
-from .config import AARConfig, SATConfig
-from .generator import AARGenerator
-from .tokenizer import SATTokenizer
+from aar.audio import load_audio
+from aar.codes import AudioCodes
+from aar.conditioning.clap import ClapEncoder
+from aar.config import AARConfig, SATConfig
+from aar.generator import AARGenerator
+from aar.tokenizer import SATTokenizer
+from aar.version import __version__
 
 __all__ = [
     "AARConfig", "AARGenerator", "AudioCodes", "ClapEncoder", "SATConfig", "SATTokenizer", "__version__",

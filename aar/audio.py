@@ -13,7 +13,7 @@ import torch
 import torchaudio.functional as AF
 from einops import rearrange
 
-from ._files import atomic_path
+from aar.loading.files import atomic_path
 
 #: Full-scale values of the integer PCM types that are converted to float in [-1, 1).
 _PCM_SCALE = {torch.int16: 32768.0, torch.int32: 2147483648.0}
@@ -267,7 +267,7 @@ def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int, *,
     if subtype != "FLOAT" and peak > 1.0:
         import warnings
 
-        from .errors import ClippingWarning
+        from aar.errors import ClippingWarning
 
         warnings.warn(ClippingWarning(
             f"{path.name}: peak {peak:.3g} lies outside [-1, 1]; {fmt} {subtype} clips it (float WAV, "

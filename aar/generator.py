@@ -20,22 +20,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import editing, hub, long_generation
-from ._loading import adopt_state, loading_request, naming, read_native, skip_init, write_native
-from .codes import AudioCodes
-from .conditions import check_clap_embedding, resolve_condition
-from .config import AARConfig
-from .convert import convert_aar_state_dict, infer_aar_config, read_checkpoint
-from .errors import CheckpointError
-from .hub import HubKwargs, Unpack
-from .next_scale import ScaleProgress, sample_scales
-from .nn.transformer import AARTransformer
-from .placement import GeneratorPlacement
-from .precision import apply_precision, resolve_precision
-from .sampling import make_generator
-from .sampling_options import DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P, SamplingOptions, check_callback
-from .scoring import TeacherForcing
-from .tokenizer import SATTokenizer
+from aar.codes import AudioCodes
+from aar.conditioning.conditions import check_clap_embedding, resolve_condition
+from aar.config import AARConfig
+from aar.errors import CheckpointError
+from aar.generation import editing, long_generation
+from aar.generation.next_scale import ScaleProgress, sample_scales
+from aar.generation.options import DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P, SamplingOptions, check_callback
+from aar.generation.sampling import make_generator
+from aar.generation.teacher_forcing import TeacherForcing
+from aar.loading import hub
+from aar.loading.hub import HubKwargs, Unpack
+from aar.loading.native import adopt_state, loading_request, naming, read_native, skip_init, write_native
+from aar.loading.official import convert_aar_state_dict, infer_aar_config, read_checkpoint
+from aar.nn.transformer import AARTransformer
+from aar.precision.placement import GeneratorPlacement
+from aar.precision.policy import apply_precision, resolve_precision
+from aar.tokenizer import SATTokenizer
 
 __all__ = ["AARGenerator", "DEFAULT_CFG", "DEFAULT_TOP_K", "DEFAULT_TOP_P"]
 
@@ -105,8 +106,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                 reduced-precision path of :meth:`to`. The tokenizer stays float32.
             precision: "fp32" (default: the official arithmetic), "bf16" (as
                 ``dtype=torch.bfloat16``), "int8" (CPU only) or "auto" (the fastest that meets the
-                accuracy gates on this processor); see ``aar.precision``. The tokenizer stays float32.
-            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+                accuracy gates on this processor); see ``aar.precision.policy``. The tokenizer stays float32.
+            **hub_kwargs: The Hub options of :class:`aar.loading.hub.HubKwargs` (``revision``, ``cache_dir``,
                 ``local_files_only``, ``token``), also used for the paired tokenizer.
 
         Returns:
@@ -175,7 +176,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
 
     def _clap(self):
         if self.clap_encoder is None:
-            from .clap import ClapEncoder
+            from aar.conditioning.clap import ClapEncoder
 
             self.clap_encoder = ClapEncoder.from_pretrained(device=self.device)
         return self.clap_encoder
@@ -226,14 +227,14 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             generator: Your own ``torch.Generator`` (on the model's device) instead of ``seed``, or
                 a list of B of them, one per row.
             progress: Show a progress bar over the S steps.
-            callback: Called after each scale with an ``aar.next_scale.ScaleProgress`` (scale index,
-                S, the codes so far) for coarse-to-fine previews. It does not change the tokens; an
-                exception it raises stops generation and propagates.
+            callback: Called after each scale with an ``aar.generation.next_scale.ScaleProgress``
+                (scale index, S, the codes so far) for coarse-to-fine previews. It does not change
+                the tokens; an exception it raises stops generation and propagates.
             prefix: One window of codes (``AudioCodes`` with W = 1, or S tensors (B, s_i)) whose
                 first ``keep_scales`` scales are kept: a variation. Batch 1 or B.
             keep_scales: Scales of ``prefix`` to keep, in [0, S]; 0 is ordinary generation, S returns
                 ``prefix``.
-            forced: Any ``aar.editing.ForcedTokens`` plan (what ``inpaint`` uses).
+            forced: Any ``aar.generation.editing.ForcedTokens`` plan (what ``inpaint`` uses).
 
         Kept tokens are sampled as usual and then overwritten, so the random stream is that of
         ordinary generation, and guidance only shapes the sampled tokens (see ``aar/editing.py``).
@@ -272,7 +273,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
 
         Args:
             seconds: Output length in seconds, made of windows chained by inpainting their overlap
-                (``aar.long_generation``); the same seed gives the same audio. None: one window.
+                (``aar.generation.long_generation``); the same seed gives the same audio. None: one window.
             overlap: Seconds each window shares with the previous one, in [0, 1); default 0.25.
                 Each seam is crossfaded over it.
 
@@ -302,7 +303,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                        temperature: float = 1.0, seed: int | None = None,
                        generator: torch.Generator | None = None, progress: bool = False,
                        callback: Callable[[ScaleProgress], object] | None = None) -> torch.Tensor:
-        """Continue a clip of any length by ``seconds`` (``aar.long_generation.continue_long``).
+        """Continue a clip of any length by ``seconds`` (``aar.generation.long_generation.continue_long``).
 
         The first new window starts ``overlap`` seconds before the clip's end, with the tokens of
         that stretch forced, as each window of a long generation continues the previous one.
@@ -364,7 +365,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
 
         A token is forced when its whole span lies inside the known region; the others, including
         those straddling its edge, are sampled (``aar/editing.py`` says why). Audio longer than one
-        window is inpainted window by window (``aar.long_generation.inpaint_long``): its known
+        window is inpainted window by window (``aar.generation.long_generation.inpaint_long``): its known
         samples come back unchanged and only the unknown ones are replaced.
 
         Args:

@@ -16,9 +16,20 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from . import hub
-from ._checks import check_positive_int
-from ._loading import (
+from aar.audio import (
+    as_audio_batch,
+    check_sample_rate,
+    resample,
+    resampled_length,
+    split_windows,
+    to_mono,
+)
+from aar.codes import AudioCodes, as_scale_list
+from aar.config import SATConfig
+from aar.errors import check_positive_int
+from aar.loading import hub
+from aar.loading.hub import HubKwargs, Unpack
+from aar.loading.native import (
     adopt_state,
     loading_request,
     naming,
@@ -27,21 +38,10 @@ from ._loading import (
     skip_init,
     write_native,
 )
-from .audio import (
-    as_audio_batch,
-    check_sample_rate,
-    resample,
-    resampled_length,
-    split_windows,
-    to_mono,
-)
-from .codes import AudioCodes, as_scale_list
-from .config import SATConfig
-from .convert import convert_sat_state_dict, infer_sat_config, read_checkpoint
-from .hub import HubKwargs, Unpack
-from .nn.quantizer import ScaleQuantizer
-from .nn.seanet import SEANetDecoder, SEANetEncoder
-from .precision import tokenizer_dtype
+from aar.loading.official import convert_sat_state_dict, infer_sat_config, read_checkpoint
+from aar.nn.quantizer import ScaleQuantizer
+from aar.nn.seanet import SEANetDecoder, SEANetEncoder
+from aar.precision.policy import tokenizer_dtype
 
 #: Windows per forward pass unless the caller says otherwise (see docs/performance.md).
 DEFAULT_WINDOW_BATCH = 4
@@ -105,7 +105,7 @@ class SATTokenizer(nn.Module):
                 The codebook search runs in float32 and outputs are float32 whatever it is.
             precision: "fp32" (default), "bf16" (as ``dtype=torch.bfloat16``) or "auto" (float32,
                 whose codes ``encode`` keeps; see ``aar.precision.tokenizer_dtype``).
-            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+            **hub_kwargs: The Hub options of :class:`aar.loading.hub.HubKwargs` (``revision``, ``cache_dir``,
                 ``local_files_only``, ``token``).
 
         Returns:

@@ -16,8 +16,8 @@ import torch
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
 
-# The writer of the official checkpoint layout lives with the tests that prove it inverts aar.convert;
-# benchmarks run from a source checkout and use that one copy.
+# The writer of the official checkpoint layout lives with the tests that prove it inverts
+# aar.loading.official; benchmarks run from a source checkout and use that one copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64)

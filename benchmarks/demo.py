@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
               [[r["clients"], r["requests"], r["answered"], r["correct"], r["p50_s"], r["p95_s"],
                 r["throughput_per_s"], r["batch_sizes"]]])
         return emit(report)
-    from aar.precision import apply_precision, resolve_precision
+    from aar.precision.policy import apply_precision, resolve_precision
 
     base = build_generator(args.tiny)
     report["model"] = "tiny" if args.tiny else RELEASED

@@ -55,9 +55,9 @@ from _common import (
 )
 from _spread import operator_profile, spread
 
-from aar.nn.int8 import Int8Weight, rounding_bound
-from aar.precision import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
-from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
+from aar.generation.sampling import cfg_mix, guidance_scale, make_generator, sample
+from aar.precision.int8 import Int8Weight, rounding_bound
+from aar.precision.policy import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
 
 CFG = 4.0
 #: /proc/cpuinfo flags that decide the fast paths, reported in the JSON.

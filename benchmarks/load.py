@@ -33,7 +33,7 @@ from _common import RELEASED, emit, machine, parser, setup, sizes, table, timed
 from official_layout import save_aar_official, save_sat_official
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
-from aar._loading import load_state_strict, read_native_weights
+from aar.loading.native import load_state_strict, read_native_weights
 
 
 def write_files(folder: Path, tiny: bool) -> tuple[float, float]:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from _common import RELEASED, build_generator, clap_vectors, emit, machine, parser, setup, table
 
-from aar.sampling import cfg_mix, guidance_scale, make_generator, sample
+from aar.generation.sampling import cfg_mix, guidance_scale, make_generator, sample
 
 
 def _norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float) -> torch.Tensor:

@@ -7,7 +7,7 @@ flac, ogg, opus, mp3, aiff, ...) and read with ``aar.load_audio``. ``music/a/b.f
 ``music_codes/a/b.flac.codes`` (the audio extension is kept, so ``x.wav`` and ``x.flac`` never
 collide). Files whose codes file exists are skipped, so an interrupted run can be resumed; files that
 cannot be read are reported and the rest go on. Read one back with
-``aar.codes_file.load_codes(path, tokenizer)``. For large corpora, ``aar tokenize`` writes Parquet
+``aar.loading.codes_file.load_codes(path, tokenizer)``. For large corpora, ``aar tokenize`` writes Parquet
 shards and can use several processes or a Ray cluster.
 """
 
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from aar import SATTokenizer, load_audio
 from aar.audio import is_audio_file
 from aar.cli import run_script
-from aar.codes_file import save_codes
+from aar.loading.codes_file import save_codes
 
 
 def main(argv=None) -> int:

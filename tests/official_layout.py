@@ -1,6 +1,6 @@
 """Write aar models back into the official checkpoint layout, to test conversion on any shape.
 
-This is the inverse of ``aar.convert``: folded weights are split into weight-norm pairs (either key
+This is the inverse of ``aar.loading.official``: folded weights are split into weight-norm pairs (either key
 style), names get their official nesting and the training-only buffers are added.
 """
 

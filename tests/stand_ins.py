@@ -6,7 +6,7 @@ import hashlib
 
 import torch
 
-from aar.clap import ClapEncoder
+from aar.conditioning.clap import ClapEncoder
 
 
 class HashClapBackend:

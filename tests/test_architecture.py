@@ -16,20 +16,23 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "aar"
 MAX_LINES = 400
 
-#: Top to bottom. A name stands for that module and, for a package, every module inside it.
+#: Top to bottom. A name stands for that module and, for a package, every module inside it; a
+#: module listed on its own (``aar.generation.editing``) is placed before its package's entry.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("aar", "aar.__main__", "aar.cli", "aar._commands", "aar._reports",
-     "aar._eval_commands", "aar._eval_parser", "aar.demo"),  # the face
-    ("aar.data", "aar.evaluation", "aar.eval", "aar.metrics"),  # whole-corpus work on top of the models
+    ("aar", "aar.__main__", "aar.cli", "aar.demo"),  # the faces: the command and the browser demo
+    ("aar.evaluation", "aar.data"),  # whole sets of files and corpora, on top of the models
+    ("aar.metrics",),  # distances, scores and the networks they are computed on
     ("aar.generator",),
-    ("aar.editing", "aar.long_generation"),  # work through the WindowGenerator protocol, not the class
-    ("aar.tokenizer", "aar.clap", "aar._clap_backends", "aar.codes_file"),
-    ("aar.next_scale", "aar.sampling", "aar.sampling_options", "aar.scoring", "aar.conditions",
-     "aar.placement", "aar.precision", "aar.window_generator"),  # functions, mixins, contracts of models
-    ("aar.nn",),  # building blocks
-    ("aar.convert", "aar.hub", "aar._loading", "aar.errors", "aar.config", "aar.codes", "aar.audio",
-     "aar._files", "aar._checks", "aar._version"),  # values and plumbing: import no model
+    ("aar.generation.editing", "aar.generation.long_generation"),  # through window.WindowGenerator
+    ("aar.tokenizer", "aar.conditioning"),
+    ("aar.generation", "aar.precision"),  # the next-scale loop, sampling; the precision swaps
+    ("aar.nn",),  # building blocks, one arithmetic path each
+    ("aar.loading", "aar.errors", "aar.config", "aar.codes", "aar.audio", "aar.version"),  # values
 )
+#: The public faces and shared values: all that ``aar/`` holds outside its packages.
+TOP_LEVEL = {"aar", "aar.__main__", "aar.version", "aar.tokenizer", "aar.generator", "aar.config",
+             "aar.codes", "aar.audio", "aar.errors"}
+MAX_TOP_LEVEL = 12
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -74,7 +77,7 @@ def read_imports(source: str, name: str, is_package: bool = False) -> frozenset[
             target = node.module or ""
         if target.split(".")[0] != "aar":
             continue
-        for alias in node.names:  # ``from aar import hub`` imports the module aar.hub
+        for alias in node.names:  # ``from aar.loading import hub`` imports aar.loading.hub
             sub = f"{target}.{alias.name}"
             found.add((sub if sub in known else target, node.lineno))
     return frozenset(found)
@@ -133,7 +136,7 @@ def test_the_reader_sees_relative_and_lazy_imports():
         "from typing import TYPE_CHECKING\n"
         "import torch\n"
         "from .conv import PaddedConv1d\n"  # line 3
-        "from .. import hub\n"
+        "from ..loading import hub\n"
         "from aar import SATConfig\n"
         "if TYPE_CHECKING:\n"
         "    import aar.generator\n"
@@ -143,9 +146,10 @@ def test_the_reader_sees_relative_and_lazy_imports():
         "    from ..tokenizer import SATTokenizer\n"  # line 11
     )
     assert read_imports(source, "aar.nn.seanet") == {
-        ("aar.nn.conv", 3), ("aar.hub", 4), ("aar", 5), ("aar.codes", 9), ("aar.tokenizer", 11)}
-    assert read_imports("from . import clap\nfrom .nn import seanet\n", "aar", is_package=True) == {
-        ("aar.clap", 1), ("aar.nn.seanet", 2)}
+        ("aar.nn.conv", 3), ("aar.loading.hub", 4), ("aar", 5), ("aar.codes", 9), ("aar.tokenizer", 11)}
+    source = "from .conditioning import clap\nfrom .nn import seanet\n"
+    assert read_imports(source, "aar", is_package=True) == {
+        ("aar.conditioning.clap", 1), ("aar.nn.seanet", 2)}
     assert layer("aar.nn.seanet") == layer("aar.nn") > layer("aar.generator") > layer("aar.cli")
 
 
@@ -185,13 +189,56 @@ def _package(name: str) -> str:
     return name.rsplit(".", 1)[0] if name.count(".") >= 1 else name
 
 
+def _is_package(name: str) -> bool:
+    return modules()[name].name == "__init__.py"
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
-def test_no_private_module_of_a_subpackage_is_imported_from_outside_it(name):
-    """What a subpackage shares is public: ``aar.data.batch``, not ``aar.data._batch``. (The private
-    plumbing of the top level, ``aar._files`` and the like, is still shared with the subpackages.)"""
-    ours = name if (PACKAGE / Path(*name.split(".")[1:]) / "__init__.py").exists() else _package(name)
+def test_no_private_module_is_imported_from_outside_its_package(name):
+    """What two packages share is public there: ``aar.data.batch``, not ``aar.data._batch``."""
+    ours = name if _is_package(name) else _package(name)
     for target, line in imports(name):
-        private = target.rsplit(".", 1)[-1].startswith("_") and not target.endswith("__init__")
-        owner = _package(target)
-        if private and target in modules() and owner != "aar" and owner != ours:
-            pytest.fail(f"{name} (line {line}) imports {target}, a private module of {owner}")
+        private = target.rsplit(".", 1)[-1].startswith("_") and target != "aar.__main__"
+        if private and target in modules() and _package(target) != ours:
+            pytest.fail(f"{name} (line {line}) imports {target}, a private module of {_package(target)}")
+
+
+def test_the_top_level_holds_only_the_public_faces_and_shared_values():
+    top = {m for m in modules() if m.count(".") <= 1 and not _is_package(m) or m == "aar"}
+    assert top == TOP_LEVEL, f"modules directly in aar/: {sorted(top)}; the faces are {sorted(TOP_LEVEL)}"
+    assert len(top) <= MAX_TOP_LEVEL
+
+
+def test_no_module_name_is_used_twice():
+    """``conditioning/clap.py`` and a ``metrics/clap.py`` would read as one thing: basenames are unique."""
+    seen: dict[str, list[str]] = {}
+    for name in modules():
+        if not _is_package(name):
+            seen.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    assert {base: names for base, names in seen.items() if len(names) > 1} == {}
+
+
+@pytest.mark.parametrize("name", sorted(m for m in modules() if m != "aar" and _is_package(m)))
+def test_every_package_says_what_it_owns_and_may_import(name):
+    doc = ast.get_docstring(ast.parse(modules()[name].read_text())) or ""
+    assert "Owns:" in doc and "May import:" in doc, f"{name}'s docstring: say what it owns and may import"
+
+
+def test_the_blocks_keep_one_arithmetic_path():
+    """``aar.nn`` never asks which precision it runs in: int8 and bfloat16 are modules that
+    ``aar.precision`` swaps in, as ``torch.ao.quantization.quantize_dynamic`` does."""
+    words = ("int8", "bfloat16", "quantize", "reduced")
+    found = [(m, w) for m in modules() if m.startswith("aar.nn") for w in words
+             if w in _code_without_docstrings(modules()[m].read_text())]
+    assert found == []
+
+
+def _code_without_docstrings(source: str) -> str:
+    """The source's code with every docstring and comment removed."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            body[0] = ast.Pass()
+    return ast.unparse(tree)

@@ -16,7 +16,7 @@ from stand_ins import stand_in_clap
 import aar
 from aar import load_audio
 from aar.audio import AUDIO_EXTENSIONS, as_audio_batch, is_audio_file, write_audio
-from aar.codes_file import save_codes
+from aar.loading.codes_file import save_codes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -279,7 +279,7 @@ def test_load_audio_is_exported():
 def test_cli_encode_takes_any_channel_count(tmp_path, official_tokenizer):
     """``aar encode`` reads with load_audio and codes a 3-channel file as one clip, like the library."""
     from aar.cli import main
-    from aar.codes_file import load_codes
+    from aar.loading.codes_file import load_codes
 
     sf.write(tmp_path / "three.flac", _signal(11025, 3, 0.5).astype(np.float32), 11025)
     assert main(["encode", str(tmp_path / "three.flac"), str(tmp_path / "three.codes"), "--model",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import aar.nn.int8 as int8
+import aar.precision.int8 as int8
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 MACHINE = {"cpu", "cpu_count", "torch", "torch_threads", "amx_bf16", "load_average_1min"}
@@ -104,7 +104,7 @@ def test_generate(run_in_process):
     assert report["auto_precision"] in ("fp32", "bf16", "int8")
     assert isinstance(report["machine"]["cpu_flags"], list)
     assert [k["rows"] for k in report["kernels"]] == [2, 16]
-    # within the worst case of the int8 arithmetic on every CPU class (aar.nn.int8.rounding_bound)
+    # within the worst case of the int8 arithmetic on every CPU class (aar.precision.int8.rounding_bound)
     assert all(k["int8_within_bound"] and k["int8_max_abs_err"] > 0 for k in report["kernels"])
     assert report["kernels"][0]["int8_gflops"] > 0
     fixture, sharp = report["accuracy_fixture"], report["accuracy_sharpened"]

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from payload import Payload
 from torch import nn
 
-from aar._clap_backends import LAION_FILENAME, read_laion_state_dict
-from aar.clap import ClapEncoder
+from aar.conditioning.backends import LAION_FILENAME, read_laion_state_dict
+from aar.conditioning.clap import ClapEncoder
 from aar.errors import CheckpointError, pip_command
 
 MAX = 480_000  # laion-clap's clip length (10 s at 48 kHz)
@@ -215,7 +215,7 @@ def test_numpy_1_checkpoint_reads_weights_only(tmp_path, caplog):
     raw = buffer.getvalue()
     assert raw.count(b"numpy._core.multiarray") == 1 or raw.count(b"numpy.core.multiarray") == 1
     (tmp_path / "np1.pt").write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
-    with caplog.at_level(logging.DEBUG, logger="aar._clap_backends"):
+    with caplog.at_level(logging.DEBUG, logger="aar.conditioning.backends"):
         state = read_laion_state_dict(tmp_path / "np1.pt")
     assert list(state) == ["w"] and "allowlist reader" not in caplog.text
 

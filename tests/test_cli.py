@@ -19,9 +19,9 @@ from stand_ins import stand_in_clap
 
 from aar import SATTokenizer
 from aar.audio import read_audio
-from aar.clap import ClapEncoder
 from aar.cli import main
-from aar.codes_file import CodesFileError, load_codes, save_codes
+from aar.conditioning.clap import ClapEncoder
+from aar.loading.codes_file import CodesFileError, load_codes, save_codes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

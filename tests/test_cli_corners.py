@@ -10,11 +10,11 @@ import soundfile as sf
 import torch
 from conftest import AAR_PTH, SAT_PTH
 
-from aar import cli, hub
-from aar._commands import convert_checkpoint
-from aar.cli import main
-from aar.convert import safe_numpy_globals
+from aar.cli import main, program
+from aar.cli.commands import convert_checkpoint
 from aar.errors import TorchVersionError
+from aar.loading import hub
+from aar.loading.official import safe_numpy_globals
 
 
 def _line(capsys, kind="error") -> str:
@@ -107,7 +107,7 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capsys):
         raise BrokenPipeError(32, "Broken pipe")
 
     monkeypatch.setattr(builtins, "print", closed)
-    assert main(["info", str(SAT_PTH)]) == cli.EXIT_BROKEN_PIPE
+    assert main(["info", str(SAT_PTH)]) == program.EXIT_BROKEN_PIPE
     monkeypatch.undo()
     assert capsys.readouterr().err == ""
 
@@ -125,9 +125,9 @@ def test_an_old_torch_is_named_as_the_cause(monkeypatch):
 
 
 def test_device_parser_accepts_the_cpu():
-    assert cli._device("cpu") == torch.device("cpu")
+    assert program._device("cpu") == torch.device("cpu")
     with pytest.raises(argparse.ArgumentTypeError, match="expected a device"):
-        cli._device("gpu0")
+        program._device("gpu0")
 
 
 # ------------------------------------------------------------------------------- progress, precision
@@ -147,7 +147,7 @@ def test_progress_bars_stay_out_of_logs_unless_asked(tmp_path, capsys, tiny_toke
 
 
 def test_precision_auto_says_what_it_chose(tmp_path, capsys):
-    from aar.precision import auto_precision
+    from aar.precision.policy import auto_precision
 
     v = np.random.default_rng(0).standard_normal(512).astype(np.float32)
     np.save(tmp_path / "clap.npy", v)

@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-import aar.codes_file as codes_file_module
+import aar.loading.codes_file as codes_file_module
 from aar import AudioCodes, SATConfig, SATTokenizer
-from aar.codes_file import (
+from aar.loading.codes_file import (
     FORMAT_VERSION,
     CodesFileError,
     load_codes,

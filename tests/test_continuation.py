@@ -8,8 +8,8 @@ import torch
 from test_generator import _clap
 
 from aar import AARGenerator
-from aar.editing import ForcedTokens, token_mask
-from aar.long_generation import continue_long, fade_in
+from aar.generation.editing import ForcedTokens, token_mask
+from aar.generation.long_generation import continue_long, fade_in
 
 N = 24000
 
@@ -100,7 +100,7 @@ def test_each_window_of_a_long_inpainting_forces_its_known_tokens(gen, monkeypat
 
 def test_long_inpainting_checks_the_mask_against_the_clip():
     gen = AARGenerator.__new__(AARGenerator)  # the check comes before any model is used
-    from aar.editing import known_samples
+    from aar.generation.editing import known_samples
 
     with pytest.raises(ValueError, match=r"\(60000,\) or \(B, 60000\)"):
         known_samples(torch.ones(24000, dtype=torch.bool), 60000, 24000)

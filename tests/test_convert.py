@@ -1,12 +1,12 @@
-"""Key tables and weight-norm folding of ``aar.convert``."""
+"""Key tables and weight-norm folding of ``aar.loading.official``."""
 
 import re
 
 import pytest
 import torch
 
-from aar.convert import fold_weight_norm, rename
 from aar.errors import CheckpointError
+from aar.loading.official import fold_weight_norm, rename
 
 
 @pytest.mark.parametrize("shape", [(8, 1, 7), (64, 32, 3), (16, 24, 1), (5, 3, 2)])

@@ -22,9 +22,9 @@ httpx = pytest.importorskip("httpx")  # comes with gradio
 from demo_server import running_demo  # noqa: E402
 
 from aar import load_audio  # noqa: E402
-from aar.codes_file import load_codes  # noqa: E402
 from aar.demo.engine import CONDITIONS  # noqa: E402
 from aar.demo.handlers import EDIT_MODES  # noqa: E402
+from aar.loading.codes_file import load_codes  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NONE = CONDITIONS[0]

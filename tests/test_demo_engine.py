@@ -21,7 +21,7 @@ from aar.demo.engine import CONDITIONS, Preview, Result
 from aar.demo.inpainting import inpaint_range
 from aar.demo.uploads import read_clip, read_vector
 from aar.errors import UploadError, pip_command
-from aar.sampling import make_generator
+from aar.generation.sampling import make_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -205,16 +205,17 @@ def test_text_and_clip_conditions_go_through_clap(monkeypatch):
     from conftest import tiny_generator
     from stand_ins import stand_in_clap
 
-    import aar.clap
+    import aar.conditioning.clap
 
     gen = tiny_generator()
     engine = DemoEngine(gen, "tiny", clap_model="clap.pt", clap_backend="laion-clap")
     monkeypatch.setitem(sys.modules, "laion_clap", None)
     with pytest.raises(ImportError, match=re.escape(pip_command("clap"))):
         engine.condition(CONDITIONS[2], prompt="rain")  # the page shows this line
-    monkeypatch.setattr(aar.clap.ClapEncoder, "check_installed", staticmethod(lambda backend: None))
+    monkeypatch.setattr(aar.conditioning.clap.ClapEncoder, "check_installed",
+                        staticmethod(lambda backend: None))
     loaded = []
-    monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained",
+    monkeypatch.setattr(aar.conditioning.clap.ClapEncoder, "from_pretrained",
                         classmethod(lambda cls, *args, **kw: loaded.append((args, kw)) or stand_in_clap()))
     clip = (torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)), 16000)
     assert torch.equal(engine.condition(CONDITIONS[2], prompt=" rain "), gen.clap_vectors(prompt="rain"))

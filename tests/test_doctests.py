@@ -18,8 +18,9 @@ import aar
 OPTIONAL = ("laion_clap", "transformers", "ray", "datasets", "pyarrow", "huggingface_hub", "gradio")
 
 #: Modules whose headline examples must exist (and so run), not merely pass.
-WITH_EXAMPLES = {"aar.generator", "aar.tokenizer", "aar.sampling", "aar.sampling_options", "aar.placement",
-                 "aar.editing", "aar.nn.transformer", "aar.nn.kv_cache", "aar.demo.pictures",
+WITH_EXAMPLES = {"aar.generator", "aar.tokenizer", "aar.generation.sampling", "aar.generation.options",
+                 "aar.precision.placement",
+                 "aar.generation.editing", "aar.nn.transformer", "aar.nn.kv_cache", "aar.demo.pictures",
                  "aar.demo.settings"}
 
 MODULES = sorted(

@@ -9,9 +9,9 @@ from conftest import tiny_generator
 from test_generator import _clap
 
 from aar import AudioCodes
-from aar.editing import ForcedTokens, forced_map, known_samples, token_mask
-from aar.long_generation import WindowLayout, fade_in, generate_long
-from aar.sampling import guidance_scale
+from aar.generation.editing import ForcedTokens, forced_map, known_samples, token_mask
+from aar.generation.long_generation import WindowLayout, fade_in, generate_long
+from aar.generation.sampling import guidance_scale
 
 N = 24000
 

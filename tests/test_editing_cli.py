@@ -14,8 +14,8 @@ from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
 from aar.audio import read_audio
-from aar.clap import ClapEncoder
 from aar.cli import main
+from aar.conditioning.clap import ClapEncoder
 
 MODEL = ["--model", str(AAR_PTH), "--tokenizer", str(SAT_PTH)]
 

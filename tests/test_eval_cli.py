@@ -15,11 +15,11 @@ from eval_stand_ins import TinyClassifier, TinyExtractor, write_eval_folder
 from stand_ins import stand_in_clap
 
 from aar import SATTokenizer, metrics
-from aar import _eval_commands as command
-from aar._commands import UsageError
 from aar.audio import read_audio, resample, to_mono
-from aar.clap import ClapEncoder
+from aar.cli import eval_commands as command
 from aar.cli import main
+from aar.cli.commands import UsageError
+from aar.conditioning.clap import ClapEncoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

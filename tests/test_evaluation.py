@@ -15,9 +15,9 @@ from eval_stand_ins import TinyClassifier, TinyExtractor, TinyFramesExtractor, w
 from aar import SATTokenizer, metrics
 from aar.audio import read_audio, resample, to_mono
 from aar.evaluation import compare_sets, evaluate_generation, evaluate_reconstruction
-from aar.evaluation.generate import plan_jobs
+from aar.evaluation.guidance_sweep import plan_jobs
 from aar.evaluation.plot import plot_guidance_sweep
-from aar.evaluation.reconstruct import MIN_TAIL
+from aar.evaluation.round_trip import MIN_TAIL
 from aar.metrics.protocols import AUDIOLDM_LOADING, get_protocol
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -20,9 +20,9 @@ from stand_ins import stand_in_clap
 
 from aar import load_audio
 from aar.audio import resample, to_mono
-from aar.clap import ClapEncoder
-from aar.codes_file import load_codes
+from aar.conditioning.clap import ClapEncoder
 from aar.data import list_audio_files
+from aar.loading.codes_file import load_codes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

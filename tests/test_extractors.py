@@ -19,8 +19,8 @@ from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
 from aar.audio import write_audio
-from aar.convert import rename
 from aar.errors import CheckpointError
+from aar.loading.official import rename
 from aar.metrics import (
     AudioClassifier,
     ClapExtractor,

@@ -10,7 +10,7 @@ import torch
 from conftest import AAR_PTH, SAT_PTH, tiny_generator
 
 import aar.nn.kv_cache as kv_cache_module
-import aar.nn.precision as precision
+import aar.precision.reduced as precision
 from aar import AARGenerator
 from aar.errors import CheckpointError
 
@@ -69,7 +69,7 @@ def test_float32_linear_is_plain_linear():
 def test_slow_bfloat16_is_logged_once(monkeypatch, caplog):
     monkeypatch.setattr(precision, "runs_fast", lambda dtype: False)
     monkeypatch.setattr(precision, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="aar.nn.precision"):
+    with caplog.at_level(logging.WARNING, logger="aar.precision.reduced"):
         gen = tiny_generator()
         gen.to(dtype=torch.bfloat16)
         gen.to(dtype=torch.bfloat16)
@@ -80,7 +80,7 @@ def test_slow_bfloat16_is_logged_once(monkeypatch, caplog):
 def test_fast_bfloat16_is_not_logged(monkeypatch, caplog):
     monkeypatch.setattr(precision, "runs_fast", lambda dtype: True)
     monkeypatch.setattr(precision, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="aar.nn.precision"):
+    with caplog.at_level(logging.WARNING, logger="aar.precision.reduced"):
         tiny_generator().to(dtype=torch.bfloat16)
     assert not caplog.records
 
@@ -114,7 +114,7 @@ def test_loading_keeps_dtypes_and_strict_keys(tmp_path):
     state = dict(gen.transformer.state_dict())
     state["head.bias"] = torch.zeros(3)
     with pytest.raises(CheckpointError, match="head.bias"):
-        from aar._loading import adopt_state, skip_init
+        from aar.loading.native import adopt_state, skip_init
 
         with skip_init():
             model = AARGenerator(gen.config, gen.tokenizer)

@@ -7,7 +7,7 @@ import torch
 from test_generator import _clap, tiny_generator
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
-from aar.next_scale import ScaleProgress
+from aar.generation.next_scale import ScaleProgress
 
 N = 24000
 SMALL_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64)
@@ -154,10 +154,11 @@ def test_arguments_are_checked_before_clap_and_encoding(name, monkeypatch):
 
 
 def test_clap_is_not_loaded_before_the_arguments_are_checked(monkeypatch):
-    import aar.clap
+    import aar.conditioning.clap
 
     loads = []
-    monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained", classmethod(lambda *a, **k: loads.append(a)))
+    monkeypatch.setattr(aar.conditioning.clap.ClapEncoder, "from_pretrained",
+                        classmethod(lambda *a, **k: loads.append(a)))
     gen = tiny_generator(depth=1, heads=1)
     with pytest.raises(ValueError, match="top_p"):
         gen.generate_codes(prompt="rain", top_p=1.5)

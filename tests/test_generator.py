@@ -9,7 +9,7 @@ from official_layout import populate_hub_cache, save_aar_official
 
 from aar import AARGenerator, SATTokenizer
 from aar.errors import CheckpointError
-from aar.sampling import guidance_scale
+from aar.generation.sampling import guidance_scale
 
 
 def _clap(batch, seed=0):
@@ -208,7 +208,7 @@ def test_per_row_seeds_reproduce_single_calls(seconds):
     long generation carries it across windows. Only float rounding that differs with the batch size
     can move a draw (docs/generation.md), so nearly every token agrees, where one stream for the
     whole batch agrees by chance only (about 1 token in 16 here)."""
-    from aar.long_generation import generate_long
+    from aar.generation.long_generation import generate_long
 
     gen = tiny_generator()
     clap = torch.randn(3, 512, generator=torch.Generator().manual_seed(2))

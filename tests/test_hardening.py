@@ -20,9 +20,9 @@ from payload import Payload
 
 import aar
 from aar import AARGenerator, SATTokenizer
-from aar._clap_backends import _allowlist_pickle_module, read_laion_state_dict
-from aar._commands import convert_checkpoint
 from aar.cli import main
+from aar.cli.commands import convert_checkpoint
+from aar.conditioning.backends import _allowlist_pickle_module, read_laion_state_dict
 from aar.errors import CheckpointError
 
 PACKAGE = Path(aar.__file__).parent
@@ -334,14 +334,14 @@ def _files(folder: Path) -> dict:
 def test_interrupted_save_never_loads_as_a_mix(tmp_path, monkeypatch, kind, crash):
     """Weights that fail to write leave a tokenizer folder as it was; a generator folder whose
     tokenizer was already replaced (crash 2) is refused rather than loaded with the old generator."""
-    import aar._loading
+    import aar.loading.native
 
     old, new = tiny_generator(0), tiny_generator(1)
     pick = (lambda g: g.tokenizer) if kind == "sat" else (lambda g: g)
     loader = SATTokenizer if kind == "sat" else AARGenerator
     folder = pick(old).save_pretrained(tmp_path / "model")
     before, complete = _files(folder), _files_of(pick(new), tmp_path / "reference")
-    monkeypatch.setattr(aar._loading, "save_file", _crash_on_call(crash, aar._loading.save_file))
+    monkeypatch.setattr(aar.loading.native, "save_file", _crash_on_call(crash, aar.loading.native.save_file))
     with pytest.raises(OSError, match="disk full"):
         pick(new).save_pretrained(folder)
     after = _files(folder)

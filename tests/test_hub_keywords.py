@@ -1,8 +1,9 @@
-"""The Hub keywords are defined once (``aar.hub.HubKwargs``) and every ``from_pretrained`` takes them."""
+"""The Hub keywords are defined once (``aar.loading.hub.HubKwargs``); every ``from_pretrained`` takes them."""
 
 import pytest
 
-from aar import AARGenerator, ClapEncoder, SATTokenizer, hub
+from aar import AARGenerator, ClapEncoder, SATTokenizer
+from aar.loading import hub
 from aar.metrics import PANNsCNN14, VGGish
 
 LOADERS = [SATTokenizer, AARGenerator, ClapEncoder, VGGish, PANNsCNN14]

@@ -11,9 +11,10 @@ import pytest
 import torch
 from official_layout import populate_hub_cache
 
-from aar import AARGenerator, SATTokenizer, hub
+from aar import AARGenerator, SATTokenizer
 from aar.cli import main
 from aar.errors import HubUnreachableError
+from aar.loading import hub
 
 #: Generous: the point is seconds instead of huggingface_hub's ~25 s of retries.
 LIMIT_S = 10.0

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import aar.metrics.distribution as distribution_module
-import aar.metrics.reconstruction as reconstruction_module
+import aar.metrics.paired as reconstruction_module
 from aar.errors import pip_command
 from aar.metrics import (
     frechet_distance,
@@ -341,7 +341,7 @@ def test_pesq_from_pesq_package(caplog):
     noisy = voice + 0.05 * _noise(voice.numel())
     scores = pesq(torch.stack([voice, voice])[:, None], torch.stack([voice, noisy])[:, None], 16_000)
     assert float(scores[0]) > 4.5 and float(scores[1]) < float(scores[0])
-    with caplog.at_level("WARNING", logger="aar.metrics.optional"):
+    with caplog.at_level("WARNING", logger="aar.metrics.speech"):
         assert math.isnan(float(pesq(torch.zeros(16_000), torch.zeros(16_000), 16_000)[0]))
     assert "no utterance" in caplog.text
 
@@ -349,7 +349,7 @@ def test_pesq_from_pesq_package(caplog):
 def test_missing_optional_package_is_named(monkeypatch):
     import importlib.util
 
-    import aar.metrics.optional as optional
+    import aar.metrics.speech as optional
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("pystoi", "pesq")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
-from aar.placement import ToArguments, to_arguments
+from aar.precision.placement import ToArguments, to_arguments
 
 CPU = torch.device("cpu")
 T64 = torch.zeros(1, dtype=torch.float64)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import AAR_PTH, SAT_PTH, TINY_SAT, tiny_generator
 
-import aar.nn.cpu as cpu_probe
-import aar.nn.int8 as int8
-import aar.precision as precision
+import aar.precision.cpu as cpu_probe
+import aar.precision.int8 as int8
+import aar.precision.policy as precision
 from aar import AARConfig, AARGenerator, SATTokenizer
 from aar.nn.linear import Linear
 
@@ -152,7 +152,7 @@ def test_the_avx2_kernel_is_what_the_emulation_models():
     if "avx2" not in precision.cpu_features().flags:
         pytest.skip("FBGEMM's AVX2 kernels need an x86 CPU with AVX2")
     script = (
-        "import torch, aar.nn.int8 as int8\n"
+        "import torch, aar.precision.int8 as int8\n"
         "torch.manual_seed(0)\n"
         "w, x = torch.randn(48, 33) / 6, torch.randn(35, 33)\n"
         "assert int8.kernel_saturates()\n"
@@ -236,7 +236,7 @@ def test_two_processes_choose_the_same_auto_precision():
     import subprocess
     import sys
 
-    script = ("from aar.precision import auto_precision, cpu_features; f = cpu_features(); "
+    script = ("from aar.precision.policy import auto_precision, cpu_features; f = cpu_features(); "
               "print(auto_precision(), sorted(f.flags), f.capability, f.amx_bf16, f.vendor, "
               "f.int8_saturates)")
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -263,7 +263,7 @@ def test_cpu_without_the_kernel_runs_emulated_and_says_so(monkeypatch, caplog):
     monkeypatch.setattr(int8, "_logged", set())
     layer = Linear(16, 8)
     x = torch.randn(3, 16)
-    with caplog.at_level(logging.WARNING, logger="aar.nn.int8"):
+    with caplog.at_level(logging.WARNING, logger="aar.precision.int8"):
         layer.quantize()
         layer.quantize()
     assert layer.int8.mode == int8.EMULATED and len(caplog.records) == 1
@@ -289,7 +289,7 @@ def test_saturating_cpu_gets_7_bit_activations(monkeypatch):
 def test_int8_on_an_unmeasured_cpu_says_auto_would_not_choose_it(monkeypatch, caplog):
     monkeypatch.setattr(cpu_probe, "cpu_features", lambda: features({"asimd"}, "DEFAULT", vendor=""))
     monkeypatch.setattr(precision, "_logged", set())
-    with caplog.at_level(logging.WARNING, logger="aar.precision"):
+    with caplog.at_level(logging.WARNING, logger="aar.precision.policy"):
         precision.apply_precision(tiny_generator(), "int8")
     assert any("would not choose int8" in r.getMessage() for r in caplog.records)
 
@@ -384,7 +384,7 @@ def test_int8_generation_under_inference_mode():
 
 def test_int8_ffn_uses_the_erf_gelu_and_fp32_and_bf16_the_tanh_gelu():
     from aar.nn.block import FeedForward
-    from aar.nn.precision import cast_matrix_weights
+    from aar.precision.reduced import cast_matrix_weights
 
     torch.manual_seed(0)
     ffn, x = FeedForward(16, 64), torch.randn(3, 16) * 3

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aar import AudioCodes, SATTokenizer
-from aar.codes_file import load_codes, save_codes
+from aar.loading.codes_file import load_codes, save_codes
 
 RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 MAX_SECONDS = 5

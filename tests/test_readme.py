@@ -32,14 +32,14 @@ def hub_cache(tmp_path, monkeypatch):
 
 
 def test_python_snippets(hub_cache, tmp_path, monkeypatch):
-    import aar.clap
+    import aar.conditioning.clap
 
     noise = 0.1 * np.random.default_rng(0).standard_normal((3 * 44100, 2))  # soundfile: (frames, C)
     sf.write(tmp_path / "song.flac", noise.astype("float32"), 44100)  # the quick start's input file
     monkeypatch.chdir(tmp_path)
 
     stand_in = classmethod(lambda cls, **kw: stand_in_clap())
-    monkeypatch.setattr(aar.clap.ClapEncoder, "from_pretrained", stand_in)
+    monkeypatch.setattr(aar.conditioning.clap.ClapEncoder, "from_pretrained", stand_in)
     blocks = _blocks("python")
     assert len(blocks) >= 2
     namespace: dict = {}

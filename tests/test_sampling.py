@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aar.sampling import (
+from aar.generation.sampling import (
     apply_temperature,
     cfg_mix,
     draw,
@@ -184,7 +184,7 @@ def test_make_generator_errors(kwargs, error):
 
 
 def test_per_row_generators_draw_each_row_as_a_batch_of_one():
-    from aar.sampling import draw, make_generator
+    from aar.generation.sampling import draw, make_generator
 
     logits = torch.randn(3, 5, 40, generator=torch.Generator().manual_seed(0))
     rows = draw(logits, make_generator(seed=[7, 8, 9]))

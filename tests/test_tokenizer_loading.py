@@ -10,7 +10,7 @@ from official_layout import populate_hub_cache, sat_official_state, save_sat_off
 from payload import Payload
 
 from aar import SATConfig, SATTokenizer
-from aar._commands import convert_checkpoint
+from aar.cli.commands import convert_checkpoint
 from aar.errors import CheckpointError, WrongModelKindError
 
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from aar.config import AARConfig
-from aar.convert import convert_aar_state_dict
+from aar.loading.official import convert_aar_state_dict
 from aar.nn.transformer import AARTransformer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_small"

@@ -107,12 +107,12 @@ def test_empty_codes_are_refused(tok, lead):
 )
 @pytest.mark.parametrize("kind", ["sat", "aar"])
 def test_bad_device_and_dtype_are_refused_before_loading(kind, kwargs, match, monkeypatch):
-    import aar.hub
+    import aar.loading.hub
 
     def no_reading(*args, **kwargs):
         raise AssertionError("files were resolved before the arguments were checked")
 
-    monkeypatch.setattr(aar.hub, "resolve", no_reading)
+    monkeypatch.setattr(aar.loading.hub, "resolve", no_reading)
     with pytest.raises(ValueError, match=match):
         if kind == "sat":
             SATTokenizer.from_pretrained(SAT_PTH, **kwargs)
@@ -188,7 +188,7 @@ def test_quantizer_fallback_path_gives_the_same_codes_and_audio(tok, monkeypatch
 
 
 def test_clap_encoder_refuses_a_bad_device_before_loading(tmp_path):
-    from aar.clap import ClapEncoder
+    from aar.conditioning.clap import ClapEncoder
 
     for backend in ("laion-clap", "transformers"):
         with pytest.raises(ValueError, match="device must be a torch.device.*got 'gpu0'"):

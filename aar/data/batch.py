@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import load_audio
-from ..errors import pip_command
-from ..tokenizer import SATTokenizer
+from aar.audio import load_audio
+from aar.errors import pip_command
+from aar.tokenizer import SATTokenizer
 
 #: Bumped whenever the columns or how they are computed change: it invalidates datasets caches.
 FORMAT_VERSION = 1

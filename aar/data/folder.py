@@ -27,12 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._checks import check_positive_int
-from .._files import atomic_path
-from .._version import __version__
-from ..audio import AUDIO_EXTENSIONS, is_audio_file
-from ..tokenizer import SATTokenizer
-from .batch import (
+from aar.audio import AUDIO_EXTENSIONS, is_audio_file
+from aar.data.batch import (
     ERROR_COLUMN,
     LENGTH_COLUMN,
     RATE_COLUMN,
@@ -41,7 +37,11 @@ from .batch import (
     model_location,
     require,
 )
-from .runners import FILES_PER_TASK, in_process, on_ray, process_pool, ray_session
+from aar.data.runners import FILES_PER_TASK, in_process, on_ray, process_pool, ray_session
+from aar.errors import check_positive_int
+from aar.loading.files import atomic_path
+from aar.tokenizer import SATTokenizer
+from aar.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,7 @@ import os
 
 import torch
 
-from .._checks import check_positive_int
-from .._version import __version__
-from ..tokenizer import SATTokenizer
-from .batch import (
+from aar.data.batch import (
     FORMAT_VERSION,
     check_errors_mode,
     check_tokenizer,
@@ -23,6 +20,9 @@ from .batch import (
     token_schema,
     worker_threads,
 )
+from aar.errors import check_positive_int
+from aar.tokenizer import SATTokenizer
+from aar.version import __version__
 
 
 class _BatchEncoder:

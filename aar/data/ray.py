@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from .._checks import check_positive_int
-from .batch import check_errors_mode, check_tokenizer, encode_table, model_location, require
+from aar.data.batch import check_errors_mode, check_tokenizer, encode_table, model_location, require
+from aar.errors import check_positive_int
 
 
 class SATEncoderActor:
@@ -24,7 +24,7 @@ class SATEncoderActor:
 
     def __init__(self, model: str, audio_column: str, sample_rate_column: str | None, errors: str,
                  device: str = "cpu") -> None:
-        from ..tokenizer import SATTokenizer
+        from aar.tokenizer import SATTokenizer
 
         self.tokenizer = check_tokenizer(SATTokenizer.from_pretrained(model, device=device))
         self.audio_column = audio_column

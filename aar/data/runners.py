@@ -10,9 +10,9 @@ import collections
 import contextlib
 import os
 
-from ..tokenizer import SATTokenizer
-from .batch import check_tokenizer, encode_table, require, worker_threads
-from .ray import ray_tokenize
+from aar.data.batch import check_tokenizer, encode_table, require, worker_threads
+from aar.data.ray import ray_tokenize
+from aar.tokenizer import SATTokenizer
 
 #: Files per unit of work handed to a worker.
 FILES_PER_TASK = 8

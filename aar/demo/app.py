@@ -10,8 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .engine import CONDITIONS, DemoEngine
-from .handlers import EDIT_MODES, Handlers
+from aar.demo.engine import CONDITIONS, DemoEngine
+from aar.demo.handlers import EDIT_MODES, Handlers
 
 #: System font stacks: a theme naming a web font would make the browser fetch it from its host.
 SANS = ["ui-sans-serif", "system-ui", "sans-serif"]

@@ -4,10 +4,11 @@ Legend: B batch (1 here), N samples per window (24000), O context samples, T sam
 
 Each new window starts with the last O samples of the audio so far, placed at the start of an
 otherwise silent window and encoded; the tokens whose span lies inside those O samples are forced
-(``aar.editing.ForcedTokens.from_known``), the rest is sampled, and the window's new N - O samples are
-appended. This is the step ``aar.long_generation`` takes between its windows, with the clip standing
-in for window 0. The clip itself is kept unchanged: only a short crossfade (``CROSSFADE`` seconds at
-most) joins its last samples to the regenerated copy of them, so the seam does not click.
+(``aar.generation.editing.ForcedTokens.from_known``), the rest is sampled, and the window's new
+N - O samples are appended. This is the step ``aar.generation.long_generation`` takes between its
+windows, with the clip standing in for window 0. The clip itself is kept unchanged: only a short
+crossfade (``CROSSFADE`` seconds at most) joins its last samples to the regenerated copy of them,
+so the seam does not click.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..editing import ForcedTokens
-from ..long_generation import fade_in
+from aar.generation.editing import ForcedTokens
+from aar.generation.long_generation import fade_in
 
 #: Seconds of the join between the clip and the continuation that are crossfaded.
 CROSSFADE = 0.05

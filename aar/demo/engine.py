@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..audio import resample, to_mono
-from ..codes import AudioCodes
-from ..next_scale import ScaleProgress
-from ..precision import precision_of
-from ..sampling import make_generator
-from ..sampling_options import SamplingOptions
-from .settings import DemoSettings
+from aar.audio import resample, to_mono
+from aar.codes import AudioCodes
+from aar.demo.settings import DemoSettings
+from aar.generation.next_scale import ScaleProgress
+from aar.generation.options import SamplingOptions
+from aar.generation.sampling import make_generator
+from aar.precision.policy import precision_of
 
 #: Where a condition can come from, as the page names them.
 CONDITIONS = ("none (unconditional)", "CLAP vector (.npy)", "text prompt (CLAP)", "reference clip (CLAP)")
@@ -147,7 +147,7 @@ class DemoEngine:
         if source not in CONDITIONS:
             raise ValueError(f"condition must be one of {list(CONDITIONS)}, got {source!r}")
         if self.gen.clap_encoder is None:  # loaded on first use
-            from ..clap import ClapEncoder
+            from aar.conditioning.clap import ClapEncoder
 
             ClapEncoder.check_installed(self.clap_backend)
             with self._lock:  # once, whichever request comes first
@@ -278,7 +278,7 @@ class DemoEngine:
     def inpaint(self, clip, clap_1D: torch.Tensor, knobs: Knobs, *, start: float,
                 end: float) -> Iterator[Preview | Result]:
         """Regenerate ``[start, end)`` seconds of a clip inside the one-second window centred on it."""
-        from .inpainting import inpaint_range
+        from aar.demo.inpainting import inpaint_range
 
         wav_1T = self.mono(clip)
 
@@ -286,7 +286,7 @@ class DemoEngine:
             return inpaint_range(self.gen, wav_1T, clap_1D, start=start, end=end, seed=seed,
                                  callback=callback, **knobs.sampling()), None
 
-        from .inpainting import check_range
+        from aar.demo.inpainting import check_range
 
         check_range(start, end, wav_1T.shape[-1] / self.sample_rate, self.gen.tokenizer.config.window
                     / self.sample_rate)
@@ -295,7 +295,7 @@ class DemoEngine:
     def extend(self, clip, clap_1D: torch.Tensor, knobs: Knobs, *, add_seconds: float,
                context: float = 0.5) -> Iterator[Preview | Result]:
         """The clip continued by ``add_seconds`` (see ``aar.demo.continuation``)."""
-        from .continuation import continue_audio
+        from aar.demo.continuation import continue_audio
 
         add_seconds = self._check_seconds(add_seconds, "seconds to add")
         wav_1T = self.mono(clip)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..audio import write_audio
-from ..codes_file import save_codes
-from .engine import CONDITIONS, DemoEngine, Knobs, Preview, Result
-from .pictures import spectrogram, token_grid
-from .uploads import read_clip, read_vector
+from aar.audio import write_audio
+from aar.demo.engine import CONDITIONS, DemoEngine, Knobs, Preview, Result
+from aar.demo.pictures import spectrogram, token_grid
+from aar.demo.uploads import read_clip, read_vector
+from aar.loading.codes_file import save_codes
 
 #: Errors that mean "this input is refused" and become a message on the page.
 REFUSED = (ValueError, TypeError, ImportError, OSError)

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ..long_generation import fade_in
+from aar.generation.long_generation import fade_in
 
 #: Seconds on each side of the range over which the new audio fades back into the original.
 FADE = 0.02

@@ -11,8 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .engine import DemoEngine
-from .settings import DemoSettings
+from aar.demo.engine import DemoEngine
+from aar.demo.settings import DemoSettings
 
 #: Environment that keeps Gradio and the Hugging Face libraries from calling home.
 QUIET = {
@@ -50,7 +50,7 @@ def launch(engine: DemoEngine, *, folder: str | os.PathLike | None = None, block
     """
     fresh = folder is None
     folder = quiet_environment(folder)
-    from .app import build, theme
+    from aar.demo.app import build, theme
 
     settings: DemoSettings = engine.settings
     app = build(engine, folder)

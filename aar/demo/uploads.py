@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import load_audio
-from ..errors import UploadError
-from .settings import DemoSettings
+from aar.audio import load_audio
+from aar.demo.settings import DemoSettings
+from aar.errors import UploadError
 
 
 def inside(path: str | os.PathLike, folder: str | os.PathLike) -> Path:

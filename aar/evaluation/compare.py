@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..metrics.protocols import Protocol, get_protocol
-from .sets import FileError, classify_files, embed_files, list_audio
+from aar.evaluation.sets import FileError, classify_files, embed_files, list_audio
+from aar.metrics.protocols import Protocol, get_protocol
 
 if TYPE_CHECKING:
-    from ..metrics import AudioClassifier, EmbeddingCache, EmbeddingExtractor
+    from aar.metrics import AudioClassifier, EmbeddingCache, EmbeddingExtractor
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def paired_kl(files_ref, files_est, classifier: AudioClassifier, root_ref=None, 
     Pairs are ``zip(files_ref, files_est)`` when no roots are given; with roots, files with the same
     path relative to their root. Files are prepared and the eps chosen as the protocol says.
     """
-    from .. import metrics
+    from aar import metrics
 
     protocol = get_protocol(protocol)
     if root_ref is not None:
@@ -162,7 +162,7 @@ def compare_sets(
         ValueError: a folder holds no audio, fewer than two of its files could be embedded, or an
             unknown protocol.
     """
-    from .. import metrics
+    from aar import metrics
 
     protocol = get_protocol(protocol)
     files_a, files_b = list_audio(a), list_audio(b)

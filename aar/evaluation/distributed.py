@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.batch import model_location, state_digest
-from ..data.ray import actor_pool
-from ..data.runners import FILES_PER_TASK, ray_session
-from ..metrics.protocols import get_protocol
-from .reconstruct import METRICS, FileResult, reconstruct_locally
-from .sets import FileError, embed_locally
+from aar.data.batch import model_location, state_digest
+from aar.data.ray import actor_pool
+from aar.data.runners import FILES_PER_TASK, ray_session
+from aar.evaluation.round_trip import METRICS, FileResult, reconstruct_locally
+from aar.evaluation.sets import FileError, embed_locally
+from aar.metrics.protocols import get_protocol
 
 
 class GeneratorActor:
@@ -46,7 +46,7 @@ class GeneratorActor:
 
     def __init__(self, model: str, tokenizer: str | None, knobs: dict, threads: int,
                  device: str | None = None, precision: str = "fp32") -> None:
-        from ..generator import AARGenerator
+        from aar.generator import AARGenerator
 
         torch.set_num_threads(threads)  # the driver's: float sums, and so draws, follow thread count
         self.generator = AARGenerator.from_pretrained(model, tokenizer=tokenizer, device=device,
@@ -179,7 +179,7 @@ class ReconstructorActor:
     def __init__(self, model: str, extractor, min_tail: int, batch_size: int | None, protocol,
                  threads: int) -> None:
         torch.set_num_threads(threads)
-        from ..tokenizer import SATTokenizer
+        from aar.tokenizer import SATTokenizer
 
         self.tokenizer = SATTokenizer.from_pretrained(model)
         self.digest = state_digest(self.tokenizer)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._files import atomic_path
-from ..errors import pip_command
-from .generate import GenerationReport
+from aar.errors import pip_command
+from aar.evaluation.guidance_sweep import GenerationReport
+from aar.loading.files import atomic_path
 
 
 def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Path:

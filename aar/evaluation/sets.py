@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..audio import AUDIO_EXTENSIONS, is_audio_file, resample
-from ..metrics.protocols import PLAIN, AudioLoading
+from aar.audio import AUDIO_EXTENSIONS, is_audio_file, resample
+from aar.metrics.protocols import PLAIN, AudioLoading
 
 if TYPE_CHECKING:
-    from ..metrics import AudioClassifier, EmbeddingExtractor
+    from aar.metrics import AudioClassifier, EmbeddingExtractor
 @dataclass(frozen=True)
 class FileError:
     """A file that could not be scored (or was left out), and why.

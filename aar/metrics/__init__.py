@@ -10,18 +10,24 @@ probabilities from an :class:`AudioClassifier` (:class:`PANNsCNN14`, :class:`PAN
 tool; a :class:`Protocol` (:data:`PROTOCOLS`, :func:`get_protocol`) fixes which one for every number
 ``aar eval`` reports. :func:`weights_fingerprint` hashes every weight of a module. See
 docs/evaluation.md for the definitions, the tools and the measured agreement.
+
+Owns: ``paired`` (mel, STFT, SI-SDR), ``speech`` (STOI, PESQ), ``distribution`` (FAD, ISc, KL),
+``protocols``, ``kaiser_resample``; the networks ``vggish``, ``panns``, ``clap_space`` on the
+``extractor`` contracts, their weights (``_pretrained``, ``_weights``) and ``cache``.
+May import: ``aar.conditioning`` (CLAP), ``aar.loading``, ``aar.audio``, ``aar.errors``; never a
+generator or tokenizer.
 """
 
-from ._weights import fingerprint as weights_fingerprint
-from .cache import EmbeddingCache
-from .clap import ClapExtractor
-from .distribution import frechet_distance, inception_score, inception_score_splits, kl_divergence
-from .extractor import AudioClassifier, EmbeddingExtractor
-from .optional import optional_metrics, pesq, si_snr, stoi
-from .panns import PANNsCNN14, PANNsCNN14At16k, PANNsOutput
-from .protocols import DEFAULT_PROTOCOL, PROTOCOLS, AudioLoading, Protocol, get_protocol
-from .reconstruction import mel_distance, si_sdr, stft_distance
-from .vggish import VGGish
+from aar.metrics._weights import fingerprint as weights_fingerprint
+from aar.metrics.cache import EmbeddingCache
+from aar.metrics.clap_space import ClapExtractor
+from aar.metrics.distribution import frechet_distance, inception_score, inception_score_splits, kl_divergence
+from aar.metrics.extractor import AudioClassifier, EmbeddingExtractor
+from aar.metrics.paired import mel_distance, si_sdr, stft_distance
+from aar.metrics.panns import PANNsCNN14, PANNsCNN14At16k, PANNsOutput
+from aar.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, AudioLoading, Protocol, get_protocol
+from aar.metrics.speech import optional_metrics, pesq, si_snr, stoi
+from aar.metrics.vggish import VGGish
 
 __all__ = [
     "DEFAULT_PROTOCOL",

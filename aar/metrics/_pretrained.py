@@ -14,10 +14,10 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import nn
 
-from .._loading import loading_request
-from ..convert import rename
-from ..hub import HubKwargs, Unpack, resolve_file
-from . import _weights
+from aar.loading.hub import HubKwargs, Unpack, resolve_file
+from aar.loading.native import loading_request
+from aar.loading.official import rename
+from aar.metrics import _weights
 
 Network = TypeVar("Network", bound="PretrainedNetwork")
 
@@ -59,7 +59,7 @@ class PretrainedNetwork(nn.Module):
             path_or_repo: A ``.pth``/``.safetensors`` file, a folder, or a Hub repo id.
             filename: The file inside the folder or repo (default: the class's ``checkpoint_name``).
             device: Where the network runs (default CPU).
-            **hub_kwargs: The Hub options of :class:`aar.hub.HubKwargs` (``revision``, ``cache_dir``,
+            **hub_kwargs: The Hub options of :class:`aar.loading.hub.HubKwargs` (``revision``, ``cache_dir``,
                 ``local_files_only``, ``token``).
 
         Returns:

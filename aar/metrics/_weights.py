@@ -2,7 +2,7 @@
 
 A checkpoint is a ``.safetensors`` file, or a ``torch.save`` file read with ``weights_only=True``
 (a file that carries pickled Python objects is refused with ``CheckpointError`` rather than run).
-Published key names are mapped to aar's by a table (:func:`aar.convert.rename`): every key must match
+Published key names are mapped to aar's by a table (:func:`aar.loading.official.rename`): every key must match
 one rule or a listed rebuildable tensor, and the model then loads strictly.
 """
 
@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .._loading import adopt_state, state_tensors
-from ..convert import load_weights_only
-from ..errors import CheckpointError
+from aar.errors import CheckpointError
+from aar.loading.native import adopt_state, state_tensors
+from aar.loading.official import load_weights_only
 
 #: Sections of the official AAR checkpoints, which a metric network can be given by mistake.
 OFFICIAL_SECTIONS = {"generator_state_dict": "a SAT tokenizer", "model_state_dict": "an AAR generator"}

@@ -24,10 +24,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .._files import atomic_path
-from ..audio import read_audio, resample, to_mono
-from .extractor import EmbeddingExtractor
-from .protocols import AudioLoading
+from aar.audio import read_audio, resample, to_mono
+from aar.loading.files import atomic_path
+from aar.metrics.extractor import EmbeddingExtractor
+from aar.metrics.protocols import AudioLoading
 
 logger = logging.getLogger(__name__)
 

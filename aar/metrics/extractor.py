@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ..audio import as_audio_batch, to_mono
+from aar.audio import as_audio_batch, to_mono
 
 
 @runtime_checkable

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
-from ._pretrained import PretrainedNetwork
-from .extractor import mono_batch
+from aar.metrics._pretrained import PretrainedNetwork
+from aar.metrics.extractor import mono_batch
 
 SAMPLE_RATE = 32_000
 FFT_SIZE = 1024

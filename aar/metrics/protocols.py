@@ -33,8 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..audio import read_audio, resample, to_mono
-from .kaiser_resample import kaiser_resample
+from aar.audio import read_audio, resample, to_mono
+from aar.metrics.kaiser_resample import kaiser_resample
 
 #: The resamplers, as reports name them.
 RESAMPLERS = {

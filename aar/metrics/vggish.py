@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._pretrained import PretrainedNetwork
-from .extractor import mono_batch
+from aar.metrics._pretrained import PretrainedNetwork
+from aar.metrics.extractor import mono_batch
 
 SAMPLE_RATE = 16_000
 WINDOW = 400

@@ -3,8 +3,8 @@
 Legend: B batch, C channels, T time steps (samples or frames).
 
 The weights are plain ``Conv1d`` / ``ConvTranspose1d`` weights: the weight normalisation of the official
-checkpoints is folded in once, at conversion time (``aar.convert``), which computes the same tensor the
-official forward pass recomputes on every call.
+checkpoints is folded in once, at conversion time (``aar.loading.official``), which computes the
+same tensor the official forward pass recomputes on every call.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Legend: N rows (any leading dims), K input features, M output features.
 ``Linear`` is ``nn.Linear`` with two additions, and the same parameter names (checkpoints load
 unchanged):
 
-- its weight may be bfloat16 or float16 while activations stay float32 (``aar.nn.precision``);
-- ``quantize()`` adds an int8 copy of the weight (``aar.nn.int8``) that every product then uses (on
+- its weight may be bfloat16 or float16 while activations stay float32 (``aar.precision.reduced``);
+- ``quantize()`` adds an int8 copy of the weight (``aar.precision.int8``) that every product then uses (on
   the CPU); the float weight stays the parameter (``state_dict`` and saving are unchanged). The copy
   follows ``load_state_dict`` and is dropped (logged) when the weight is replaced (``.to(dtype)``);
   after in-place writes (``nn.init``, optimisers) call ``quantize()`` again.
@@ -21,8 +21,8 @@ import logging
 
 from torch import Tensor, nn
 
-from aar.nn.int8 import Int8Weight
-from aar.nn.precision import linear
+from aar.precision.int8 import Int8Weight
+from aar.precision.reduced import linear
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ class Linear(nn.Linear):
         return linear(x_NK, self.weight, bias_M)
 
     def quantize(self, reduce_range: bool | None = None, emulate: bool = False) -> None:
-        """Multiply through an int8 copy of the weight from now on (CPU only, see ``aar.nn.int8``).
+        """Multiply through an int8 copy of the weight from now on (CPU only, see ``aar.precision.int8``).
 
         Args:
             reduce_range: 7-bit activations. None (default): where the kernel would saturate 8-bit
-                ones (CPUs without VNNI, ``aar.nn.int8.kernel_saturates``).
+                ones (CPUs without VNNI, ``aar.precision.int8.kernel_saturates``).
             emulate: Float32 emulation of the int8 rounding instead of the kernel.
 
         Raises:

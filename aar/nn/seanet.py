@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .conv import PaddedConv1d, TrimmedConvTranspose1d
+from aar.nn.conv import PaddedConv1d, TrimmedConvTranspose1d
 
 
 class ResidualUnit(nn.Module):

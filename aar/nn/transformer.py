@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from aar.nn.block import AdaLNBlock, AdaLNHead
 from aar.nn.kv_cache import KVCache
 from aar.nn.linear import Linear
-from aar.nn.precision import stream_dtype
+from aar.precision.reduced import stream_dtype
 
 
 class ConditionMLP(nn.Module):
