@@ -9,10 +9,14 @@ and name the value received and what was wanted; the same facts are attributes, 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+import torch
 
 #: What each model kind is called in messages.
 KIND_NAMES = {
@@ -235,3 +239,47 @@ def check_texts(name: str, value: object) -> list[str]:
     if bad:
         raise TypeError(f"{name} must hold only str; item {bad[0][0]} is {bad[0][1]}")
     return list(texts)
+
+
+def check_int_range(name: str, value: object, low: int, high: int | None = None, *,
+                    shown: str | None = None) -> int:
+    """Return ``value`` if it is an integer (not a bool) in ``[low, high]`` (no upper end for None).
+
+    Raises:
+        ValueError: anything else, naming ``name``, the range (``shown`` if given) and the value.
+    """
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if not integer or value < low or (high is not None and value > high):
+        allowed = shown or (f">= {low}" if high is None else f"in [{low}, {high}]")
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
+    return value
+
+
+def check_float_tensor(name: str, value: object):
+    """``value`` (a torch tensor or numpy array of floating point) as a ``torch.Tensor``.
+
+    Raises:
+        TypeError: neither a tensor nor an array, or not floating point; naming ``name``.
+    """
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got dtype {value.dtype}")
+    return value
+
+
+# ------------------------------------------------------------------ one-time messages
+_said: set[tuple[str, str]] = set()
+
+
+def log_once(logger: logging.Logger, level: int, key: str, message: str, *args: object) -> None:
+    """Log ``message % args`` on ``logger`` at ``level`` the first time ``key`` comes up in this process.
+
+    For what holds for the whole process (a slow path on this CPU, a kernel that is missing), so a
+    loop or a batch of files says it once. ``key`` is per logger.
+    """
+    if (logger.name, key) not in _said:
+        _said.add((logger.name, key))
+        logger.log(level, message, *args)

@@ -4,11 +4,9 @@ Legend: B batch, D CLAP dim (512), S scales (16), s_i tokens of scale i, L token
 V codebook size, E codebook vector width (latent_dim), F frames per window (75).
 
 The generator pairs the transformer with its tokenizer and is the public face of both: loading and
-saving, conditions and the entry points of generation. The work lies in small modules: the S-step
-sampling loop with its guidance ramp in ``aar/next_scale.py``, CLAP conditions in
-``aar/conditions.py``, variations and inpainting in ``aar/editing.py``, the checks of the sampling
-arguments in ``aar/sampling_options.py``. Two mixins hold whole method groups: device and dtype
-placement (``aar/placement.py``), and teacher forcing with likelihoods (``aar/scoring.py``).
+saving, conditions and the entry points of generation. The work lies in ``aar.generation`` (the S-step
+loop in ``next_scale``, the sampling options, editing, long generation, teacher forcing),
+``aar.conditioning`` (CLAP conditions) and ``aar.precision`` (device, dtype and precision).
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from aar.loading.native import adopt_state, loading_request, naming, read_native
 from aar.loading.official import convert_aar_state_dict, infer_aar_config, read_checkpoint
 from aar.nn.transformer import AARTransformer
 from aar.precision.placement import GeneratorPlacement
-from aar.precision.policy import apply_precision, resolve_precision
+from aar.precision.policy import apply_precision, resolve_precision, set_weight_dtype
 from aar.tokenizer import SATTokenizer
 
 __all__ = ["AARGenerator", "DEFAULT_CFG", "DEFAULT_TOP_K", "DEFAULT_TOP_P"]
@@ -64,11 +62,11 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         torch.Size([2, 1, 24000])
         >>> gen.generate(torch.randn(512), seconds=1.5, seed=0).shape  # windows joined by inpainting
         torch.Size([1, 1, 36000])
-        >>> gen.bfloat16().dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
+        >>> gen.set_precision("bf16").dtype, gen.transformer.head.weight.dtype, gen.tokenizer.dtype
         (torch.bfloat16, torch.float32, torch.float32)
 
-    Dtypes follow one rule, whether set with ``to(dtype=...)`` or ``bfloat16()``/``half()``/
-    ``float()``/``double()``: see :meth:`to`.
+    ``to()``, ``bfloat16()`` and the like are ``nn.Module``'s: they cast every tensor, the tokenizer's
+    too. The fast paths are :meth:`set_precision` (or ``precision=`` at loading).
     """
 
     def __init__(self, config: AARConfig, tokenizer: SATTokenizer) -> None:
@@ -102,8 +100,9 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
                 ``SAT_d128_lat128.pth`` lies beside it; a native folder brings its own.
             filename: A file of the folder or repo to load instead of the default.
             device: Where to put both models.
-            dtype: Weight dtype of the transformer (float32 by default); ``torch.bfloat16`` runs the
-                reduced-precision path of :meth:`to`. The tokenizer stays float32.
+            dtype: Weight dtype of the transformer (float32 by default); bfloat16 and float16 are the
+                reduced-precision path (matrix weights only, ``aar.precision.policy.set_weight_dtype``).
+                The tokenizer stays float32.
             precision: "fp32" (default: the official arithmetic), "bf16" (as
                 ``dtype=torch.bfloat16``), "int8" (CPU only) or "auto" (the fastest that meets the
                 accuracy gates on this processor); see ``aar.precision.policy``. The tokenizer stays float32.
@@ -142,8 +141,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         with skip_init():  # no random init: every tensor comes from the checkpoint
             model = cls(config, tokenizer)
         adopt_state(model.transformer, state, str(source.path))
-        model = model.to(device=request.device, dtype=dtype).eval()
-        return apply_precision(model, "int8") if precision == "int8" else model
+        model = model.to(device=request.device).eval()
+        return apply_precision(model, "int8") if precision == "int8" else set_weight_dtype(model, dtype)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors``, and the tokenizer into ``tokenizer/``."""
@@ -237,7 +236,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             forced: Any ``aar.generation.editing.ForcedTokens`` plan (what ``inpaint`` uses).
 
         Kept tokens are sampled as usual and then overwritten, so the random stream is that of
-        ordinary generation, and guidance only shapes the sampled tokens (see ``aar/editing.py``).
+        ordinary generation, and guidance only shapes the sampled tokens (see ``aar/generation/editing.py``).
 
         Every argument is checked before CLAP runs or loads.
 
@@ -364,7 +363,7 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         """Regenerate what ``known`` leaves out: of one window, or of an audio clip of any length.
 
         A token is forced when its whole span lies inside the known region; the others, including
-        those straddling its edge, are sampled (``aar/editing.py`` says why). Audio longer than one
+        those straddling its edge, are sampled (``aar/generation/editing.py`` says why). Audio longer than one
         window is inpainted window by window (``aar.generation.long_generation.inpaint_long``): its known
         samples come back unchanged and only the unknown ones are replaced.
 

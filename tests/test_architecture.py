@@ -227,7 +227,7 @@ def test_every_package_says_what_it_owns_and_may_import(name):
 def test_the_blocks_keep_one_arithmetic_path():
     """``aar.nn`` never asks which precision it runs in: int8 and bfloat16 are modules that
     ``aar.precision`` swaps in, as ``torch.ao.quantization.quantize_dynamic`` does."""
-    words = ("int8", "bfloat16", "quantize", "reduced")
+    words = ("int8", "float16", "reduced", "fused")
     found = [(m, w) for m in modules() if m.startswith("aar.nn") for w in words
              if w in _code_without_docstrings(modules()[m].read_text())]
     assert found == []
@@ -242,3 +242,28 @@ def _code_without_docstrings(source: str) -> str:
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             body[0] = ast.Pass()
     return ast.unparse(tree)
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(__import__("aar").MOVED_MODULES.items()))
+def test_a_moved_module_still_imports_under_its_old_name_with_a_warning(old, new):
+    """aar 0.1's module names keep working until 0.3: the same objects, and a DeprecationWarning."""
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        alias = importlib.import_module(old)
+    real = importlib.import_module(new)
+    assert old not in modules() and new in modules()
+    public = [name for name in dir(real) if not name.startswith("_")]
+    assert public and all(getattr(alias, name) is getattr(real, name) for name in public)
+
+
+def test_the_old_precision_functions_warn_and_are_the_new_ones():
+    import aar.precision
+    import aar.precision.policy
+
+    with pytest.warns(DeprecationWarning, match="aar.precision.policy.apply_precision"):
+        assert aar.precision.apply_precision is aar.precision.policy.apply_precision
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        aar.precision.nothing  # noqa: B018

@@ -11,7 +11,7 @@ from conftest import AAR_PTH, SAT_PTH, tiny_generator
 
 import aar.nn.kv_cache as kv_cache_module
 import aar.precision.reduced as precision
-from aar import AARGenerator
+from aar import AARGenerator, errors
 from aar.errors import CheckpointError
 
 
@@ -32,12 +32,12 @@ def test_bfloat16_casts_matrix_weights_only(pair):
     assert t.pos_1LC.dtype == t.uncond_embedding.dtype == torch.float32
 
 
-def test_to_dtype_round_trip_keeps_the_tokenizer():
+def test_bf16_round_trip_keeps_the_tokenizer():
     gen = tiny_generator()
-    gen.to(dtype=torch.bfloat16)
+    gen.set_precision("bf16")
     assert gen.dtype == torch.bfloat16 and gen.tokenizer.dtype == torch.float32
     assert gen.generate(torch.randn(2, 512), seed=0).dtype == torch.float32
-    gen.to(torch.float32)
+    gen.set_precision("fp32")
     assert {p.dtype for p in gen.parameters()} == {torch.float32}
 
 
@@ -68,20 +68,20 @@ def test_float32_linear_is_plain_linear():
 
 def test_slow_bfloat16_is_logged_once(monkeypatch, caplog):
     monkeypatch.setattr(precision, "runs_fast", lambda dtype: False)
-    monkeypatch.setattr(precision, "_warned", set())
+    monkeypatch.setattr(errors, "_said", set())
     with caplog.at_level(logging.WARNING, logger="aar.precision.reduced"):
         gen = tiny_generator()
-        gen.to(dtype=torch.bfloat16)
-        gen.to(dtype=torch.bfloat16)
-        gen.to(torch.float32)
+        gen.set_precision("bf16")
+        gen.set_precision("bf16")
+        gen.set_precision("fp32")
     assert len(caplog.records) == 1 and "slower than float32" in caplog.records[0].getMessage()
 
 
 def test_fast_bfloat16_is_not_logged(monkeypatch, caplog):
     monkeypatch.setattr(precision, "runs_fast", lambda dtype: True)
-    monkeypatch.setattr(precision, "_warned", set())
+    monkeypatch.setattr(errors, "_said", set())
     with caplog.at_level(logging.WARNING, logger="aar.precision.reduced"):
-        tiny_generator().to(dtype=torch.bfloat16)
+        tiny_generator().set_precision("bf16")
     assert not caplog.records
 
 

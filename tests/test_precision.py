@@ -12,8 +12,10 @@ from conftest import AAR_PTH, SAT_PTH, TINY_SAT, tiny_generator
 import aar.precision.cpu as cpu_probe
 import aar.precision.int8 as int8
 import aar.precision.policy as precision
-from aar import AARConfig, AARGenerator, SATTokenizer
+from aar import AARConfig, AARGenerator, SATTokenizer, errors
 from aar.nn.linear import Linear
+from aar.precision.int8 import Int8Linear
+from aar.precision.swaps import FusedAdaLNBlock, FusedCosineSelfAttention, to_int8, to_reduced
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -21,6 +23,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def features(flags=(), capability="AVX512", amx=False, kernel=True, vendor="AuthenticAMD",
              saturates=False) -> precision.CpuFeatures:
     return precision.CpuFeatures(frozenset(flags), capability, amx, kernel, vendor, saturates)
+
+
+def int8_modules(transformer) -> list[Int8Linear]:
+    return [m for m in transformer.modules() if isinstance(m, Int8Linear)]
 
 
 def gates(ref: AARGenerator, low: AARGenerator, codes, clap) -> dict:
@@ -68,8 +74,7 @@ def test_7_bit_int8_gates_on_the_fixture(ref, reference):
     nats/token, top-1 99.12 %, max logit error 0.085 (8-bit on such a CPU saturated: KL 5.3e-4,
     top-1 97.6 %)."""
     low = copy.deepcopy(ref)
-    for layer in precision.int8_layers(low.transformer):
-        layer.quantize(reduce_range=True, emulate=True)
+    to_int8(low.transformer, reduce_range=True, emulate=True)
     codes = [reference[f"codes.{i}"][:, 0] for i in range(16)]
     g = gates(ref, low, codes, reference["clap"])
     assert g["kl"] < 2e-4 and g["top1"] >= 0.99 and g["max_err"] < 0.15 and g["ll_diff"] < 0.003
@@ -260,12 +265,11 @@ def test_measured_speedups_are_cached():
 
 def test_cpu_without_the_kernel_runs_emulated_and_says_so(monkeypatch, caplog):
     monkeypatch.setattr(int8, "kernel_available", lambda: False)
-    monkeypatch.setattr(int8, "_logged", set())
-    layer = Linear(16, 8)
+    monkeypatch.setattr(errors, "_said", set())
     x = torch.randn(3, 16)
     with caplog.at_level(logging.WARNING, logger="aar.precision.int8"):
-        layer.quantize()
-        layer.quantize()
+        layer = Int8Linear.from_float(Linear(16, 8))
+        Int8Linear.from_float(Linear(16, 8))
     assert layer.int8.mode == int8.EMULATED and len(caplog.records) == 1
     assert "emulated" in caplog.records[0].getMessage()
     assert 0 < (layer(x) - torch.nn.functional.linear(x, layer.weight, layer.bias)).abs().max() < 0.05
@@ -277,18 +281,17 @@ def test_saturating_cpu_gets_7_bit_activations(monkeypatch):
     config = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=256)
     gen = AARGenerator(config, SATTokenizer(TINY_SAT)).eval()
     precision.apply_precision(gen, "int8")
-    layers = precision.int8_layers(gen.transformer)
-    assert layers and all(layer.int8.reduce_range for layer in layers)
-    assert gen.transformer.head.int8 is None and gen.transformer.word_embed.int8 is None
+    layers = int8_modules(gen.transformer)
+    assert len(layers) == 6 and all(layer.int8.reduce_range for layer in layers)
     assert gen.generate(torch.randn(1, 512), seed=0).shape[:2] == (1, 1)
     monkeypatch.setattr(cpu_probe, "cpu_features", lambda: features({"avx512_vnni"}))
     precision.apply_precision(gen, "int8")
-    assert not any(layer.int8.reduce_range for layer in precision.int8_layers(gen.transformer))
+    assert not any(layer.int8.reduce_range for layer in int8_modules(gen.transformer))
 
 
 def test_int8_on_an_unmeasured_cpu_says_auto_would_not_choose_it(monkeypatch, caplog):
     monkeypatch.setattr(cpu_probe, "cpu_features", lambda: features({"asimd"}, "DEFAULT", vendor=""))
-    monkeypatch.setattr(precision, "_logged", set())
+    monkeypatch.setattr(errors, "_said", set())
     with caplog.at_level(logging.WARNING, logger="aar.precision.policy"):
         precision.apply_precision(tiny_generator(), "int8")
     assert any("would not choose int8" in r.getMessage() for r in caplog.records)
@@ -296,8 +299,7 @@ def test_int8_on_an_unmeasured_cpu_says_auto_would_not_choose_it(monkeypatch, ca
 
 def test_int8_follows_weight_changes(caplog):
     torch.manual_seed(0)
-    layer, x = Linear(32, 16), torch.randn(4, 32)
-    layer.quantize()
+    layer, x = Int8Linear.from_float(Linear(32, 16)), torch.randn(4, 32)
     twin = copy.deepcopy(layer)
     assert twin.int8 is not None and twin.int8.source is twin.weight
     torch.testing.assert_close(twin(x), layer(x))
@@ -307,10 +309,14 @@ def test_int8_follows_weight_changes(caplog):
     err = (layer(x) - x @ new["weight"].T).abs()
     bound = int8.rounding_bound(x, new["weight"], layer.int8.reduce_range)
     assert 0 < err.max() and bool((err <= bound).all())
-    with caplog.at_level(logging.WARNING, logger="aar.nn.linear"):
+    layer.weight.data.mul_(2)  # written in place: call requantize()
+    layer.requantize()
+    bound = int8.rounding_bound(x, layer.weight.detach(), layer.int8.reduce_range)
+    assert bool(((layer(x) - x @ (2 * new["weight"]).T).abs() <= bound).all())
+    with caplog.at_level(logging.WARNING, logger="aar.precision.int8"):
         layer.weight = torch.nn.Parameter(torch.ones(16, 32))  # replaced: runs unquantized
         assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
-    assert layer.int8 is None and "replaced" in caplog.records[0].getMessage()
+    assert "replaced" in caplog.records[0].getMessage()
 
 
 def test_int8_refuses_other_devices():
@@ -383,18 +389,14 @@ def test_int8_generation_under_inference_mode():
 
 
 def test_int8_ffn_uses_the_erf_gelu_and_fp32_and_bf16_the_tanh_gelu():
-    from aar.nn.block import FeedForward
-    from aar.precision.reduced import cast_matrix_weights
-
     torch.manual_seed(0)
-    ffn, x = FeedForward(16, 64), torch.randn(3, 16) * 3
-    act = torch.nn.functional.gelu
-    low = cast_matrix_weights(copy.deepcopy(ffn), torch.bfloat16)
-    assert torch.equal(ffn(x), ffn.fc2(act(ffn.fc1(x), approximate="tanh")))
-    assert torch.equal(low(x), low.fc2(act(low.fc1(x), approximate="tanh")))
-    ffn.fc1.quantize(emulate=True), ffn.fc2.quantize(emulate=True)
-    erf, tanh = ffn.fc2(act(ffn.fc1(x))), ffn.fc2(act(ffn.fc1(x), approximate="tanh"))
-    assert torch.equal(ffn(x), erf) and not torch.equal(erf, tanh)
+    x, act = torch.randn(3, 2, 64) * 3, torch.nn.functional.gelu
+    for swap, approximate in ((lambda t: t, "tanh"), (lambda t: to_reduced(t, torch.bfloat16), "tanh"),
+                              (lambda t: to_int8(t, emulate=True), "none")):
+        ffn = swap(tiny_generator().transformer).blocks[0].ffn
+        assert torch.equal(ffn(x), ffn.fc2(act(ffn.fc1(x), approximate=approximate)))
+        other = "none" if approximate == "tanh" else "tanh"
+        assert not torch.equal(ffn(x), ffn.fc2(act(ffn.fc1(x), approximate=other)))
 
 
 def test_full_precision_blocks_keep_the_official_arithmetic_and_reduced_ones_fuse(monkeypatch):
@@ -417,11 +419,13 @@ def test_full_precision_blocks_keep_the_official_arithmetic_and_reduced_ones_fus
         h = x + attn.proj(out.transpose(1, 2).reshape(2, 5, 32)) * g1
         official = h + block.ffn(F.layer_norm(h, (32,), eps=eps) * (1 + s2) + b2) * g2
         assert torch.equal(block(x, cond), official)
-        for layer in (attn.mat_qkv, attn.proj, block.ffn.fc1, block.ffn.fc2):
-            layer.quantize(emulate=True)
+        for name in ("attn.mat_qkv", "attn.proj", "ffn.fc1", "ffn.fc2"):
+            parent, _, child = name.rpartition(".")
+            int8_layer = Int8Linear.from_float(block.get_submodule(name), emulate=True)
+            setattr(block.get_submodule(parent), child, int8_layer)
+        plain = block(x, cond)  # int8 products through the official elementwise arithmetic
+        block.__class__, block.attn.__class__ = FusedAdaLNBlock, FusedCosineSelfAttention
         fused = block(x, cond)
-        monkeypatch.setattr(blocks, "_reduced", lambda layer, x: False)
-        plain = block(x, cond)  # the same int8 products through the official elementwise arithmetic
     assert 0 < (fused - plain).abs().max() < 0.01 and (fused - official).abs().max() < 0.1
 
 
@@ -430,11 +434,11 @@ def test_int8_quantizes_adaln_but_not_the_head():
     config = AARConfig(depth=2, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=256)
     gen = precision.apply_precision(AARGenerator(config, SATTokenizer(TINY_SAT)).eval(), "int8", emulate=True)
     model = gen.transformer
-    assert all(block.ada_lin[1].int8 is not None for block in model.blocks)
-    assert model.head_nm.ada_lin[1].int8 is not None and model.head.int8 is None
-    assert len(precision.int8_layers(model)) == 5 * config.depth + 1
+    assert all(isinstance(block.ada_lin[1], Int8Linear) for block in model.blocks)
+    assert isinstance(model.head_nm.ada_lin[1], Int8Linear) and type(model.head) is Linear
+    assert type(model.word_embed) is Linear and len(int8_modules(model)) == 5 * config.depth + 1
     precision.apply_precision(gen, "fp32")
-    assert all(layer.int8 is None for layer in precision.int8_layers(model))
+    assert int8_modules(model) == []
 
 
 def test_int8_logits_of_a_row_hardly_depend_on_its_batch_mates(low):

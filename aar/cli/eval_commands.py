@@ -177,6 +177,12 @@ def reconstruct(args) -> int:
             print(f"aar: {report.fad_warning}", file=sys.stderr)
     elif report.fad_unavailable:
         print(f"FAD: unavailable ({report.fad_unavailable})")
+    return _finish(report, args, left_out)
+
+
+def _finish(report, args, left_out: list) -> int:
+    """The end every report shares: its protocol line, the JSON file if asked for, the files left
+    out or in error."""
     print(_protocol_line(report.protocol))
     if args.json:
         write_json(args.json, _json(report, left_out))
@@ -203,11 +209,7 @@ def compare(args) -> int:
               f"over {report.kl_pairs} pair(s)")
     else:
         print(f"KL: unavailable ({report.kl_unavailable})")
-    print(_protocol_line(report.protocol))
-    if args.json:
-        write_json(args.json, _json(report, left_out))
-    _report_errors(report.errors, args.quiet, left_out)
-    return 0
+    return _finish(report, args, left_out)
 
 
 def read_prompts(path: Path) -> list[str]:

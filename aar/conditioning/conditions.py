@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
-from aar.errors import check_texts
+from aar.errors import check_float_tensor, check_texts
 
 #: How far a row's norm may lie from 1 and still be used as given, bit for bit.
 UNIT_NORM_TOLERANCE = 1e-4
@@ -41,12 +40,7 @@ def check_clap_embedding(clap_emb, cond_dim: int) -> torch.Tensor:
         >>> check_clap_embedding(v, 512).norm(dim=-1)
         tensor([1.])
     """
-    if isinstance(clap_emb, np.ndarray):
-        clap_emb = torch.from_numpy(clap_emb)
-    if not isinstance(clap_emb, torch.Tensor):
-        raise TypeError(f"clap_emb must be a tensor or numpy array, got {type(clap_emb).__name__}")
-    if not clap_emb.is_floating_point():
-        raise TypeError(f"clap_emb must be floating point, got dtype {clap_emb.dtype}")
+    clap_emb = check_float_tensor("clap_emb", clap_emb)
     if clap_emb.ndim == 1:
         clap_emb = clap_emb.unsqueeze(0)
     if clap_emb.ndim != 2 or clap_emb.shape[1] != cond_dim or clap_emb.shape[0] == 0:

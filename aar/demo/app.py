@@ -63,6 +63,22 @@ def _stream_outputs(engine: DemoEngine, final_label: str):
     return [status, preview, picture, ladder, *players, files]
 
 
+def _run_and_stop(label: str, elem_id: str | None = None) -> tuple[gr.Button, gr.Button]:
+    """A row with the tab's primary button and its Stop button."""
+    with gr.Row():
+        return (gr.Button(label, variant="primary", elem_id=elem_id),
+                gr.Button("Stop", elem_id=None if elem_id is None else "stop"))
+
+
+def _on_model(buttons: tuple[gr.Button, gr.Button], handler, inputs: list, outputs: list,
+              api_name: str) -> None:
+    """Run ``handler`` on the model's queue (one request at a time) when the first button is
+    pressed; the second cancels the running request at its next scale."""
+    run, stop = buttons
+    job = run.click(handler, inputs, outputs, api_name=api_name, concurrency_id="model")
+    stop.click(None, None, None, cancels=[job], api_name=f"stop_{api_name}")
+
+
 def build(engine: DemoEngine, folder: str | Path) -> gr.Blocks:
     """The Gradio app of ``engine``; uploads and results live under ``folder``.
 
@@ -82,14 +98,11 @@ def build(engine: DemoEngine, folder: str | Path) -> gr.Blocks:
                 with gr.Row():
                     seconds = gr.Number(1.0, label=f"seconds (up to {limits.max_seconds:g})")
                     count = gr.Slider(1, limits.max_samples, value=1, step=1, label="number of samples")
-                with gr.Row():
-                    run = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop = gr.Button("Stop", elem_id="stop")
+                buttons = _run_and_stop("Generate", elem_id="generate")
             with gr.Column():
                 outputs = _stream_outputs(engine, "sample")
-            job = run.click(handlers.generate, [source, prompt, reference, vector, *knobs, seconds, count],
-                            outputs, api_name="generate", concurrency_id="model")
-            stop.click(None, None, None, cancels=[job], api_name="stop_generate")
+            _on_model(buttons, handlers.generate, [source, prompt, reference, vector, *knobs, seconds, count],
+                      outputs, "generate")
 
         with gr.Tab("Variations"):
             clip = gr.Audio(label="clip to vary", type="filepath", sources=["upload"])
@@ -97,13 +110,10 @@ def build(engine: DemoEngine, folder: str | Path) -> gr.Blocks:
             count = gr.Slider(1, limits.max_samples, value=1, step=1, label="number of variations")
             source, prompt, vector, _ = _condition_inputs(None)
             knobs = _sampling_inputs()
-            with gr.Row():
-                run = gr.Button("Vary", variant="primary")
-                stop = gr.Button("Stop")
+            buttons = _run_and_stop("Vary")
             outputs = _stream_outputs(engine, "variation")
-            job = run.click(handlers.vary, [clip, keep, source, prompt, vector, *knobs, count], outputs,
-                            api_name="vary", concurrency_id="model")
-            stop.click(None, None, None, cancels=[job], api_name="stop_vary")
+            _on_model(buttons, handlers.vary, [clip, keep, source, prompt, vector, *knobs, count], outputs,
+                      "vary")
 
         with gr.Tab("Inpaint / continue"):
             clip = gr.Audio(label="original clip", type="filepath", sources=["upload"])
@@ -114,13 +124,10 @@ def build(engine: DemoEngine, folder: str | Path) -> gr.Blocks:
                 add = gr.Number(1.0, label=f"or continue by (s, up to {limits.max_seconds:g})")
             source, prompt, vector, _ = _condition_inputs(None)
             knobs = _sampling_inputs()
-            with gr.Row():
-                run = gr.Button("Run", variant="primary")
-                stop = gr.Button("Stop")
+            buttons = _run_and_stop("Run")
             outputs = _stream_outputs(engine, "result")
-            job = run.click(handlers.edit, [clip, mode, start, end, add, source, prompt, vector, *knobs],
-                            outputs, api_name="edit", concurrency_id="model")
-            stop.click(None, None, None, cancels=[job], api_name="stop_edit")
+            _on_model(buttons, handlers.edit, [clip, mode, start, end, add, source, prompt, vector, *knobs],
+                      outputs, "edit")
 
         with gr.Tab("Tokenizer"):
             clip = gr.Audio(label="clip to tokenize", type="filepath", sources=["upload"])

@@ -22,8 +22,9 @@ import torch
 from aar.audio import resample, to_mono
 from aar.codes import AudioCodes
 from aar.demo.settings import DemoSettings
+from aar.errors import check_int_range
 from aar.generation.next_scale import ScaleProgress
-from aar.generation.options import SamplingOptions
+from aar.generation.options import DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P, SamplingOptions
 from aar.generation.sampling import make_generator
 from aar.precision.policy import precision_of
 
@@ -40,16 +41,15 @@ class Knobs:
         seed: Seed of the first sample; sample j uses ``seed + j``.
     """
 
-    cfg: float = 4.0
-    top_k: int = 200
-    top_p: float = 0.95
+    cfg: float = DEFAULT_CFG
+    top_k: int = DEFAULT_TOP_K
+    top_p: float = DEFAULT_TOP_P
     temperature: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         SamplingOptions(self.cfg, self.top_k, self.top_p, self.temperature)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+        check_int_range("seed", self.seed, 0, 2**63 - 1, shown="in [0, 2**63)")
 
     def sampling(self) -> dict:
         """``cfg``, ``top_k``, ``top_p``, ``temperature`` as keyword arguments of generation."""

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from numbers import Real
 
+from aar.errors import check_int_range
+
 #: The loopback address: the page is reachable from this machine only, unless told otherwise.
 LOCAL_HOST = "127.0.0.1"
 
@@ -41,11 +43,8 @@ class DemoSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
             raise ValueError(f"host must be an address such as {LOCAL_HOST}, got {self.host!r}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
-            raise ValueError(f"port must be an integer in [1, 65535], got {self.port!r}")
-        samples = self.max_samples
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"max_samples must be an integer >= 1, got {self.max_samples!r}")
+        check_int_range("port", self.port, 1, 65535)
+        check_int_range("max_samples", self.max_samples, 1)
         for name in ("max_upload_mb", "max_clip_seconds", "max_seconds"):
             value = getattr(self, name)
             number = isinstance(value, Real) and not isinstance(value, bool)

@@ -11,11 +11,11 @@ Legend: N files, D embedding size, C classes.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aar.evaluation.sets import FileError, classify_files, embed_files, list_audio
+from aar.evaluation.sets import FileError, Report, classify_files, embed_files, list_audio
 from aar.metrics.protocols import Protocol, get_protocol
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ComparisonReport:
+class ComparisonReport(Report):
     """What :func:`compare_sets` measured.
 
     Attributes:
@@ -59,11 +59,6 @@ class ComparisonReport:
     fad_warning: str | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (what ``aar eval compare --json`` writes)."""
-        out = asdict(self)
-        out["errors"] = [asdict(e) for e in self.errors]
-        return out
 
 
 @dataclass(frozen=True)

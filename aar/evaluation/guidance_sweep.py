@@ -11,7 +11,7 @@ Legend: N conditions, D condition size, C classes.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ import torch
 
 from aar.audio import write_audio
 from aar.evaluation.compare import fad_warning, paired_kl
-from aar.evaluation.sets import FileError, classify_files, embed_files, list_audio
+from aar.evaluation.sets import FileError, Report, classify_files, embed_files, list_audio
 from aar.metrics.protocols import Protocol, get_protocol
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class GuidancePoint:
 
 
 @dataclass(frozen=True)
-class GenerationReport:
+class GenerationReport(Report):
     """What :func:`evaluate_generation` measured: one :class:`GuidancePoint` per guidance value.
 
     Attributes:
@@ -101,12 +101,6 @@ class GenerationReport:
     protocol: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (what ``aar eval generate`` writes)."""
-        out = asdict(self)
-        out["points"] = [asdict(p) for p in self.points]
-        out["errors"] = [asdict(e) for e in self.errors]
-        return out
 
 
 def cfg_folder(cfg: float) -> str:

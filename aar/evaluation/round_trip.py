@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aar.evaluation.sets import FILE_ERRORS, FileError, describe, embed_audio, list_audio, load_mono
+from aar.evaluation.sets import FILE_ERRORS, FileError, Report, describe, embed_audio, list_audio, load_mono
 from aar.metrics.protocols import Protocol, get_protocol
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class FileScores:
 
 
 @dataclass(frozen=True)
-class ReconstructionReport:
+class ReconstructionReport(Report):
     """What :func:`evaluate_reconstruction` measured.
 
     Attributes:
@@ -104,12 +104,6 @@ class ReconstructionReport:
     fad_warning: str | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary (what ``aar eval reconstruct --json`` writes)."""
-        out = asdict(self)
-        out["files"] = [asdict(f) for f in self.files]
-        out["errors"] = [asdict(e) for e in self.errors]
-        return out
 
 
 def weights_hash(tokenizer) -> str:

@@ -6,9 +6,9 @@ Legend: N clips, D embedding size, C classes, T samples.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,6 +17,15 @@ from aar.metrics.protocols import PLAIN, AudioLoading
 
 if TYPE_CHECKING:
     from aar.metrics import AudioClassifier, EmbeddingExtractor
+class Report:
+    """What the reports of ``aar.evaluation`` share (mixed into their dataclasses)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (what ``aar eval ... --json`` writes): nested results become lists
+        of dictionaries."""
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+
+
 @dataclass(frozen=True)
 class FileError:
     """A file that could not be scored (or was left out), and why.

@@ -35,12 +35,12 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from aar.audio import check_sample_rate
+from aar.errors import check_float_tensor
 
 #: How a spectrogram's edges are handled: ``"center"`` pads ``n_fft // 2`` by reflection on each side
 #: (``torch.stft(center=True)``, what audiotools and auraloss do); ``"official"`` pads
@@ -154,12 +154,7 @@ def as_pair(ref, est) -> tuple[torch.Tensor, torch.Tensor]:
     """
     out = []
     for name, wav in (("ref", ref), ("est", est)):
-        if isinstance(wav, np.ndarray):
-            wav = torch.from_numpy(wav)
-        if not isinstance(wav, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(wav).__name__}")
-        if not wav.is_floating_point():
-            raise TypeError(f"{name} must be floating point audio, got dtype {wav.dtype}")
+        wav = check_float_tensor(name, wav)
         if wav.ndim == 3:
             if wav.shape[1] != 1:
                 raise ValueError(

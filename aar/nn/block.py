@@ -3,9 +3,10 @@
 Legend: B batch, L tokens seen, l tokens of the running step, C embed_dim, H heads, c head dim
 (C // H).
 
-Blocks in full precision run the official arithmetic bit for bit. Blocks whose products are
-reduced (int8 copies or bfloat16 weights, ``aar.nn.linear``) are approximate already, and fuse a
-few elementwise passes (``_reduced``).
+Every block runs the official arithmetic, bit for bit, and nothing else. The elementwise passes a
+faster variant may fuse are methods (``CosineSelfAttention.unit_queries_keys``, ``AdaLNBlock.modulate``
+and ``AdaLNBlock.add_gated``, ``FeedForward.activation``), so ``aar.precision`` can swap in a
+subclass that overrides them, without a branch here.
 """
 
 from __future__ import annotations
@@ -41,27 +42,9 @@ def _ada(ada_lin: nn.Sequential, cond_BC: Tensor, parts: int) -> list[Tensor]:
     return list(ada_lin[1](F.silu(cond_BC)).unsqueeze(1).chunk(parts, dim=-1))
 
 
-def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float, fused: bool = False) -> Tensor:
-    """Affine-free LayerNorm, times ``scale_B1C`` (already ``1 + s``) plus ``shift_B1C``.
-
-    ``fused`` does the multiply-add in one pass (``torch.addcmul``, rounded once instead of twice).
-    """
-    normed_BLC = F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps)
-    return torch.addcmul(shift_B1C, normed_BLC, scale_B1C) if fused else normed_BLC * scale_B1C + shift_B1C
-
-
-def _add_gated(x_BLC: Tensor, h_BLC: Tensor, gate_B1C: Tensor, fused: bool) -> Tensor:
-    """The gated residual ``x + h * gate``; ``fused`` as in ``_modulate``."""
-    return torch.addcmul(x_BLC, h_BLC, gate_B1C) if fused else x_BLC + h_BLC * gate_B1C
-
-
-def _reduced(layer: Linear, x: Tensor) -> bool:
-    """Whether ``layer`` multiplies in reduced precision (int8, or weights narrower than ``x``).
-
-    Such blocks are approximate already, so they fuse elementwise passes (``_modulate``,
-    ``_add_gated``, the query scaling) that full-precision blocks run as the official code does.
-    """
-    return layer.int8 is not None or layer.weight.dtype != x.dtype
+def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
+    """Affine-free LayerNorm, times ``scale_B1C`` (already ``1 + s``) plus ``shift_B1C``."""
+    return F.layer_norm(x_BLC, x_BLC.shape[-1:], eps=eps) * scale_B1C + shift_B1C
 
 
 class CosineSelfAttention(nn.Module):
@@ -112,12 +95,7 @@ class CosineSelfAttention(nn.Module):
         B, l, C = x_BlC.shape
         bias_3C, scale_21H11 = self.constants() if constants is None else constants
         qkv_3BHlc = self.mat_qkv(x_BlC, bias_3C).view(B, l, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        qk_2BHlc, scale_21H11 = qkv_3BHlc[:2], scale_21H11.to(x_BlC.dtype)
-        if _reduced(self.mat_qkv, x_BlC):  # one pass: every row times its scale over its norm
-            q, k = (qk_2BHlc * (scale_21H11 / qk_2BHlc.norm(dim=-1, keepdim=True).clamp_min(1e-12))).unbind(0)
-        else:  # the official arithmetic: normalise, then scale the queries by the temperature
-            q, k = F.normalize(qk_2BHlc, dim=-1).unbind(0)  # cosine attention: unit q and k
-            q = q * scale_21H11[0]  # (B, H, l, c)
+        q, k = self.unit_queries_keys(qkv_3BHlc[:2], scale_21H11.to(x_BlC.dtype))
         v = qkv_3BHlc[2]
         if past is not None:
             k, v = past.append(k, v)  # (B, H, L_seen, c), written in place after the cache
@@ -125,16 +103,16 @@ class CosineSelfAttention(nn.Module):
         out = out.transpose(1, 2).reshape(B, l, C)  # (B, H, l, c) -> (B, l, C)
         return self.proj(out)
 
+    @staticmethod
+    def unit_queries_keys(qk_2BHlc: Tensor, scale_21H11: Tensor) -> tuple[Tensor, Tensor]:
+        """Cosine attention's queries and keys: each row normalised, the queries then scaled by the
+        temperature ``scale_21H11[0]``. Returns q and k, each (B, H, l, c)."""
+        q, k = F.normalize(qk_2BHlc, dim=-1).unbind(0)
+        return q * scale_21H11[0], k
+
 
 class FeedForward(nn.Module):
-    """Linear -> GELU(tanh) -> Linear.
-
-    With int8 products (``Linear.quantize``) the GELU is the exact (erf) form, about 3x faster on
-    the CPU than the tanh form it approximates; the two differ by at most 5e-4, far below the int8
-    rounding of ``fc2``'s input that follows (``docs/performance.md``). bfloat16 blocks keep the
-    tanh form: with it the fixture's greedy tokens stay those of float32 at every coarse scale
-    (``tests/test_fast_paths.py``); with the erf form they did not.
-    """
+    """Linear -> GELU(tanh) -> Linear."""
 
     def __init__(self, embed_dim: int, hidden_dim: int):
         super().__init__()
@@ -142,8 +120,12 @@ class FeedForward(nn.Module):
         self.fc2 = Linear(hidden_dim, embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        approximate = "none" if self.fc1.int8 is not None else "tanh"
-        return self.fc2(F.gelu(self.fc1(x), approximate=approximate))
+        return self.fc2(self.activation(self.fc1(x)))
+
+    @staticmethod
+    def activation(h: Tensor) -> Tensor:
+        """The official GELU, in its tanh form."""
+        return F.gelu(h, approximate="tanh")
 
 
 class BlockConstants(NamedTuple):
@@ -189,12 +171,19 @@ class AdaLNBlock(nn.Module):
         ``constants`` is ``self.constants(cond_BC)`` if already known.
         """
         ada, attn_constants = self.constants(cond_BC) if constants is None else constants
-        fused = _reduced(self.ffn.fc1, x_BlC)
-        h_BlC = self.attn(_modulate(x_BlC, ada.scale_attn, ada.shift_attn, self.norm_eps, fused),
-                          mask_lL, past, attn_constants)
-        x_BlC = _add_gated(x_BlC, h_BlC, ada.gate_attn, fused)
-        h_BlC = self.ffn(_modulate(x_BlC, ada.scale_ffn, ada.shift_ffn, self.norm_eps, fused))
-        return _add_gated(x_BlC, h_BlC, ada.gate_ffn, fused)
+        h_BlC = self.attn(self.modulate(x_BlC, ada.scale_attn, ada.shift_attn), mask_lL, past, attn_constants)
+        x_BlC = self.add_gated(x_BlC, h_BlC, ada.gate_attn)
+        h_BlC = self.ffn(self.modulate(x_BlC, ada.scale_ffn, ada.shift_ffn))
+        return self.add_gated(x_BlC, h_BlC, ada.gate_ffn)
+
+    def modulate(self, x_BlC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor) -> Tensor:
+        """The block's AdaLN: affine-free LayerNorm, times ``scale_B1C`` plus ``shift_B1C``."""
+        return _modulate(x_BlC, scale_B1C, shift_B1C, self.norm_eps)
+
+    @staticmethod
+    def add_gated(x_BlC: Tensor, h_BlC: Tensor, gate_B1C: Tensor) -> Tensor:
+        """The gated residual ``x + h * gate``."""
+        return x_BlC + h_BlC * gate_B1C
 
 
 class AdaLNHead(nn.Module):

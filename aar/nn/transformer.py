@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from aar.nn.block import AdaLNBlock, AdaLNHead
 from aar.nn.kv_cache import KVCache
 from aar.nn.linear import Linear
-from aar.precision.reduced import stream_dtype
 
 
 class ConditionMLP(nn.Module):
@@ -132,8 +131,9 @@ class AARTransformer(nn.Module):
 
     @property
     def activation_dtype(self) -> torch.dtype:
-        """Dtype of the activations: float32, also when the weights are bfloat16 or float16."""
-        return stream_dtype(self.head.weight.dtype)
+        """Dtype of the activations: the output head's (float32, also where ``aar.precision`` has
+        made the other matrix weights bfloat16 or float16)."""
+        return self.head.weight.dtype
 
     def kv_cache(self) -> KVCache:
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""

@@ -6,3 +6,17 @@ quantised activations), ``reduced`` (bfloat16/float16 matrix weights around a fl
 ``placement`` (where the generator's weights live, and in which dtype).
 May import: ``aar.nn`` (whose modules it converts), ``aar.config``, ``aar.errors``.
 """
+
+
+def __getattr__(name: str):
+    """``aar.precision.apply_precision`` and the rest of aar 0.1's ``aar.precision`` module, now in
+    ``aar.precision.policy`` (deprecated; removed in aar 0.3)."""
+    import importlib
+    import warnings
+
+    policy = importlib.import_module("aar.precision.policy")
+    if name.startswith("_") or not hasattr(policy, name):
+        raise AttributeError(f"module 'aar.precision' has no attribute {name!r}")
+    warnings.warn(f"aar.precision.{name} moved to aar.precision.policy.{name}; the old name will be "
+                  "removed in aar 0.3", DeprecationWarning, stacklevel=2)
+    return getattr(policy, name)

@@ -39,20 +39,16 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from aar.errors import log_once
+from aar.nn.linear import OWN_BIAS, Linear
 
 logger = logging.getLogger(__name__)
 
 #: How an ``Int8Weight`` multiplies: PyTorch's quantized kernel, or an emulation of its arithmetic.
 KERNEL, EMULATED = "kernel", "emulated"
-_logged: set[str] = set()
 _INT16 = (-(2**15), 2**15 - 1)
-
-
-def _log_once(key: str, message: str, *args: object) -> None:
-    if key not in _logged:
-        _logged.add(key)
-        logger.warning(message, *args)
 
 
 def kernel_available() -> bool:
@@ -188,11 +184,11 @@ class Int8Weight:
             try:
                 self._packed = self._prepack(q_MK, scale_M)
             except RuntimeError as exc:  # e.g. a build whose quantized engine cannot prepack
-                _log_once("prepack", "int8 kernel unavailable (%s); int8 runs emulated, "
-                          "with the same rounding but slower", exc)
+                log_once(logger, logging.WARNING, "prepack", "int8 kernel unavailable (%s); int8 runs "
+                         "emulated, with the same rounding but slower", exc)
         elif not emulate:
-            _log_once("kernel", "this PyTorch build has no quantized dynamic linear kernel; int8 runs "
-                      "emulated, with the same rounding but slower")
+            log_once(logger, logging.WARNING, "kernel", "this PyTorch build has no quantized dynamic "
+                     "linear kernel; int8 runs emulated, with the same rounding but slower")
         self.mode = KERNEL if self._packed is not None else EMULATED
         self.saturate = kernel_saturates() if saturate is None else bool(saturate)
         self._codes_MK = None if self._packed is not None else q_MK  # what emulation multiplies
@@ -260,3 +256,69 @@ class Int8Weight:
         # Quantize the copied module's weight again (the kernel's packed weights are not copyable).
         return Int8Weight(copy.deepcopy(self.source, memo), self.reduce_range, self.mode == EMULATED,
                           self.saturate)
+
+
+class Int8Linear(Linear):
+    """A ``Linear`` that multiplies through an int8 copy of its weight (CPU only).
+
+    ``aar.precision.swaps`` swaps it in for a float layer with :meth:`from_float`. The float weight
+    and bias stay its parameters, shared with the layer it replaced, so ``state_dict`` and saving are
+    unchanged; ``load_state_dict`` quantizes the loaded weight again. A weight replaced by other means
+    (``.to(dtype)``) makes the copy stale: the layer then multiplies its float weight, said once in the
+    log; after in-place writes (``nn.init``, optimisers) call :meth:`requantize`.
+
+    Attributes:
+        int8: The ``Int8Weight`` in use.
+    """
+
+    int8: Int8Weight
+
+    @classmethod
+    def from_float(cls, layer: nn.Linear, reduce_range: bool | None = None, emulate: bool = False
+                   ) -> Int8Linear:
+        """An int8 layer sharing ``layer``'s parameters.
+
+        Args:
+            layer: The float layer, on the CPU.
+            reduce_range: 7-bit activations. None (default): where the kernel would saturate 8-bit
+                ones (CPUs without VNNI, :func:`kernel_saturates`).
+            emulate: Float32 emulation of the int8 rounding instead of the kernel.
+
+        Raises:
+            ValueError: the weight is not on the CPU.
+        """
+        quantized = cls.__new__(cls)
+        nn.Module.__init__(quantized)
+        quantized.in_features, quantized.out_features = layer.in_features, layer.out_features
+        quantized.register_parameter("weight", layer.weight)
+        quantized.register_parameter("bias", layer.bias)
+        quantized.int8 = Int8Weight(layer.weight, reduce_range, emulate)
+        quantized.register_load_state_dict_post_hook(_requantize)
+        return quantized
+
+    def requantize(self) -> None:
+        """Quantize the current weight again (after it was changed in place)."""
+        self.int8 = Int8Weight(self.weight, self.int8.reduce_range, self.int8.mode == EMULATED)
+
+    def to_float(self) -> Linear:
+        """The float ``Linear`` with this layer's parameters."""
+        layer = Linear.__new__(Linear)
+        nn.Module.__init__(layer)
+        layer.in_features, layer.out_features = self.in_features, self.out_features
+        layer.register_parameter("weight", self.weight)
+        layer.register_parameter("bias", self.bias)
+        return layer
+
+    def forward(self, x_NK: Tensor, bias: Tensor | None | object = OWN_BIAS) -> Tensor:
+        """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32."""
+        bias_M = self.bias if bias is OWN_BIAS else bias
+        if self.int8.source is self.weight:
+            return self.int8(x_NK, bias_M)
+        log_once(logger, logging.WARNING, "stale", "the weight of an int8 layer was replaced; the layer "
+                 "multiplies its new weight unquantized (call requantize() to quantize it)")
+        return F.linear(x_NK, self.weight, bias_M)
+
+
+def _requantize(layer: Int8Linear, incompatible_keys: object) -> None:
+    """After ``load_state_dict``: quantize the loaded weight again."""
+    layer.requantize()

@@ -4,11 +4,11 @@
 - ``"bf16"``: the transformer's matrix weights in bfloat16 (``aar.precision.reduced``), except the head.
 - ``"int8"``: the matrix products of the transformer blocks (attention and FFN, 99 % of the work)
   and the AdaLN layers multiply int8 weights, quantized once per output channel at load, with
-  activations quantized per call (``aar.precision.int8``). AdaLN runs once per generation but reads 100 M
-  weights to do so: int8 reads a quarter of the bytes (about 60 -> 9 ms on one core) and moved the
-  gates of ``tests/test_precision.py`` by less than 1 %. The output head (it sets the logits; int8
-  there raised the fixture's KL tenfold), word embedding and condition layers stay float32. The
-  FFN's GELU is the erf form there (``aar.nn.block.FeedForward``). CPU only.
+  activations quantized per row and call (``aar.precision.int8``). The output head, word embedding
+  and condition layers stay float32. CPU only.
+
+Both are module swaps applied to the float32 model (``aar.precision.swaps``, which also says which
+elementwise passes each fuses).
 - ``"auto"``: the fastest of these that meets the accuracy gates of ``tests/test_precision.py`` on
   this processor, from its features alone (``aar.precision.cpu.cpu_features``; the table is in
   ``auto_precision``): no timing, so every process on a machine chooses the same.
@@ -23,15 +23,17 @@ import logging
 
 import torch
 
-from aar.nn.linear import Linear
+from aar.errors import log_once
 from aar.precision import cpu
 from aar.precision.cpu import CpuFeatures, cpu_features, measured_speedups  # noqa: F401 (the public names)
+from aar.precision.int8 import Int8Linear
+from aar.precision.reduced import REDUCED_DTYPES, warn_if_slow
+from aar.precision.swaps import to_float32, to_int8, to_reduced
 
 logger = logging.getLogger(__name__)
 
 #: The values ``precision=`` accepts.
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
-_logged: set[str] = set()
 
 
 def auto_precision(device: torch.device | str | None = None, features: CpuFeatures | None = None) -> str:
@@ -88,7 +90,8 @@ def resolve_precision(precision: str | None, dtype: torch.dtype | None,
     check_precision(precision, dtype)
     if precision == "auto":
         precision = auto_precision(device)
-        _log_once(f"auto {precision}", "precision='auto' chose %r on this processor", precision)
+        log_once(logger, logging.INFO, f"auto {precision}", "precision='auto' chose %r on this processor",
+                 precision)
     if precision == "int8" and torch.device(device or "cpu").type != "cpu":
         raise ValueError(f"precision='int8' runs on the CPU only, got device={device}; use 'bf16' or 'auto'")
     return precision
@@ -113,20 +116,11 @@ def tokenizer_dtype(precision: str | None, dtype: torch.dtype | None) -> torch.d
     return torch.bfloat16 if precision == "bf16" else dtype
 
 
-def int8_layers(transformer: torch.nn.Module) -> list[Linear]:
-    """The layers ``precision="int8"`` quantizes: attention, FFN and AdaLN of every block, and the
-    head's AdaLN."""
-    layers = [layer for block in transformer.blocks
-              for layer in (block.attn.mat_qkv, block.attn.proj, block.ffn.fc1, block.ffn.fc2,
-                            block.ada_lin[1])]
-    return [*layers, transformer.head_nm.ada_lin[1]]
-
-
 def apply_precision(generator, precision: str, *, emulate: bool = False):
-    """Put ``generator`` (an ``AARGenerator``, in float32) in ``precision``, in place.
+    """Put ``generator`` (an ``AARGenerator``) in ``precision``, in place, from any earlier one.
 
     Args:
-        generator: The generator; its tokenizer stays float32.
+        generator: The generator; its tokenizer is left as it is.
         precision: One of ``PRECISIONS``.
         emulate: int8 only: emulate the int8 rounding in float32 instead of running the kernel.
 
@@ -137,31 +131,41 @@ def apply_precision(generator, precision: str, *, emulate: bool = False):
         ValueError: an unknown precision, or int8 off the CPU.
     """
     precision = resolve_precision(precision, None, generator.device)
-    for layer in int8_layers(generator.transformer):
-        layer.dequantize()
     if precision == "bf16":
-        return generator.to(dtype=torch.bfloat16)
-    if generator.dtype != torch.float32:
-        generator.to(dtype=torch.float32)
-    if precision == "fp32":
+        return set_weight_dtype(generator, torch.bfloat16)
+    to_float32(generator.transformer)
+    if precision == "int8":
+        features = cpu.cpu_features()
+        if not emulate and features.int8_kernel and not cpu.int8_is_fast(features):
+            log_once(logger, logging.WARNING, "int8 slow", "int8 products were not measured faster than "
+                     "float32 on this CPU (%s); precision='auto' would not choose int8 "
+                     "(docs/performance.md)", features.capability)
+        to_int8(generator.transformer, reduce_range=features.int8_saturates, emulate=emulate)
+    return generator
+
+
+def set_weight_dtype(generator, dtype: torch.dtype | None):
+    """The ``dtype=`` of ``AARGenerator.from_pretrained``, in place.
+
+    bfloat16 and float16 are the reduced-precision path: the matrix weights but the head's take the
+    dtype (``aar.precision.swaps.to_reduced``) and the activations stay float32. float32 and float64
+    are the whole transformer's dtype; None changes nothing. The tokenizer is left as it is.
+
+    Returns:
+        ``generator``.
+    """
+    if dtype is None:
         return generator
-    features = cpu.cpu_features()
-    if not emulate and features.int8_kernel and not cpu.int8_is_fast(features):
-        _log_once("int8 slow", "int8 products were not measured faster than float32 on this CPU (%s); "
-                  "precision='auto' would not choose int8 (docs/performance.md)", features.capability)
-    for layer in int8_layers(generator.transformer):
-        layer.quantize(reduce_range=features.int8_saturates, emulate=emulate)
+    if dtype in REDUCED_DTYPES:
+        to_reduced(generator.transformer, dtype)
+        warn_if_slow(dtype, generator.device)
+    else:
+        to_float32(generator.transformer).to(dtype)
     return generator
 
 
 def precision_of(generator) -> str:
     """The precision ``generator`` runs in: "int8", "bf16" or "fp32" (also for float16/64 weights)."""
-    if any(layer.int8 is not None for layer in int8_layers(generator.transformer)):
+    if any(isinstance(m, Int8Linear) and m.int8.source is m.weight for m in generator.transformer.modules()):
         return "int8"
     return "bf16" if generator.dtype == torch.bfloat16 else "fp32"
-
-
-def _log_once(key: str, message: str, *args: object) -> None:
-    if key not in _logged:
-        _logged.add(key)
-        logger.warning(message, *args) if "slow" in key else logger.info(message, *args)

@@ -1,25 +1,26 @@
-"""Reduced-precision inference: bfloat16 (or float16) weights around a float32 residual stream.
+"""Reduced-precision inference: bfloat16 (or float16) matrix weights around a float32 residual stream.
 
 Legend: N rows (any leading dims), K input features, M output features.
 
-Only the matrix weights take the low-precision dtype (``cast_matrix_weights``). Each matrix product
-reads its input cast to that dtype and hands back float32, so everything between the products (the
-residual stream, biases, LayerNorm statistics, the attention softmax) stays float32. The generator
-also keeps its output head in float32: logits reach ~12, where a bfloat16 step is 1/16. Accuracy
-against float32 is measured in docs/performance.md. ``aar.precision.policy`` chooses between this path,
-int8 (``aar.precision.int8``) and float32. With float32 weights nothing is cast: results
-are bit for bit those of ``nn.Linear``.
+``ReducedLinear`` takes the place of a transformer's ``Linear`` (``aar.precision.swaps`` swaps it in):
+its weight has the low-precision dtype, each product reads its input cast to that dtype and hands
+back the input's dtype, so everything between the products (the residual stream, biases, LayerNorm
+statistics, the attention softmax) stays float32. The generator keeps its output head a plain
+float32 ``Linear``: logits reach ~12, where a bfloat16 step is 1/16. Accuracy against float32 is
+measured in docs/performance.md; ``aar.precision.policy`` chooses between this path, int8
+(``aar.precision.int8``) and float32.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aar.errors import log_once
+from aar.nn.linear import OWN_BIAS, Linear
 from aar.precision import cpu
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,6 @@ logger = logging.getLogger(__name__)
 REDUCED_DTYPES = (torch.bfloat16, torch.float16)
 #: ``torch.cpu`` probe of the matrix units that make each reduced dtype fast on a CPU (Intel AMX).
 _CPU_MATRIX_PROBES = {torch.bfloat16: "_is_amx_tile_supported", torch.float16: "_is_amx_fp16_supported"}
-_warned: set[torch.dtype] = set()
-
-
-def stream_dtype(weight_dtype: torch.dtype) -> torch.dtype:
-    """Dtype of the activations for weights of ``weight_dtype``: float32 unless wider (float64)."""
-    return torch.promote_types(weight_dtype, torch.float32)
 
 
 def linear(x_NK: Tensor, weight_MK: Tensor, bias_M: Tensor | None = None) -> Tensor:
@@ -53,30 +48,28 @@ def linear(x_NK: Tensor, weight_MK: Tensor, bias_M: Tensor | None = None) -> Ten
     return y_NM if bias_M is None else y_NM + bias_M.to(x_NK.dtype)
 
 
-def cast_matrix_weights(
-    module: nn.Module, dtype: torch.dtype, keep: Collection[str] = ()
-) -> nn.Module:
-    """Give the weight of every ``nn.Linear`` in ``module`` the dtype ``dtype``, in place.
+class ReducedLinear(Linear):
+    """A ``Linear`` whose weight is bfloat16 or float16 while its input, bias and output keep their
+    dtype. Made from a float layer with :meth:`from_float`; parameter names are those of
+    ``nn.Linear``, so ``state_dict`` and loading are unchanged (loaded weights are cast)."""
 
-    Everything else that is floating point (biases, embeddings, attention temperatures, buffers)
-    takes ``stream_dtype(dtype)``: those tensors are small, and rounding them to bfloat16 costs more
-    accuracy than it saves time. ``dtype=torch.float32`` makes the whole module float32.
+    @classmethod
+    def from_float(cls, layer: nn.Linear, dtype: torch.dtype) -> ReducedLinear:
+        """A copy of ``layer`` with its weight in ``dtype`` (one of ``REDUCED_DTYPES``); the bias is
+        shared."""
+        if dtype not in REDUCED_DTYPES:
+            raise ValueError(f"reduced-precision weights are {list(REDUCED_DTYPES)}, got {dtype}")
+        reduced = cls.__new__(cls)
+        nn.Module.__init__(reduced)
+        reduced.in_features, reduced.out_features = layer.in_features, layer.out_features
+        weight = layer.weight.detach().to(dtype)
+        reduced.weight = nn.Parameter(weight, requires_grad=layer.weight.requires_grad)
+        reduced.register_parameter("bias", layer.bias)
+        return reduced
 
-    Args:
-        module: Changed in place.
-        dtype: Dtype of the matrix weights.
-        keep: Names (as in ``module.named_modules()``) of linear layers that stay in the stream
-            dtype too, e.g. an output head whose bfloat16 outputs would be too coarse.
-
-    Returns:
-        ``module``.
-    """
-    module.to(stream_dtype(dtype))
-    for name, layer in module.named_modules():
-        if isinstance(layer, nn.Linear) and name not in keep:
-            weight = layer.weight
-            layer.weight = nn.Parameter(weight.detach().to(dtype), requires_grad=weight.requires_grad)
-    return module
+    def forward(self, x_NK: Tensor, bias: Tensor | None | object = OWN_BIAS) -> Tensor:
+        """``x_NK @ weight.T + bias`` with the product in the weight's dtype, (..., K) -> (..., M)."""
+        return linear(x_NK, self.weight, self.bias if bias is OWN_BIAS else bias)
 
 
 def cpu_has_matrix_units(dtype: torch.dtype) -> bool:
@@ -102,13 +95,9 @@ def runs_fast(dtype: torch.dtype) -> bool:
 
 def warn_if_slow(dtype: torch.dtype | None, device: torch.device | str | None) -> None:
     """Log once per dtype when reduced-precision weights will run slower than float32 on this CPU."""
-    if dtype not in REDUCED_DTYPES or torch.device(device or "cpu").type != "cpu" or dtype in _warned:
+    if dtype not in REDUCED_DTYPES or torch.device(device or "cpu").type != "cpu" or runs_fast(dtype):
         return
-    _warned.add(dtype)
-    if not runs_fast(dtype):
-        logger.warning(
-            "%s matrix products are no faster than float32 on this CPU (no AMX, and no bfloat16 "
-            "dot products or not on an AMD processor), so %s generation is slower than float32 here "
-            "(see docs/performance.md)",
-            dtype, dtype,
-        )
+    log_once(logger, logging.WARNING, f"slow {dtype}",
+             "%s matrix products are no faster than float32 on this CPU (no AMX, and no bfloat16 dot "
+             "products or not on an AMD processor), so %s generation is slower than float32 here "
+             "(see docs/performance.md)", dtype, dtype)
