@@ -96,8 +96,8 @@ def test_generate(run_in_process):
     assert {"library_tokens_s", "baseline_tokens_s", "ratio"} <= set(report["baseline"])
     assert isinstance(report["speedup_vs_official"]["int8"], float) and report["speedup_vs_fp32"]["fp32"] == 1
     assert set(report["accuracy"]) == {"bf16", "int8"}
-    for accuracy in report["accuracy"].values():
-        assert 0 <= accuracy["mean_kl_nats"] < 0.01 and accuracy["top1_agreement"] > 0.9
+    for accuracy in report["accuracy"].values():  # random weights: flat logits, reported, not gated
+        assert accuracy["mean_kl_nats"] >= 0 and 0 < accuracy["top1_agreement"] <= 1
         keys = {"logits_max_abs_err", "loglik_fp32", "loglik_fast", "greedy_audio_max_abs_err"}
         assert keys <= set(accuracy)
         assert len(accuracy["greedy_token_agreement"]) == 16
@@ -111,6 +111,13 @@ def test_generate(run_in_process):
     assert fixture["int8"]["mean_kl_nats"] < 2e-4 and fixture["int8"]["top1_agreement"] >= 0.99
     assert fixture["bf16"]["mean_kl_nats"] < 2e-4 and fixture["fp32_entropy_nats"] > 0
     assert set(sharp) >= {"head_scale", "target_entropy_nats", "target_reached", "bf16", "int8"}
+    # The gates (KL <= 0.005 nats/token, top-1 >= 99 %) hold where logits are as peaked as a trained
+    # model's, the fixture's; on flat random logits any path would pass them, so those are not gated.
+    for name in ("bf16", "int8"):
+        assert fixture[name]["mean_kl_nats"] <= 0.005 and fixture[name]["top1_agreement"] >= 0.99
+    # --tiny has 64 codes: ln 64 = 4.16 nats lies below the fixture's entropy (4.47), so no head scale
+    # reaches it there (the released size, 1024 codes, does: docs/performance.md).
+    assert not sharp["target_reached"] and sharp["target_entropy_nats"] > torch.log(torch.tensor(64.0))
 
 
 def test_spread_takes_turns_until_the_time_is_up():
