@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from aar.cli.commands import show_progress
+from aar.errors import MissingExtraError
 from aar.evaluation.sets import list_audio, not_audio
 from aar.loading.files import atomic_path
 
@@ -307,7 +308,7 @@ def generate(args) -> int:
         from aar.evaluation.plot import plot_guidance_sweep
 
         written.append(str(plot_guidance_sweep(report, args.plot or Path(args.output) / "guidance.png")))
-    except ImportError as err:
+    except MissingExtraError as err:
         print(f"aar: no plot: {err}", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {', '.join(written)}")
