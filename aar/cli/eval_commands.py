@@ -262,7 +262,7 @@ def read_clap_vectors(path: Path):
 def generate(args) -> int:
     """``aar eval generate --model M --reference REF_DIR (--prompts F | --clap-from DIR | --clap-vectors P)
     -o OUT_DIR``."""
-    from aar.audio import read_audio
+    from aar.audio import load_audio
     from aar.cli.commands import _load_generator
     from aar.evaluation.guidance_sweep import evaluate_generation
 
@@ -286,7 +286,7 @@ def generate(args) -> int:
             import torch
 
             clap_ND = torch.cat([gen.clap_vectors(audio=w, sample_rate=r)
-                                 for w, r in map(read_audio, sources)])
+                                 for w, r in map(load_audio, sources)])
     with _engines(args, args.model, args.tokenizer) as (runner, embedder):
         report = evaluate_generation(
             gen, clap_ND, args.reference, args.output, extractor, cfgs=args.cfg,
