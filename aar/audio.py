@@ -198,8 +198,13 @@ def load_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)
 
 
-#: The same reader under its earlier name.
-read_audio = load_audio
+def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+    """Deprecated: :func:`load_audio` under its earlier name; it warns, and will be removed."""
+    import warnings
+
+    warnings.warn("aar.audio.read_audio is deprecated; use aar.load_audio (the same reader)",
+                  DeprecationWarning, stacklevel=2)
+    return load_audio(path)
 
 
 def write_audio(path: str | os.PathLike, wav: torch.Tensor, sample_rate: int, *,

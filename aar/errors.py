@@ -8,12 +8,14 @@ and name the value received and what was wanted; the same facts are attributes, 
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -116,23 +118,27 @@ class HubUnreachableError(AARError, ConnectionError):
 
 
 class MissingExtraError(AARError, ImportError):
-    """An optional package is not installed; the message gives the pip command of its extra.
+    """An optional package is not installed, or is installed but does not import; the message gives
+    the pip command of its extra. Raised by :func:`require_extra`, the one check of aar's extras.
 
     Attributes:
-        extra: The ``aar-audio`` extra that provides it (``"clap"``, ``"data"``, ``"ray"``).
-        package: The import name that is missing.
+        extra: The ``aar-audio`` extra that provides it (``"clap"``, ``"data"``, ``"ray"``, ``"eval"``,
+            ``"demo"``).
+        package: The import name that is missing (or broken).
         needed_for: What needed it.
+        cause: Why an installed package does not import (its own message), or None when it is missing.
     """
 
-    def __init__(self, extra: str, package: str, needed_for: str):
-        super().__init__(
-            f"{needed_for} needs the {package!r} package, which is not installed; install it with: "
-            f"{pip_command(extra)}",
-            name=package,
-        )
+    def __init__(self, extra: str, package: str, needed_for: str, cause: str | None = None):
+        state = ("which is not installed; install it with" if cause is None else
+                 f"which is installed but cannot be imported ({cause}); reinstall it in a fresh "
+                 "environment with")
+        super().__init__(f"{needed_for} needs the {package!r} package, {state}: {pip_command(extra)}",
+                         name=package)
         self.extra = extra
         self.package = package
         self.needed_for = needed_for
+        self.cause = cause
 
 
 class UploadError(AARError, ValueError):
@@ -191,20 +197,56 @@ def pip_command(extra: str) -> str:
     return f'pip install -e "{"." if here else root}[{extra}]"'
 
 
-def require_extra(package: str, extra: str, needed_for: str) -> None:
-    """Raise :class:`MissingExtraError` unless ``package`` can be imported; never imports it.
+def require_extra(module: str, extra: str, needed_for: str, *, load: bool = True) -> ModuleType | None:
+    """Import an optional module of one of aar's extras, or raise :class:`MissingExtraError`.
 
-    ``importlib.util.find_spec`` only looks the package up, which matters for laion-clap: importing
-    it downloads tokenizers.
+    The one check of the optional dependencies: every place that needs an extra's package goes
+    through it, so a missing or broken install always reads the same, names the package and the
+    pip command, and is caught by type.
+
+    Args:
+        module: The import name, e.g. ``"pyarrow.parquet"``; its top-level package is what is named.
+        extra: The ``aar-audio`` extra that installs it.
+        needed_for: What needs it; the message starts with it (``"aar tokenize"``).
+        load: False: only look the package up, import nothing and return None. For a package
+            whose import has side effects (laion-clap downloads tokenizers when imported), or a
+            check made early, before slow work.
+
+    Returns:
+        The imported module (None with ``load=False``).
+
+    Raises:
+        MissingExtraError: the package is not installed; or a package it imports is not (that one
+            is named); or it is installed but its import fails (the failure is its ``cause``).
+
+    Example:
+        >>> require_extra("json", "data", "this example").dumps([1])
+        '[1]'
     """
-    if sys.modules.get(package) is not None:
-        return
-    try:
-        found = importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
-        found = False
-    if not found:
+    package = module.split(".")[0]
+    if not _installed(package):
         raise MissingExtraError(extra, package, needed_for)
+    if not load:
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        dependency = (err.name or "").split(".")[0]
+        if dependency and not _installed(dependency):
+            raise MissingExtraError(extra, dependency, needed_for) from err
+        cause = " ".join(str(err).split())  # one line
+        raise MissingExtraError(extra, package, needed_for, cause) from err
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be imported, found without importing it (``find_spec``); a module in
+    ``sys.modules`` counts, a ``None`` entry there (an import that is refused) does not."""
+    if sys.modules.get(package) is not None:
+        return True
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
+        return False
 
 
 # ------------------------------------------------------------------ argument checks

@@ -6,8 +6,6 @@ S scales, s_i tokens of scale i, D latent ``dimension``, F frames per window (75
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from aar.codes import AudioCodes, as_scale_list
 from aar.config import SATConfig
 from aar.errors import check_positive_int
 from aar.loading import hub
+from aar.loading.digest import weights_digest
 from aar.loading.hub import HubKwargs, Unpack
 from aar.loading.native import (
     adopt_state,
@@ -156,12 +155,16 @@ class SATTokenizer(nn.Module):
         return next(self.parameters()).dtype
 
     def fingerprint(self) -> str:
-        """Short hash of the config and codebooks: which tokens mean what."""
+        """Short hash of the config and codebooks: which tokens mean what.
+
+        Codes files and tokenized corpora record it; the value is the same as in every release since
+        0.1 (the codebooks hashed as float32, so the precision a tokenizer runs in does not change it).
+        ``aar.metrics.weights_fingerprint(tokenizer)`` hashes every weight instead.
+        """
         if self._fingerprint is None:
-            h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-            for book in self.quantizer.codebooks:
-                h.update(book.weight.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:16]
+            books = {f"quantizer.codebooks.{i}.weight": book.weight.float()
+                     for i, book in enumerate(self.quantizer.codebooks)}
+            self._fingerprint = weights_digest(books, self.config.to_dict(), layout=False)
         return self._fingerprint
 
     # ------------------------------------------------------------------ one batch of windows

@@ -18,7 +18,7 @@ from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
 from aar import SATTokenizer
-from aar.audio import read_audio
+from aar.audio import load_audio
 from aar.cli import main
 from aar.conditioning.clap import ClapEncoder
 from aar.loading.codes_file import CodesFileError, load_codes, save_codes
@@ -79,7 +79,7 @@ def test_encode_then_decode(work, official_tokenizer, tmp_path):
     enc = run_aar("encode", work / "tone.wav", tmp_path / "tone.codes", "--model", SAT_PTH)
     assert enc.returncode == 0, enc.stderr
     assert "wrote" in enc.stdout and "2 window(s)" in enc.stdout
-    wav, rate = read_audio(work / "tone.wav")
+    wav, rate = load_audio(work / "tone.wav")
     expected = official_tokenizer.encode(wav, rate)
     codes = load_codes(tmp_path / "tone.codes", official_tokenizer)
     assert codes.equal(expected) and (codes.length, codes.sample_rate) == (expected.length, 16000)
@@ -180,7 +180,7 @@ def test_generate_from_prompt_or_audio(work, official_generator, tmp_path, monke
     if condition == "prompt":
         args, clap = ["--prompt", "rain on a tin roof"], stand_in.embed_text("rain on a tin roof")
     else:
-        wav, rate = read_audio(work / "tone.wav")
+        wav, rate = load_audio(work / "tone.wav")
         args, clap = ["--audio", str(work / "tone.wav")], stand_in.embed_audio(wav, rate)
     out = tmp_path / "c.wav"
     assert main(["generate", *args, "-o", str(out), "--model", str(work / "gen"), "--seed", "3",

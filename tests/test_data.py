@@ -13,7 +13,7 @@ import torch
 from conftest import SAT_PTH, TINY_SAT
 
 from aar import SATTokenizer
-from aar.audio import read_audio
+from aar.audio import load_audio
 
 datasets = pytest.importorskip("datasets")
 pa = pytest.importorskip("pyarrow")
@@ -87,7 +87,7 @@ def test_dataset_of_arrays_matches_encode(tok):
 
 def test_dataset_of_paths_and_audio_feature(tok, audio_dir):
     files = [str(audio_dir / f) for f in list_audio_files(audio_dir)]
-    expected = [(_expected(tok, *read_audio(f)), read_audio(f)[1]) for f in files]
+    expected = [(_expected(tok, *load_audio(f)), load_audio(f)[1]) for f in files]
     by_path = tokenize_dataset(datasets.Dataset.from_dict({"file": files}), tok, audio_column="file")
     feature = datasets.Dataset.from_dict({"audio": files}).cast_column("audio", datasets.Audio())
     by_feature = tokenize_dataset(feature, tok, batch_size=3)
@@ -111,7 +111,7 @@ def test_dataset_bytes_and_raw_arrays_with_rate_column(tok, audio_dir):
     data = (audio_dir / "a.wav").read_bytes()
     row = tokenize_dataset(datasets.Dataset.from_dict({"audio": [data]}), tok)[0]
     assert all(np.array_equal(g, e) for g, e in zip(_row_codes(row, TINY_SAT.scales),
-                                                    _expected(tok, *read_audio(audio_dir / "a.wav"))))
+                                                    _expected(tok, *load_audio(audio_dir / "a.wav"))))
 
 
 def test_dataset_keeps_format_and_dict(tok):
@@ -197,7 +197,7 @@ def _assert_folder_output(out: Path, audio_dir: Path, tok: SATTokenizer, bad: se
     good = [f for f in list_audio_files(audio_dir) if f not in bad]
     assert table.column("path").to_pylist() == good  # exactly one row per readable file, in order
     for row in table.to_pylist():
-        wav, rate = read_audio(audio_dir / row["path"])
+        wav, rate = load_audio(audio_dir / row["path"])
         c = tok.encode(wav, rate)
         _assert_row(row, [x[0].numpy() for x in c], c.length, rate)
     return table
@@ -321,7 +321,7 @@ def test_ray_matches_encode(local_ray, tok, tiny_dir, audio_dir):
     by_file = {r["audio"]: r for r in rows}
     assert set(by_file) == set(files) and "FileNotFoundError" in by_file["/no/such.wav"]["error"]
     for f in files[:-1]:
-        wav, rate = read_audio(f)
+        wav, rate = load_audio(f)
         c = tok.encode(wav, rate)
         assert by_file[f]["error"] is None
         _assert_row(by_file[f], [x[0].numpy() for x in c], c.length, rate)

@@ -13,7 +13,7 @@ import torch
 from conftest import AAR_PTH, SAT_PTH
 from stand_ins import stand_in_clap
 
-from aar.audio import read_audio
+from aar.audio import load_audio
 from aar.cli import main
 from aar.conditioning.clap import ClapEncoder
 
@@ -76,7 +76,7 @@ def test_vary_keeps_all_scales_and_matches_the_library(files, official_generator
 
     monkeypatch.setattr(ClapEncoder, "from_pretrained", fake_from_pretrained)
     monkeypatch.setattr(ClapEncoder, "check_installed", staticmethod(lambda backend="laion-clap": None))
-    wav, rate = read_audio(files / "tone.wav")
+    wav, rate = load_audio(files / "tone.wav")
     out = tmp_path / "same.wav"
     assert main(["vary", str(files / "tone.wav"), "-o", str(out), "--keep-scales", "16",
                  *MODEL, "-q"]) == 0

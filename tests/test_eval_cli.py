@@ -15,7 +15,7 @@ from eval_stand_ins import TinyClassifier, TinyExtractor, write_eval_folder
 from stand_ins import stand_in_clap
 
 from aar import SATTokenizer, metrics
-from aar.audio import read_audio, resample, to_mono
+from aar.audio import load_audio, resample, to_mono
 from aar.cli import eval_commands as command
 from aar.cli import main
 from aar.cli.commands import UsageError
@@ -62,7 +62,7 @@ def test_reconstruct_writes_json_and_table(work, capsys):
     # the JSON holds the library metric of each window: check one file, one window
     tok = SATTokenizer.from_pretrained(work / "tiny")
     row = next(f for f in data["files"] if f["path"].endswith("music_22k.wav"))
-    wav, rate = read_audio(work / "clips" / "music_22k.wav")
+    wav, rate = load_audio(work / "clips" / "music_22k.wav")
     ref, est = resample(to_mono(wav[None]), rate, 24_000), tok.decode(tok.encode(wav, rate))
     assert row["windows"] == 1
     assert row["mel_distance"] == pytest.approx(float(metrics.mel_distance(ref, est)), rel=1e-5)
@@ -208,7 +208,7 @@ def test_every_readable_extension_is_scored_and_the_rest_reported(work, stand_in
     folder.mkdir()
     for name in ("speech_16k.wav", "music_22k.wav"):
         (folder / name).write_bytes((work / "clips" / name).read_bytes())
-    wav, rate = read_audio(work / "clips" / "speech_24k.wav")
+    wav, rate = load_audio(work / "clips" / "speech_24k.wav")
     sf.write(folder / "speech.aiff", wav[0].numpy(), rate)
     (folder / "notes.txt").write_text("not audio")
     out = tmp_path / "c.json"

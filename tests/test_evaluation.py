@@ -13,7 +13,7 @@ from conftest import TINY_SAT, same_scores
 from eval_stand_ins import TinyClassifier, TinyExtractor, TinyFramesExtractor, write_eval_folder
 
 from aar import SATTokenizer, metrics
-from aar.audio import read_audio, resample, to_mono
+from aar.audio import load_audio, resample, to_mono
 from aar.evaluation import compare_sets, evaluate_generation, evaluate_reconstruction
 from aar.evaluation.guidance_sweep import plan_jobs
 from aar.evaluation.plot import plot_guidance_sweep
@@ -37,7 +37,7 @@ def tok() -> SATTokenizer:
 def _direct(tok, path):
     """Per-window scores of one file, computed here from the metrics alone: full windows, then the
     tail on its real samples."""
-    wav, rate = read_audio(path)
+    wav, rate = load_audio(path)
     ref = resample(to_mono(wav[None]), rate, 24_000)
     est = tok.decode(tok.encode(wav, rate))
     T = ref.shape[-1]
@@ -77,7 +77,7 @@ def test_reconstruction_equals_the_metrics_window_by_window(tok, folder):
         assert getattr(report, metric) == pytest.approx(np.mean(values), rel=1e-5, abs=1e-5)
     assert report.windows == len(every["si_sdr"]) == 9
     # about 2.05 s at 24 kHz: two windows and a 1199-sample tail, below MIN_TAIL, left unscored
-    assert read_audio(folder["speech_24k"])[0].shape[-1] == 49_199
+    assert load_audio(folder["speech_24k"])[0].shape[-1] == 49_199
     assert by_name["speech_24k.wav"].unscored_samples == 1199
     assert by_name["music_44k_stereo.wav"].unscored_samples == 0  # its 0.3-s tail is scored
     fad = metrics.frechet_distance(torch.cat(emb_ref).double(), torch.cat(emb_est).double())
@@ -143,7 +143,7 @@ def test_compare_a_folder_with_itself_and_another(tok, folder, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     for name in ("speech_16k", "music_22k"):
-        wav, rate = read_audio(folder[name])
+        wav, rate = load_audio(folder[name])
         from aar.audio import write_audio
 
         write_audio(other / folder[name].name, 0.5 * wav.flip(-1), rate)
@@ -198,7 +198,7 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
     jobs = plan_jobs(2, (1.0, 3.0), 1, 7, tmp_path / "gen")
     assert [j.seed for j in jobs] == [7, 8, 7, 8]  # the same seeds at every guidance value
     job = jobs[3]  # cfg 3, condition 1
-    wav, rate = read_audio(job.path)
+    wav, rate = load_audio(job.path)
     expected = gen.generate(clap[1:2], cfg=3.0, seed=8)
     assert rate == 24_000 and torch.allclose(wav, expected[0], atol=1e-6)
 
@@ -252,8 +252,8 @@ def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, f
                                  runner=ray_runner(model, None, "local", concurrency=2),
                                  embedder=ray_embedder("local", concurrency=2), **options)
     for job in plan_jobs(3, (0.0, 2.0), 1, 3, "."):
-        a, _ = read_audio(tmp_path / "local" / job.path)
-        b, _ = read_audio(tmp_path / "ray" / job.path)
+        a, _ = load_audio(tmp_path / "local" / job.path)
+        b, _ = load_audio(tmp_path / "ray" / job.path)
         assert torch.equal(a, b), job
     assert same_scores([p.fad for p in remote.points], [p.fad for p in local.points])
     assert remote.errors == local.errors and [e.path for e in local.errors] == [str(folder["broken"])]

@@ -18,7 +18,7 @@ from payload import Payload
 from safetensors.torch import load_file, save_file
 from stand_ins import stand_in_clap
 
-from aar.audio import write_audio
+from aar.audio import load_audio, resample, to_mono, write_audio
 from aar.errors import CheckpointError
 from aar.loading.official import rename
 from aar.metrics import (
@@ -33,6 +33,7 @@ from aar.metrics import (
     frechet_distance,
     inception_score,
     kl_divergence,
+    weights_fingerprint,
 )
 from aar.metrics import panns as panns_module
 from aar.metrics import vggish as vggish_module
@@ -342,11 +343,15 @@ def test_fingerprint_follows_the_weights():
     layer = torch.nn.Linear(3, 2)
     same = torch.nn.Linear(3, 2)
     same.load_state_dict(layer.state_dict())
-    assert _weights.fingerprint(layer) == _weights.fingerprint(same)
+    assert weights_fingerprint(layer) == weights_fingerprint(same)
     with torch.no_grad():
         same.bias[0] += 1e-6
-    assert _weights.fingerprint(layer) != _weights.fingerprint(same)
-    assert len(_weights.fingerprint(layer)) == 16
+    assert weights_fingerprint(layer) != weights_fingerprint(same)
+    assert len(weights_fingerprint(layer)) == 16
+    weight = layer.weight.detach()  # the same bytes under another name, shape or dtype differ too
+    prints = {weights_fingerprint(w) for w in ({"a": weight}, {"b": weight}, {"a": weight.reshape(3, 2)},
+                                                {"a": weight.view(torch.int32)})}
+    assert len(prints) == 4
 
 
 class CountingExtractor:
@@ -384,31 +389,75 @@ def audio_files(tmp_path):
     return files
 
 
-def test_cache_rerun_does_not_call_the_extractor(audio_files, tmp_path):
+def _recomputed(path, extractor) -> torch.Tensor:
+    """The embedding of ``path`` computed without the cache: read, channels averaged, resampled."""
+    wav_CT, rate = load_audio(path)
+    with torch.no_grad():
+        return extractor.embed(resample(to_mono(wav_CT[None]), rate, extractor.sample_rate))[0]
+
+
+class LinearExtractor(torch.nn.Module):
+    """An extractor with weights, whose fingerprint is that of its weights (as VGGish's is)."""
+
+    name = "linear"
+    sample_rate = 8_000
+    dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 3)
+        self.calls = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return weights_fingerprint(self)
+
+    def embed(self, wav: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x = wav[:, 0]
+        return self.proj(torch.stack([x.mean(-1), x.square().mean(-1), x.abs().amax(-1)], dim=-1))
+
+
+def test_cached_embeddings_equal_recomputed_ones(audio_files, tmp_path):
     extractor = CountingExtractor()
     first = EmbeddingCache(tmp_path / "cache").embed_files(audio_files, extractor)
-    assert first.shape == (3, 3) and extractor.calls == 3
     assert extractor.lengths == [4_000, 2_000, 4_000]  # read at 8 kHz: the 16-kHz file is resampled
     assert float(first[1, 2]) == pytest.approx(0.25, abs=0.01)  # stereo averaged: peak 0.5 / 2
     again = EmbeddingCache(tmp_path / "cache")
-    torch.testing.assert_close(again.embed_files(audio_files, extractor), first, rtol=0, atol=0)
-    assert extractor.calls == 3 and (again.hits, again.misses) == (3, 0)
+    from_disk = again.embed_files(audio_files, extractor)
+    assert extractor.calls == 3 and (again.hits, again.misses) == (3, 0)  # read back, not recomputed
+    expected = torch.stack([_recomputed(f, CountingExtractor()) for f in audio_files])
+    torch.testing.assert_close(from_disk, expected, rtol=0, atol=0)
+    torch.testing.assert_close(first, expected, rtol=0, atol=0)
     assert not list((tmp_path / "cache").rglob("*.part*"))  # atomic writes leave no temporaries
 
 
-def test_cache_keys_content_and_fingerprint(audio_files, tmp_path):
-    cache, extractor = EmbeddingCache(tmp_path / "cache"), CountingExtractor()
-    cache.embed_file(audio_files[0], extractor)
+def test_a_changed_file_or_changed_weights_are_never_served_stale(audio_files, tmp_path):
+    torch.manual_seed(0)
+    cache, extractor = EmbeddingCache(tmp_path / "cache"), LinearExtractor()
+    first = cache.embed_file(audio_files[0], extractor)
+    torch.testing.assert_close(first, _recomputed(audio_files[0], extractor), rtol=0, atol=0)
     renamed = shutil.copy(audio_files[0], tmp_path / "renamed.wav")
-    cache.embed_file(renamed, extractor)  # same bytes: same entry
-    assert extractor.calls == 1
-    write_audio(renamed, _tone(880.0, 0.5, 16_000), 16_000)
-    cache.embed_file(renamed, extractor)  # new content: new entry
-    assert extractor.calls == 2
-    other = CountingExtractor(fingerprint="v2")
-    cache.embed_file(audio_files[0], other)  # other weights: new entry
-    assert other.calls == 1
-    assert cache.entry_path(audio_files[0], extractor).parent.name == "counting-v1"
+    torch.testing.assert_close(cache.embed_file(renamed, extractor), first, rtol=0, atol=0)
+    assert extractor.calls == 1 + 1  # + the recomputation above: same bytes, same entry
+
+    write_audio(renamed, _tone(880.0, 0.5, 16_000), 16_000)  # the file changes under its name
+    edited = cache.embed_file(renamed, extractor)
+    torch.testing.assert_close(edited, _recomputed(renamed, extractor), rtol=0, atol=0)
+    assert not torch.equal(edited, first)
+
+    bias = extractor.proj.bias.detach().clone()
+    with torch.no_grad():
+        extractor.proj.bias += 1.0  # the weights change in place
+    retrained = cache.embed_file(audio_files[0], extractor)
+    torch.testing.assert_close(retrained, _recomputed(audio_files[0], extractor), rtol=0, atol=0)
+    torch.testing.assert_close(retrained, first + 1.0)
+    with torch.no_grad():
+        extractor.proj.bias.copy_(bias)  # back to the first weights: their entry is still there
+    calls = extractor.calls
+    torch.testing.assert_close(cache.embed_file(audio_files[0], extractor), first, rtol=0, atol=0)
+    assert extractor.calls == calls
+    assert cache.entry_path(audio_files[0], extractor).parent.name == f"linear-{extractor.fingerprint}"
 
 
 def test_cache_recomputes_a_damaged_entry(audio_files, tmp_path, caplog):
@@ -460,5 +509,8 @@ def test_evaluation_doc_snippets(vggish_file, panns_file, audio_files, tmp_path,
     }
     exec(compile(blocks[1], "evaluation.md[networks]", "exec"), namespace)
     assert namespace["real"].shape == (2, 128) and namespace["fad"] > 0
-    assert 1 <= namespace["isc"] <= 2
+    probs = namespace["cnn14"].logits(namespace["generated_batch"]).softmax(-1).double()
+    mean_kl = (torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, probs.mean(0))).sum(-1).mean()
+    assert namespace["isc"] == pytest.approx(math.exp(float(mean_kl)), rel=1e-9)  # one split of two clips
+    assert namespace["isc"] > 1  # two clips that the classifier does not score alike
     assert namespace["cache"].misses == 3 and namespace["cache"].hits == 1  # stereo.flac is in both sets

@@ -113,7 +113,7 @@ def test_an_installed_but_broken_extra_is_not_called_missing(monkeypatch):
     import sys
 
     pytest.importorskip("pyarrow")
-    from aar.data.batch import require
+    from aar.errors import MissingExtraError, pip_command, require_extra
 
     real = importlib.import_module
 
@@ -123,9 +123,13 @@ def test_an_installed_but_broken_extra_is_not_called_missing(monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib, "import_module", broken)
-    with pytest.raises(ImportError, match=r"'pyarrow' is installed but cannot be imported \(pyarrow requires "
-                                          r"NumPy 2\.0.*\); reinstall"):
-        require("pyarrow", "data")
+    with pytest.raises(MissingExtraError) as info:
+        require_extra("pyarrow", "data", "aar.data")
+    assert str(info.value) == (
+        "aar.data needs the 'pyarrow' package, which is installed but cannot be imported (pyarrow "
+        "requires NumPy 2.0 or newer, found 1.26.4); reinstall it in a fresh environment with: "
+        + pip_command("data"))
+    assert (info.value.package, info.value.extra) == ("pyarrow", "data") and info.value.cause
     monkeypatch.setitem(sys.modules, "surely_missing_pkg", None)
-    with pytest.raises(ImportError, match="needs the 'surely_missing_pkg' package"):
-        require("surely_missing_pkg", "data")
+    with pytest.raises(MissingExtraError, match="needs the 'surely_missing_pkg' package, which is not inst"):
+        require_extra("surely_missing_pkg", "data", "aar.data")

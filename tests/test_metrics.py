@@ -347,18 +347,20 @@ def test_pesq_from_pesq_package(caplog):
 
 
 def test_missing_optional_package_is_named(monkeypatch):
-    import importlib.util
+    import sys
 
     import aar.metrics.speech as optional
+    from aar.errors import MissingExtraError
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("pystoi", "pesq")
-                        else real(name, *a))
+    for package in ("pystoi", "pesq"):
+        monkeypatch.setitem(sys.modules, package, None)  # a None entry: import and find_spec fail
     assert optional.optional_metrics() == {}
-    with pytest.raises(ImportError, match=r"pystoi.*" + re.escape(pip_command("eval"))):
+    with pytest.raises(MissingExtraError, match=r"the stoi metric needs the 'pystoi' package.*"
+                       + re.escape(pip_command("eval"))):
         optional.stoi(torch.zeros(100), torch.zeros(100), 16_000)
-    with pytest.raises(ImportError, match=r"'pesq'"):
+    with pytest.raises(MissingExtraError, match=r"'pesq'") as info:
         optional.pesq(torch.zeros(100), torch.zeros(100), 16_000)
+    assert info.value.extra == "eval"
 
 
 def test_si_snr_is_si_sdr():

@@ -13,7 +13,7 @@ import torch
 from conftest import TINY_SAT
 
 from aar import SATTokenizer
-from aar.audio import read_audio
+from aar.audio import load_audio
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -56,7 +56,7 @@ def test_cli_tokenize_folder_with_corrupt_and_empty_files(tmp_path):
     table = pq.read_table(sorted(out.glob("shard-*.parquet")))
     assert table.column("path").to_pylist() == ["one.wav", "sub/two.flac"]
     for row in table.to_pylist():
-        wav, rate = read_audio(src / row["path"])
+        wav, rate = load_audio(src / row["path"])
         codes = tok.encode(wav, rate)
         assert row["length"] == codes.length and row["sample_rate"] == rate
         for i, c in enumerate(codes):

@@ -358,12 +358,8 @@ def info(args) -> int:
 
 def tokenize(args) -> int:
     """``aar tokenize IN_DIR OUT_DIR``."""
-    from aar.errors import MissingExtraError
+    from aar.data import tokenize_folder
 
-    try:
-        from aar.data import tokenize_folder
-    except ImportError as err:
-        raise MissingExtraError("data", err.name or "datasets", "aar tokenize") from None
     if not args.input_dir.is_dir():
         raise FileNotFoundError(f"input folder not found: {args.input_dir}")
     summary = tokenize_folder(args.input_dir, args.output_dir, args.model, num_proc=args.num_proc,
@@ -380,7 +376,7 @@ def demo(args) -> int:
     """``aar demo --model M``: serve the page until interrupted."""
     from aar.errors import require_extra
 
-    require_extra("gradio", "demo", "aar demo")
+    require_extra("gradio", "demo", "aar demo", load=False)
     from aar.demo import DemoEngine, DemoSettings, launch
 
     settings = DemoSettings(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,

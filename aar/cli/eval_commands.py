@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from aar.cli.commands import show_progress
+from aar.errors import MissingExtraError
 from aar.evaluation.sets import list_audio, not_audio
 from aar.loading.files import atomic_path
 
@@ -263,7 +264,7 @@ def read_clap_vectors(path: Path):
 def generate(args) -> int:
     """``aar eval generate --model M --reference REF_DIR (--prompts F | --clap-from DIR | --clap-vectors P)
     -o OUT_DIR``."""
-    from aar.audio import read_audio
+    from aar.audio import load_audio
     from aar.cli.commands import _load_generator
     from aar.evaluation.guidance_sweep import evaluate_generation
 
@@ -287,7 +288,7 @@ def generate(args) -> int:
             import torch
 
             clap_ND = torch.cat([gen.clap_vectors(audio=w, sample_rate=r)
-                                 for w, r in map(read_audio, sources)])
+                                 for w, r in map(load_audio, sources)])
     with _engines(args, args.model, args.tokenizer) as (runner, embedder):
         report = evaluate_generation(
             gen, clap_ND, args.reference, args.output, extractor, cfgs=args.cfg,
@@ -309,7 +310,7 @@ def generate(args) -> int:
         from aar.evaluation.plot import plot_guidance_sweep
 
         written.append(str(plot_guidance_sweep(report, args.plot or Path(args.output) / "guidance.png")))
-    except ImportError as err:
+    except MissingExtraError as err:
         print(f"aar: no plot: {err}", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {', '.join(written)}")

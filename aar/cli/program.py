@@ -24,12 +24,12 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from aar.audio import AUDIO_EXTENSIONS, AUDIO_FORMATS, AUDIO_SUBTYPES
 from aar.cli import commands
 from aar.cli.commands import DEFAULT_MODEL, UsageError
 from aar.errors import AARError, pip_command
 from aar.tokenizer import DEFAULT_WINDOW_BATCH
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 130, 141  # 141: as SIGPIPE
 
 
@@ -101,13 +101,13 @@ def _device(text: str):
 
 
 def _audio_out(text: str) -> Path:
-    if Path(text).suffix.lower() not in AUDIO_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"{text!r} must end in one of {', '.join(AUDIO_SUFFIXES)}")
+    if Path(text).suffix.lower() not in AUDIO_FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r} must end in one of {', '.join(AUDIO_FORMATS)}")
     return Path(text)
 
 
 def _codes_out(text: str) -> Path:
-    if Path(text).suffix.lower() in AUDIO_SUFFIXES + (".mp3",):
+    if Path(text).suffix.lower() in AUDIO_EXTENSIONS:
         raise argparse.ArgumentTypeError(f"{text!r}: a codes file needs no audio extension; use .codes")
     return Path(text)
 
@@ -120,8 +120,6 @@ _seconds = _number(float, lambda v: math.isfinite(v) and 1 / 24000 <= v <= MAX_S
 
 
 def _subtype_option(p: argparse.ArgumentParser) -> None:
-    from aar.audio import AUDIO_SUBTYPES
-
     names = sorted({s for subtypes in AUDIO_SUBTYPES.values() for s in subtypes})
     p.add_argument("--subtype", choices=names, default=None,
                    help="sample encoding of the audio written: FLOAT (32-bit float WAV, the .wav "

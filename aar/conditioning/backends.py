@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from aar.errors import CheckpointError, MissingExtraError, WrongModelKindError, require_extra
+from aar.errors import CheckpointError, WrongModelKindError, require_extra
 from aar.loading.native import state_tensors
 from aar.loading.official import checkpoint_kind, numpy_scalar_globals, safe_numpy_globals
 
@@ -47,7 +47,7 @@ def require_backend(backend: str) -> None:
 
     Only looks the package up: importing laion-clap downloads tokenizers.
     """
-    require_extra(BACKEND_PACKAGES[backend], "clap", f"the {backend} CLAP backend")
+    require_extra(BACKEND_PACKAGES[backend], "clap", f"the {backend} CLAP backend", load=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,9 +177,7 @@ class LaionClapBackend:
     def load(cls, checkpoint: Path, device: torch.device) -> LaionClapBackend:
         """Build ``CLAP_Module`` on ``device`` and load ``checkpoint`` strictly into it."""
         try:
-            import laion_clap
-        except ImportError as err:  # found, but it or one of its dependencies does not import
-            raise MissingExtraError("clap", err.name or "laion_clap", "the laion-clap CLAP backend") from None
+            laion_clap = require_extra("laion_clap", "clap", "the laion-clap CLAP backend")
         except OSError as err:
             raise OSError(
                 "importing laion_clap failed: on import it downloads the bert-base-uncased, "
@@ -232,11 +230,10 @@ class TransformersClapBackend:
     def load(cls, name_or_path: str | os.PathLike, device: torch.device,
              hub_kwargs: dict[str, Any]) -> TransformersClapBackend:
         """``ClapModel`` and ``ClapProcessor`` from a Hub repo id or a local folder."""
-        try:
-            from transformers import ClapModel, ClapProcessor
-        except ImportError as err:
-            package = err.name or "transformers"
-            raise MissingExtraError("clap", package, "the transformers CLAP backend") from None
+        needed_for = "the transformers CLAP backend"
+        ClapModel = require_extra("transformers.models.clap.modeling_clap", "clap", needed_for).ClapModel
+        ClapProcessor = require_extra("transformers.models.clap.processing_clap", "clap",
+                                      needed_for).ClapProcessor
         kwargs = {k: v for k, v in hub_kwargs.items() if v is not None}
         model = ClapModel.from_pretrained(name_or_path, **kwargs)
         model = model.to(device=device, dtype=torch.float32).eval()

@@ -9,18 +9,15 @@ Legend: N rows in a batch, W one-second windows of a row, s_i tokens of scale i 
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aar.audio import load_audio
-from aar.errors import pip_command
+from aar.errors import require_extra
 from aar.tokenizer import SATTokenizer
 
 #: Bumped whenever the columns or how they are computed change: it invalidates datasets caches.
@@ -32,23 +29,6 @@ RATE_COLUMN = "sample_rate"
 ERROR_COLUMN = "error"
 
 
-def require(module: str, extra: str):
-    """Import an optional dependency, or say which extra installs it (or why it does not import)."""
-    import importlib.util
-
-    package = module.split(".")[0]
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        if sys.modules.get(package, False) is not None and importlib.util.find_spec(package) is not None:
-            first = " ".join(str(err).split())  # installed, but broken: say so, do not ask to install
-            raise ImportError(f"{package!r} is installed but cannot be imported ({first}); reinstall "
-                              f"the extra in a fresh environment: {pip_command(extra)}") from err
-        raise ImportError(
-            f"this part of aar.data needs the {package!r} package: {pip_command(extra)}"
-        ) from err
-
-
 def codes_column(i: int) -> str:
     """Name of the column holding scale ``i``: ``codes_0`` ... ``codes_{S-1}``."""
     return f"codes_{i}"
@@ -56,7 +36,7 @@ def codes_column(i: int) -> str:
 
 def token_schema(num_scales: int, with_error: bool = False):
     """Arrow schema of the added columns: S ``list<list<int16>>`` (W, s_i), length, sample_rate."""
-    pa = require("pyarrow", "data")
+    pa = require_extra("pyarrow", "data", "aar.data")
     fields = [pa.field(codes_column(i), pa.list_(pa.list_(pa.int16()))) for i in range(num_scales)]
     fields += [pa.field(LENGTH_COLUMN, pa.int64()), pa.field(RATE_COLUMN, pa.int64())]
     if with_error:
@@ -93,16 +73,6 @@ def model_location(model) -> str:
         )
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else str(model)
-
-
-def state_digest(tokenizer: SATTokenizer) -> str:
-    """Hash of the config and every weight: two tokenizers with the same digest give the same codes."""
-    h = hashlib.sha256(json.dumps(tokenizer.config.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(tokenizer.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tensor.dtype).encode())
-        h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
@@ -147,7 +117,7 @@ def decode_audio(value, rate=None) -> tuple[np.ndarray | torch.Tensor, int]:
         ``(wav, sample_rate)``: wav shaped (T,) or (C, T) for arrays, (1, C, T) for decoded files (any
         channel count), as ``SATTokenizer.encode`` accepts it.
     """
-    pa = require("pyarrow", "data")
+    pa = require_extra("pyarrow", "data", "aar.data")
     if not value.is_valid:
         raise ValueError("audio value is null")
     kind = value.type
@@ -175,7 +145,7 @@ def decode_audio(value, rate=None) -> tuple[np.ndarray | torch.Tensor, int]:
 
 def _nested_int16(rows: list[np.ndarray | None], s: int):
     """Per-row (W, s) int16 arrays, or None, as one ``list<list<int16>>`` Arrow array."""
-    pa = require("pyarrow", "data")
+    pa = require_extra("pyarrow", "data", "aar.data")
     present = [r for r in rows if r is not None]
     values = np.concatenate([r.reshape(-1) for r in present]) if present else np.zeros(0, np.int16)
     windows = sum(r.shape[0] for r in present)
@@ -235,7 +205,7 @@ def encode_table(
         orig_rates.append(codes.sample_rate)
         reasons.append(None)
     schema = token_schema(len(scales), with_error=errors == "record")
-    pa = require("pyarrow", "data")
+    pa = require_extra("pyarrow", "data", "aar.data")
     arrays = [_nested_int16(rows, s) for rows, s in zip(per_scale, scales)]
     arrays += [pa.array(lengths, pa.int64()), pa.array(orig_rates, pa.int64())]
     if errors == "record":

@@ -35,10 +35,9 @@ from aar.data.batch import (
     check_tokenizer,
     codes_column,
     model_location,
-    require,
 )
 from aar.data.runners import FILES_PER_TASK, in_process, on_ray, process_pool, ray_session
-from aar.errors import check_positive_int
+from aar.errors import check_positive_int, require_extra
 from aar.loading.files import atomic_path
 from aar.tokenizer import SATTokenizer
 from aar.version import __version__
@@ -105,7 +104,7 @@ def _files_hash(files: list[str]) -> str:
 
 def _read_shard_meta(path: Path) -> dict | None:
     """The aar metadata of a finished shard, or None when it is missing or unreadable."""
-    pq = require("pyarrow.parquet", "data")
+    pq = require_extra("pyarrow.parquet", "data", "aar.data")
     try:
         meta = pq.read_schema(path).metadata or {}
         return json.loads(meta[_META_KEY])
@@ -114,7 +113,7 @@ def _read_shard_meta(path: Path) -> dict | None:
 
 
 def _write_shard(path: Path, table, meta: dict) -> None:
-    pq = require("pyarrow.parquet", "data")
+    pq = require_extra("pyarrow.parquet", "data", "aar.data")
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -170,10 +169,13 @@ def tokenize_folder(
     Raises:
         FileNotFoundError: ``input_dir`` is not a folder.
         ValueError: bad arguments; no audio files; or ``output_dir`` holds shards of another model.
-        ImportError: pyarrow (or Ray, when asked for) is not installed.
+        MissingExtraError: pyarrow (or Ray, when asked for) is not installed (an ``ImportError``).
     """
     start = time.perf_counter()
     root = _check_args(input_dir, num_proc, ray_address, shard_size)
+    require_extra("pyarrow", "data", "tokenizing a folder", load=False)  # before the model loads
+    if ray_address is not None:
+        require_extra("ray.data", "ray", "tokenizing a folder on Ray", load=False)
     out_dir = Path(output_dir)
     location = model_location(model)
     tokenizer = check_tokenizer(SATTokenizer.from_pretrained(location))
@@ -219,7 +221,7 @@ def tokenize_folder(
             results = process_pool(location, num_proc, str(root), tasks)
         else:
             results = in_process(tokenizer, str(root), tasks)
-        pa = require("pyarrow", "data")
+        pa = require_extra("pyarrow", "data", "aar.data")
         queue = collections.deque(todo)
         pieces, count = [], 0
         for batch_files, table in results:
@@ -241,7 +243,7 @@ def tokenize_folder(
 
 def _finish_shard(path: Path, table, files: list[str], fingerprint: str, tokenizer) -> dict:
     """Split good rows from failed ones, write the shard atomically, return its metadata."""
-    pc = require("pyarrow.compute", "data")
+    pc = require_extra("pyarrow.compute", "data", "aar.data")
     failed = pc.is_valid(table.column(ERROR_COLUMN))
     bad = table.filter(failed)
     errors = [{"path": p, "error": e} for p, e in zip(bad.column("path").to_pylist(),

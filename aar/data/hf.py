@@ -15,12 +15,11 @@ from aar.data.batch import (
     check_errors_mode,
     check_tokenizer,
     encode_table,
-    require,
-    state_digest,
     token_schema,
     worker_threads,
 )
-from aar.errors import check_positive_int
+from aar.errors import check_positive_int, require_extra
+from aar.loading.digest import weights_digest
 from aar.tokenizer import SATTokenizer
 from aar.version import __version__
 
@@ -56,8 +55,9 @@ def cache_fingerprint(
     sample_rate_column: str | None, errors: str,
 ) -> str:
     """The ``datasets`` fingerprint of the tokenized dataset: same inputs, same cache file."""
-    parts = [dataset_fingerprint, state_digest(tokenizer), audio_column, str(sample_rate_column),
-             errors, str(FORMAT_VERSION), __version__]
+    weights = weights_digest(tokenizer, tokenizer.config.to_dict())  # config and every weight
+    parts = [dataset_fingerprint, weights, audio_column, str(sample_rate_column), errors,
+             str(FORMAT_VERSION), __version__]
     return "aar-" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -114,7 +114,7 @@ def tokenize_dataset(
         (W, s_i)), ``length`` (samples at 24 kHz) and ``sample_rate`` (the audio's own rate).
 
     Raises:
-        ImportError: ``datasets`` is not installed (``pip install "aar-audio[data]"``).
+        MissingExtraError: ``datasets`` is not installed (``pip install "aar-audio[data]"``).
         TypeError: ``ds`` is not a ``Dataset``/``DatasetDict``, or ``tokenizer`` is not a tokenizer.
         ValueError: a bad argument, or (with ``errors="raise"``) an item that cannot be tokenized.
 
@@ -130,7 +130,7 @@ def tokenize_dataset(
         >>> len(row["codes_0"]), len(row["codes_15"][0]), row["length"], row["sample_rate"]
         (2, 75, 45000, 16000)
     """
-    datasets = require("datasets", "data")
+    datasets = require_extra("datasets", "data", "aar.data")
     if isinstance(ds, datasets.DatasetDict):
         return datasets.DatasetDict({
             split: tokenize_dataset(

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from aar.data.batch import check_errors_mode, check_tokenizer, encode_table, model_location, require
-from aar.errors import check_positive_int
+from aar.data.batch import check_errors_mode, check_tokenizer, encode_table, model_location
+from aar.errors import check_positive_int, require_extra
 
 
 class SATEncoderActor:
@@ -40,7 +40,7 @@ class SATEncoderActor:
 
 def actor_pool(concurrency):
     """An ``ActorPoolStrategy`` from an int (fixed size), a (min, max) pair, or None (1 to all CPUs)."""
-    data = require("ray.data", "ray")
+    data = require_extra("ray.data", "ray", "aar.data on Ray")
     if concurrency is None:
         return data.ActorPoolStrategy(min_size=1, max_size=None)
     if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
@@ -98,11 +98,11 @@ def ray_tokenize(
         shaped (W, s_i)), ``length`` (samples at 24 kHz) and ``sample_rate`` (the original rate).
 
     Raises:
-        ImportError: Ray Data is not installed (``pip install "aar-audio[ray]"``).
+        MissingExtraError: Ray Data is not installed (``pip install "aar-audio[ray]"``).
         TypeError: ``model`` is not a path or repo id.
         ValueError: a bad argument.
     """
-    data = require("ray.data", "ray")
+    data = require_extra("ray.data", "ray", "aar.data on Ray")
     if not isinstance(ray_dataset, data.Dataset):
         raise TypeError(f"ray_dataset must be a ray.data.Dataset, got {type(ray_dataset).__name__}")
     location = model_location(model)

@@ -10,8 +10,9 @@ import collections
 import contextlib
 import os
 
-from aar.data.batch import check_tokenizer, encode_table, require, worker_threads
+from aar.data.batch import check_tokenizer, encode_table, worker_threads
 from aar.data.ray import ray_tokenize
+from aar.errors import require_extra
 from aar.tokenizer import SATTokenizer
 
 #: Files per unit of work handed to a worker.
@@ -30,7 +31,7 @@ def _init_worker(model: str, threads: int) -> None:
 
 def _encode_files(tokenizer: SATTokenizer, root: str, files: list[str]):
     """Token table of some files: path (relative), codes, length, sample_rate, error."""
-    pa = require("pyarrow", "data")
+    pa = require_extra("pyarrow", "data", "aar.data")
     table = pa.table({"path": [os.path.join(root, f) for f in files]})
     out = encode_table(table, tokenizer, "path", errors="record")
     return out.set_column(0, "path", pa.array(files, pa.string()))
@@ -71,8 +72,8 @@ def process_pool(location, num_proc, root, tasks):
 
 @contextlib.contextmanager
 def ray_session(address: str):
-    ray = require("ray", "ray")
-    data = require("ray.data", "ray")
+    ray = require_extra("ray", "ray", "aar.data on Ray")
+    data = require_extra("ray.data", "ray", "aar.data on Ray")
     started = not ray.is_initialized()
     if started:
         try:
@@ -98,7 +99,7 @@ def ray_session(address: str):
 
 def on_ray(data, location, root, files):
     """All pending files as one Ray dataset; batches come back in input order."""
-    pa = require("pyarrow", "data")
+    pa = require_extra("pyarrow", "data", "aar.data")
     ds = data.from_items([{"path": os.path.join(root, f)} for f in files])
     out = ray_tokenize(ds, location, audio_column="path", batch_size=FILES_PER_TASK, errors="record")
     at = 0

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aar.data.batch import model_location, state_digest
+from aar.data.batch import model_location
 from aar.data.ray import actor_pool
 from aar.data.runners import FILES_PER_TASK, ray_session
 from aar.evaluation.round_trip import METRICS, FileResult, reconstruct_locally
 from aar.evaluation.sets import FileError, embed_locally
+from aar.loading.digest import weights_digest
 from aar.metrics.protocols import get_protocol
 
 
@@ -182,7 +183,7 @@ class ReconstructorActor:
         from aar.tokenizer import SATTokenizer
 
         self.tokenizer = SATTokenizer.from_pretrained(model)
-        self.digest = state_digest(self.tokenizer)
+        self.digest = weights_digest(self.tokenizer, self.tokenizer.config.to_dict())
         self.extractor, self.min_tail, self.batch_size = extractor, min_tail, batch_size
         self.protocol = protocol
 
@@ -242,7 +243,7 @@ def ray_reconstructor(model: str | os.PathLike, address: str,
     def runner(paths, tokenizer, extractor, min_tail, batch_size, protocol=None):
         paths = [str(p) for p in paths]
         items = [{"index": k, "path": str(Path(p).resolve())} for k, p in enumerate(paths)]
-        expected = state_digest(tokenizer)
+        expected = weights_digest(tokenizer, tokenizer.config.to_dict())
         with ray_session(address) as data:
             out = data.from_items(items).map_batches(
                 ReconstructorActor, fn_constructor_kwargs=dict(
@@ -257,8 +258,8 @@ def ray_reconstructor(model: str | os.PathLike, address: str,
                 for k, digest, row in zip(batch["index"], batch["digest"], batch["result"]):
                     if str(digest) != expected:
                         raise ValueError(
-                            f"the Ray workers loaded {location!r} with weights {str(digest)[:16]}, not the "
-                            f"tokenizer given ({expected[:16]}): pass the same checkpoint, in float32 on "
+                            f"the Ray workers loaded {location!r} with weights {digest}, not the "
+                            f"tokenizer given ({expected}): pass the same checkpoint, in float32 on "
                             "the CPU, to both")
                     yield _file_result(paths[k], items[k]["path"], json.loads(str(row)))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from aar.errors import pip_command
+from aar.errors import require_extra
 from aar.evaluation.guidance_sweep import GenerationReport
 from aar.loading.files import atomic_path
 
@@ -26,13 +26,10 @@ def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Pa
     notebook's, say) is left as it was.
 
     Raises:
-        ImportError: matplotlib is missing (``pip install "aar-audio[eval]"``).
+        MissingExtraError: matplotlib is missing (``pip install "aar-audio[eval]"``); an ``ImportError``.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise ImportError(f"the guidance plot needs matplotlib: {pip_command('eval')} ({err})") from None
+    agg = require_extra("matplotlib.backends.backend_agg", "eval", "the guidance plot")
+    Figure = require_extra("matplotlib.figure", "eval", "the guidance plot").Figure
     points = report.points
     by_isc = all(p.inception_score is not None for p in points)
     x_values = [p.inception_score if by_isc else p.cfg for p in points]
@@ -40,7 +37,7 @@ def plot_guidance_sweep(report: GenerationReport, path: str | os.PathLike) -> Pa
     if all(p.kl is not None for p in points):
         panels.append(("KL", [p.kl for p in points]))
     fig = Figure(figsize=(4.5 * len(panels), 3.6))
-    FigureCanvasAgg(fig)
+    agg.FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (label, values) in zip(axes[0], panels):
         ax.plot(x_values, values, marker="o")

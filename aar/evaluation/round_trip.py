@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aar.evaluation.sets import FILE_ERRORS, FileError, Report, describe, embed_audio, list_audio, load_mono
-from aar.metrics.protocols import Protocol, get_protocol
+from aar.evaluation.sets import FILE_ERRORS, FileError, Report, describe, embed_audio, list_audio
+from aar.metrics.protocols import PLAIN, Protocol, get_protocol
 
 if TYPE_CHECKING:
     from aar.metrics import EmbeddingExtractor
@@ -179,7 +179,7 @@ def reconstruct_file(tokenizer: SATTokenizer, path, *, extractor: EmbeddingExtra
         OSError: it cannot be read.
     """
     window, rate = tokenizer.config.window, tokenizer.sample_rate
-    ref_11T = load_mono(path, rate).to(tokenizer.device)
+    ref_11T = PLAIN.load(path, rate).to(tokenizer.device)
     est_11T = tokenizer.decode(tokenizer.encode(ref_11T, rate, batch_size=batch_size), batch_size=batch_size)
     pairs = list(zip(_windows(ref_11T, window, min_tail), _windows(est_11T, window, min_tail)))
     if not pairs:

@@ -68,12 +68,6 @@ def not_audio(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not is_audio_file(p))
 
 
-def load_mono(path: str | os.PathLike, sample_rate: int, loading: AudioLoading = PLAIN) -> torch.Tensor:
-    """A file as mono float32 audio at ``sample_rate``, shaped (1, 1, T), prepared as ``loading`` says
-    (default: channels averaged, resampled)."""
-    return loading.load(path, sample_rate)
-
-
 def uses_frames(extractor: EmbeddingExtractor) -> bool:
     """Whether FAD pools the extractor's per-frame embeddings (VGGish's 0.96-s examples, as the original
     FAD does) rather than one embedding per clip: true when it has ``embed_frames``."""
@@ -103,7 +97,7 @@ def embed_one(path, extractor: EmbeddingExtractor, cache=None,
     if cache is not None:
         emb = cache.embed_file(path, extractor, frames=uses_frames(extractor), loading=loading)
     else:
-        emb = embed_audio(load_mono(path, extractor.sample_rate, loading), extractor.sample_rate, extractor)
+        emb = embed_audio(loading.load(path, extractor.sample_rate), extractor.sample_rate, extractor)
     return torch.as_tensor(emb).detach().to("cpu", torch.float64).reshape(-1, extractor.dim)
 
 
@@ -180,7 +174,7 @@ def classify_files(paths, classifier: AudioClassifier, progress: bool = False, d
     rows, done, errors = [], [], []
     for path in tqdm(list(paths), desc=desc, unit="file", disable=not progress):
         try:
-            wav = load_mono(path, classifier.sample_rate, loading)
+            wav = loading.load(path, classifier.sample_rate)
             with torch.no_grad():
                 out = classifier.logits(wav) if has_logits else classifier.probs(wav)
         except FILE_ERRORS as err:

@@ -18,7 +18,7 @@ May import: ``aar.conditioning`` (CLAP), ``aar.loading``, ``aar.audio``, ``aar.e
 generator or tokenizer.
 """
 
-from aar.metrics._weights import fingerprint as weights_fingerprint
+from aar.loading.digest import weights_digest as weights_fingerprint
 from aar.metrics.cache import EmbeddingCache
 from aar.metrics.clap_space import ClapExtractor
 from aar.metrics.distribution import frechet_distance, inception_score, inception_score_splits, kl_divergence

@@ -14,6 +14,7 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import nn
 
+from aar.loading.digest import weights_digest
 from aar.loading.hub import HubKwargs, Unpack, resolve_file
 from aar.loading.native import loading_request
 from aar.loading.official import rename
@@ -91,7 +92,7 @@ class PretrainedNetwork(nn.Module):
     def fingerprint(self) -> str:
         """A hash of the weights (computed once), part of the embedding-cache key."""
         if self._fingerprint is None:
-            self._fingerprint = _weights.fingerprint(self)
+            self._fingerprint = weights_digest(self)
         return self._fingerprint
 
     def reset_fingerprint(self) -> None:

@@ -8,7 +8,6 @@ one rule or a listed rebuildable tensor, and the model then loads strictly.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,19 +69,3 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str)
     """
     adopt_state(module, state, source)
     module.eval()
-
-
-def fingerprint(module: nn.Module) -> str:
-    """A short SHA-256 of a module's class and every tensor of its state dict (names, shapes, dtypes
-    and bytes): any change to any weight gives another value.
-
-    Example:
-        >>> fingerprint(nn.Linear(2, 2)) != fingerprint(nn.Linear(2, 2))  # other random weights
-        True
-    """
-    digest = hashlib.sha256(type(module).__name__.encode())
-    for key, value in sorted(module.state_dict().items()):
-        value = value.detach().to("cpu").contiguous()
-        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype}".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]

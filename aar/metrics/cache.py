@@ -24,10 +24,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from aar.audio import read_audio, resample, to_mono
 from aar.loading.files import atomic_path
 from aar.metrics.extractor import EmbeddingExtractor
-from aar.metrics.protocols import AudioLoading
+from aar.metrics.protocols import PLAIN, AudioLoading
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +47,6 @@ def extractor_key(extractor: EmbeddingExtractor) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(extractor.name)) or "extractor"
     print_ = getattr(extractor, "fingerprint", None)
     return f"{name}-{print_}" if print_ else name
-
-
-def load_for(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
-    """Read an audio file as (1, 1, T) mono float32 at ``sample_rate`` (channels averaged, resampled)."""
-    wav_CT, rate = read_audio(path)
-    return resample(to_mono(wav_CT[None]), rate, sample_rate)
 
 
 class EmbeddingCache:
@@ -113,7 +106,7 @@ class EmbeddingCache:
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: the file cannot be decoded.
+            ValueError: the file cannot be decoded, or holds NaN or Inf samples.
             TypeError: ``frames=True`` with an extractor that has no ``embed_frames``.
         """
         if frames and not callable(getattr(extractor, "embed_frames", None)):
@@ -128,7 +121,7 @@ class EmbeddingCache:
             self.hits += 1
             return cached
         rate = extractor.sample_rate
-        wav = load_for(path, rate) if loading is None else loading.load(path, rate)
+        wav = (loading or PLAIN).load(path, rate)
         with torch.no_grad():
             emb = extractor.embed_frames(wav)[0] if frames else extractor.embed(wav)[0]
         emb = emb.detach().to("cpu", torch.float32).contiguous()

@@ -9,13 +9,11 @@ Legend: B batch, T samples at 48 kHz, D 512.
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from torch import nn
 
 from aar.conditioning.clap import CLAP_SAMPLE_RATE, EMBEDDING_DIM, ClapEncoder
-from aar.metrics import _weights
+from aar.loading.digest import weights_digest
 from aar.metrics.extractor import mono_batch
 
 
@@ -51,15 +49,12 @@ class ClapExtractor:
 
     @property
     def fingerprint(self) -> str:
-        """A hash of the backend's weights where it exposes its network, else of its name."""
+        """A hash of the name and the backend's weights where it exposes its network, else of the name."""
         if self._fingerprint is None:
             backend = self.encoder._backend
             network = next((getattr(backend, attr) for attr in ("module", "model")
                             if isinstance(getattr(backend, attr, None), nn.Module)), None)
-            self._fingerprint = (
-                _weights.fingerprint(network) if network is not None
-                else hashlib.sha256(self.name.encode()).hexdigest()[:16]
-            )
+            self._fingerprint = weights_digest({} if network is None else network, self.name)
         return self._fingerprint
 
     def embed(self, wav) -> torch.Tensor:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from aar.audio import read_audio, resample, to_mono
+from aar.audio import load_audio, resample, to_mono
 from aar.metrics.kaiser_resample import kaiser_resample
 
 #: The resamplers, as reports name them.
@@ -89,7 +89,7 @@ class AudioLoading:
             ValueError: unreadable, or NaN/Inf samples.
             FileNotFoundError: no such file.
         """
-        wav_CT, rate = read_audio(path)
+        wav_CT, rate = load_audio(path)
         if not torch.isfinite(wav_CT).all():
             raise ValueError(f"audio file {path} contains NaN or Inf samples")
         return self.prepare(wav_CT, rate, sample_rate)

@@ -7,16 +7,14 @@
 
 ``pip install "aar-audio[eval]"`` installs ``pystoi`` and ``pesq``. :func:`optional_metrics` lists what
 is importable, so a caller can compute what it can and skip the rest; calling a function whose
-package is missing raises ``ImportError`` naming the extra. Both measures were designed for speech:
-on music or effects they are at best a rough guide.
+package is missing raises ``aar.errors.MissingExtraError`` (an ``ImportError``) naming the extra.
+Both measures were designed for speech: on music or effects they are at best a rough guide.
 
 Legend: B batch, T samples.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import warnings
 from collections.abc import Callable
@@ -24,7 +22,7 @@ from collections.abc import Callable
 import torch
 
 from aar.audio import check_sample_rate, resample
-from aar.errors import pip_command
+from aar.errors import MissingExtraError, require_extra
 from aar.metrics.paired import as_pair, si_sdr
 
 logger = logging.getLogger(__name__)
@@ -32,14 +30,6 @@ logger = logging.getLogger(__name__)
 si_snr = si_sdr
 #: Rates PESQ accepts; other rates are resampled to 16 kHz (wide band).
 PESQ_RATES = {8_000: "nb", 16_000: "wb"}
-
-
-def _require(module: str):
-    if importlib.util.find_spec(module) is None:
-        raise ImportError(
-            f"this metric needs the {module!r} package, which is not installed: {pip_command('eval')}"
-        )
-    return importlib.import_module(module)
 
 
 def stoi(ref, est, sample_rate: int, *, extended: bool = False) -> torch.Tensor:
@@ -55,9 +45,9 @@ def stoi(ref, est, sample_rate: int, *, extended: bool = False) -> torch.Tensor:
         (B,) float64 scores.
 
     Raises:
-        ImportError: ``pystoi`` is not installed.
+        MissingExtraError: ``pystoi`` is not installed (an ``ImportError``).
     """
-    pystoi = _require("pystoi")
+    pystoi = require_extra("pystoi", "eval", "the stoi metric")
     sample_rate = check_sample_rate(sample_rate)
     ref_BT, est_BT = as_pair(ref, est)
     values = [pystoi.stoi(r.double().cpu().numpy(), e.double().cpu().numpy(), sample_rate, extended=extended)
@@ -81,9 +71,9 @@ def pesq(ref, est, sample_rate: int) -> torch.Tensor:
         (B,) float64 MOS-LQO scores (NaN where PESQ found no utterance).
 
     Raises:
-        ImportError: ``pesq`` is not installed.
+        MissingExtraError: ``pesq`` is not installed (an ``ImportError``).
     """
-    module = _require("pesq")
+    module = require_extra("pesq", "eval", "the pesq metric")
     sample_rate = check_sample_rate(sample_rate)
     ref_BT, est_BT = as_pair(ref, est)
     if sample_rate not in PESQ_RATES:
@@ -109,6 +99,9 @@ def optional_metrics() -> dict[str, Callable[..., torch.Tensor]]:
     """
     available = {}
     for name, fn, module in (("stoi", stoi, "pystoi"), ("pesq", pesq, "pesq")):
-        if importlib.util.find_spec(module) is not None:
-            available[name] = fn
+        try:
+            require_extra(module, "eval", f"the {name} metric", load=False)
+        except MissingExtraError:
+            continue
+        available[name] = fn
     return available
