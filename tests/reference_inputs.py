@@ -140,3 +140,30 @@ def resampler_probe(sample_rate: int) -> np.ndarray:
     rng = np.random.RandomState(sample_rate // 100)
     t = np.arange(int(sample_rate * 1.3)) / sample_rate
     return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.randn(t.size)).astype(np.float32)
+
+
+def fadtk_folders(root) -> tuple[list, list]:
+    """The folders ``aar eval compare --protocol fadtk`` was pinned on: four 16-bit WAV files at
+    24 kHz in ``a`` and four at 44.1 kHz in ``b``, with the same names. Each folder has a clip shorter
+    than 1 s (fadtk pads it to 1 s); ``a/clip_2.wav`` is stereo (channels averaged) and
+    ``a/clip_3.wav`` is hard-clipped at full scale, so its resampled samples overshoot and the 16-bit
+    write clips them."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    root = Path(root)
+    names = [f"clip_{i}.wav" for i in range(4)]
+    a = write_clips(root / "a", names[:1], 24_000, 2.5, seed=30)
+    a += write_clips(root / "a", names[1:2], 24_000, 0.6, seed=31)
+    rng = np.random.RandomState(32)
+    t = np.arange(int(24_000 * 3.3)) / 24_000
+    left = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.randn(t.size)
+    right = 0.2 * np.sin(2 * np.pi * 330 * t + 1.0) + 0.05 * rng.randn(t.size)
+    sf.write(root / "a" / names[2], np.stack([left, right], 1).astype(np.float32), 24_000, subtype="PCM_16")
+    loud = np.clip(3.0 * np.sin(2 * np.pi * 150 * t[:48_000]) + 0.3 * rng.randn(48_000), -1, 1)
+    sf.write(root / "a" / names[3], loud.astype(np.float32), 24_000, subtype="PCM_16")
+    a += [root / "a" / names[2], root / "a" / names[3]]
+    b = [write_clips(root / "b", [name], 44_100, seconds, seed=40 + i)[0]
+         for i, (name, seconds) in enumerate(zip(names, (2.2, 0.8, 3.0, 1.5)))]
+    return a, b

@@ -18,7 +18,9 @@ from aar.evaluation import compare_sets, evaluate_generation, evaluate_reconstru
 from aar.evaluation.guidance_sweep import plan_jobs
 from aar.evaluation.plot import plot_guidance_sweep
 from aar.evaluation.round_trip import MIN_TAIL
-from aar.metrics.protocols import AUDIOLDM_LOADING, get_protocol
+from aar.evaluation.sets import list_audio
+from aar.metrics.fadtk import fadtk_distance
+from aar.metrics.protocols import AUDIOLDM_LOADING, FADTK_LOADING, get_protocol
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -176,6 +178,36 @@ def test_frame_embeddings_are_pooled_where_the_extractor_has_them(folder, tmp_pa
     assert frames_a.shape == (6, 8)
     assert report.fad == pytest.approx(metrics.frechet_distance(frames_a, frames_b), rel=1e-5)
     assert report.fad != pytest.approx(compare_sets(sub, other, TinyExtractor()).fad, rel=1e-3)
+
+def test_fadtk_protocol_fits_per_file_and_per_window(tok, folder, tmp_path):
+    """Under ``fadtk`` FAD merges float16 statistics per file (compare) or per window (reconstruct,
+    where each window is a clip and must give one embedding)."""
+    extractor = TinyFramesExtractor()
+    other = tmp_path / "b"
+    other.mkdir()
+    for key in ("speech_16k", "music_22k"):
+        (other / folder[key].name).write_bytes(folder[key].read_bytes())
+    report = compare_sets(folder["music_22k"].parent, other, extractor, protocol="fadtk")
+    files_a = [p for p in list_audio(folder["music_22k"].parent) if p != folder["broken"]]
+
+    def frames(paths):
+        return [extractor.embed_frames(FADTK_LOADING.load(p, 16_000))[0].double() for p in paths]
+
+    expected = fadtk_distance(frames(files_a), frames(list_audio(other)))
+    assert report.fad == pytest.approx(expected, rel=1e-9) and report.protocol["statistics"] == "fadtk"
+    pooled = metrics.frechet_distance(torch.cat(frames(files_a)), torch.cat(frames(list_audio(other))))
+    assert report.fad != pytest.approx(pooled, rel=1e-6)
+
+    paths = [folder["music_22k"], folder["speech_24k"]]
+    windows = [pair for path in paths for pair in _direct(tok, path)[1]]
+    recon = evaluate_reconstruction(tok, paths, extractor=TinyExtractor(), protocol="fadtk")
+    per_window = [[TinyExtractor().embed(FADTK_LOADING.prepare(w[0], 24_000, 16_000)).double() for w in pair]
+                  for pair in windows]
+    expected = fadtk_distance([r for r, _ in per_window], [e for _, e in per_window])
+    assert recon.windows == len(windows) and recon.fad == pytest.approx(expected, rel=1e-6)
+    two_frames = evaluate_reconstruction(tok, paths, extractor=extractor, protocol="fadtk")
+    assert two_frames.fad is None and "one embedding per window" in two_frames.fad_unavailable
+
 
 def _at_16k(path):
     """A file as the default protocol prepares it for a 16-kHz network (audioldm_eval's loading)."""

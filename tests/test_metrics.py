@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import aar.metrics.distribution as distribution_module
+import aar.metrics.fadtk as fadtk_module
 import aar.metrics.paired as reconstruction_module
 from aar.errors import pip_command
 from aar.metrics import (
@@ -21,6 +22,8 @@ from aar.metrics import (
     si_sdr,
     stft_distance,
 )
+from aar.metrics.distribution import frechet_distance_from_statistics
+from aar.metrics.fadtk import fadtk_distance, fadtk_statistics
 
 
 def _noise(*shape, seed=0, dtype=torch.float32):
@@ -245,6 +248,35 @@ def test_frechet_one_dimension():
     mu_a, mu_b = a.double().mean(), b.double().mean()
     sd_a, sd_b = a.double().std(), b.double().std()
     assert frechet_distance(a, b) == pytest.approx(float((mu_a - mu_b) ** 2 + (sd_a - sd_b) ** 2), rel=1e-9)
+
+
+def test_frechet_from_statistics_equals_frechet_distance():
+    a, b = _noise(40, 6, seed=6, dtype=torch.float64), 2 * _noise(30, 6, seed=7, dtype=torch.float64) + 1
+    value = frechet_distance_from_statistics(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
+    assert value == frechet_distance(a, b) > 0
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        frechet_distance_from_statistics(a.mean(0) * math.nan, torch.cov(a.T), b.mean(0), torch.cov(b.T))
+    with pytest.raises(ValueError, match="means"):
+        frechet_distance_from_statistics(a.mean(0), torch.cov(a.T), b.mean(0)[:5], torch.cov(b.T))
+
+
+def test_fadtk_statistics_merge_files_as_fadtk():
+    """fadtk's online merge: the pooled mean and covariance when every file's mean is exact in float16;
+    a one-frame file adds a point and no scatter; otherwise the file's mean is rounded to float16."""
+    g = torch.Generator().manual_seed(0)
+    files = [torch.randint(-8, 8, (n, 5), generator=g).double() for n in (1, 2, 4, 4, 1)]
+    mu, cov = fadtk_statistics(files)
+    pooled = torch.cat(files)
+    torch.testing.assert_close(mu, pooled.mean(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(cov, torch.cov(pooled.T), rtol=0, atol=1e-12)
+    assert fadtk_distance(files, files) == 0.0
+    # 1 and 1 + 2^-10 are float16 values; their mean 1 + 2^-11 is not, and rounds to 1 (to even)
+    mean, scatter, n = fadtk_module.file_statistics(torch.tensor([[1.0], [1 + 2**-10]]))
+    assert (float(mean), float(scatter), n) == (1.0, 2 * 2**-22, 2)
+    # frames are stored as float16 before anything else: 0.1 is not a float16 value
+    assert float(fadtk_statistics([torch.full((2, 1), 0.1)] * 2)[0]) == float(torch.tensor(0.1).half())
+    with pytest.raises(ValueError, match="n >= 1"):
+        fadtk_statistics([torch.zeros(2, 3), torch.zeros(2, 4)])
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ that aar's functions give the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from reference_inputs import (
     SPECTRAL_RATES,
     class_logits,
     compare_folders,
+    fadtk_folders,
     random_panns_state,
     random_vggish_state,
     reconstruct_inputs,
@@ -25,6 +27,7 @@ from reference_inputs import (
 )
 
 from aar.cli import main
+from aar.evaluation import compare_sets
 from aar.metrics import (
     PANNsCNN14,
     VGGish,
@@ -34,8 +37,9 @@ from aar.metrics import (
     mel_distance,
     stft_distance,
 )
+from aar.metrics.fadtk import fadtk_statistics
 from aar.metrics.kaiser_resample import kaiser_resample
-from aar.metrics.protocols import AUDIOLDM_LOADING, TORCHVGGISH_LOADING
+from aar.metrics.protocols import AUDIOLDM_LOADING, FADTK_LOADING, TORCHVGGISH_LOADING, get_protocol
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -180,3 +184,76 @@ def test_compare_cli_equals_torchvggish_fad(compare_work, tmp_path):
         TORCHVGGISH_LOADING.load(root / "a" / "clip_0.wav", 16_000))[0, 0].double()
     torch.testing.assert_close(frame, torch.tensor(expected["frame_a0"], dtype=torch.float64),
                                rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ fadtk's FAD (protocol fadtk)
+
+
+@pytest.fixture(scope="module")
+def fadtk_work(compare_work, tmp_path_factory):
+    """The folders of ``fadtk_folders`` (24 and 44.1 kHz) and the random VGGish weights."""
+    root = tmp_path_factory.mktemp("reference-fadtk")
+    fadtk_folders(root)
+    return root, compare_work[1]["vggish"]
+
+
+def test_fadtk_loading_equals_fadtk_conversion(fadtk_work):
+    """``FADTK_LOADING`` gives the 16-bit samples fadtk's ``load_audio`` writes (its Kaiser resampling
+    and 16-bit write), at 50 points and in the sums of every sample, then pads to 1 s."""
+    root, _ = fadtk_work
+    for side, files in _load("fadtk.json")["pcm16"].items():
+        for name, expected in files.items():
+            pcm = (FADTK_LOADING.load(root / side / name, 16_000)[0, 0] * 32768).round().long()
+            n = expected["length"]
+            assert pcm.shape == (max(n, 16_000),) and not pcm[n:].any()
+            assert pcm[expected["index"]].tolist() == expected["values"], (side, name)
+            assert (int(pcm.sum()), int(pcm.abs().sum())) == (expected["sum"], expected["abs_sum"])
+
+
+def _fadtk_fad(root, weights, tmp_path, protocol="fadtk"):
+    out = tmp_path / "report.json"
+    assert main(["eval", "compare", str(root / "a"), str(root / "b"), "--extractor", f"vggish:{weights}",
+                 "--protocol", protocol, "--no-cache", "-q", "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_compare_cli_equals_fadtk(fadtk_work, tmp_path):
+    """``aar eval compare A B --protocol fadtk`` (24 kHz against 44.1 kHz, a stereo, a clipped and two
+    sub-second files) prints fadtk's FAD on the same files and weights. Tolerance 1e-6 relative:
+    the statistics equal fadtk's to 1e-15 and the distance differs only in how the rank-deficient
+    covariances' zero eigenvalues round (7e-8); leaving out any one of fadtk's steps moves it by 2.7e-5
+    or more (``test_fadtk_fixture_tells_the_steps_apart``)."""
+    root, weights = fadtk_work
+    expected = _load("fadtk.json")
+    report = _fadtk_fad(root, weights, tmp_path)
+    assert report["fad"] == pytest.approx(expected["fad"], rel=1e-6)
+    assert report["files_a"] == report["files_b"] == 4
+    assert "fadtk" in report["protocol"]["tools"]["fad"] and "kaiser" in report["protocol"]["resampler"]
+    vggish = VGGish.from_pretrained(weights)
+    for side in "ab":
+        names = sorted(expected["frames"][side])
+        frames = [vggish.embed_frames(FADTK_LOADING.load(root / side / name, 16_000))[0] for name in names]
+        assert [len(f) for f in frames] == [expected["frames"][side][name] for name in names]
+        mu, cov = fadtk_statistics(frames)
+        expected_mu = torch.tensor(expected["mu"][side], dtype=torch.float64)
+        torch.testing.assert_close(mu, expected_mu, rtol=0, atol=1e-9)
+        assert float(cov.trace()) == pytest.approx(expected["trace_cov"][side], rel=1e-9)
+    # fadtk stores the frames as float16: the first of b/clip_0.wav
+    expected_frame = torch.tensor(expected["frame_b0"], dtype=torch.float64)
+    torch.testing.assert_close(frames[0][0].half().double(), expected_frame, rtol=1e-3, atol=0)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("change, smallest", [
+    (dict(loading=dataclasses.replace(FADTK_LOADING, resampler="torchaudio")), 1e-3),
+    (dict(loading=dataclasses.replace(FADTK_LOADING, pcm16=False)), 1e-4),
+    (dict(statistics="pooled"), 1e-5),
+])
+def test_fadtk_fixture_tells_the_steps_apart(fadtk_work, change, smallest):
+    """Without fadtk's resampler, its 16-bit round trip, or its float16 per-file statistics the FAD
+    misses the fixture by far more than the tolerance above: the test can fail."""
+    root, weights = fadtk_work
+    protocol = dataclasses.replace(get_protocol("fadtk"), **change)
+    report = compare_sets(root / "a", root / "b", VGGish.from_pretrained(weights), protocol=protocol)
+    assert abs(report.fad / _load("fadtk.json")["fad"] - 1) > smallest

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aar.evaluation.sets import FileError, Report, classify_files, embed_files, list_audio
+from aar.evaluation.sets import FileError, Report, classify_files, embed_file_groups, list_audio, stack
 from aar.metrics.protocols import Protocol, get_protocol
 
 if TYPE_CHECKING:
@@ -157,19 +157,18 @@ def compare_sets(
         ValueError: a folder holds no audio, fewer than two of its files could be embedded, or an
             unknown protocol.
     """
-    from aar import metrics
-
     protocol = get_protocol(protocol)
     files_a, files_b = list_audio(a), list_audio(b)
-    emb_a, done_a, errors = embed_files(files_a, extractor, cache, progress, "embed a", embedder,
-                                        protocol.loading)
-    emb_b, done_b, errors_b = embed_files(files_b, extractor, cache, progress, "embed b", embedder,
-                                          protocol.loading)
+    groups_a, done_a, errors = embed_file_groups(files_a, extractor, cache, progress, "embed a", embedder,
+                                                 protocol.loading)
+    groups_b, done_b, errors_b = embed_file_groups(files_b, extractor, cache, progress, "embed b", embedder,
+                                                   protocol.loading)
     errors += errors_b
+    emb_a, emb_b = stack(groups_a, extractor.dim), stack(groups_b, extractor.dim)
     for name, emb in ((a, emb_a), (b, emb_b)):
         if emb.shape[0] < 2:
             raise ValueError(f"FAD needs at least 2 embeddings per set; {name} gave {emb.shape[0]}")
-    fad = metrics.frechet_distance(emb_a, emb_b)
+    fad = protocol.frechet_distance(groups_a, groups_b)
     kl = PairedKL(None, None, 0, "no classifier given", [])
     if classifier is not None:
         kl = paired_kl(files_a, files_b, classifier, a, b, progress, protocol)

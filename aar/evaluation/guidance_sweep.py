@@ -19,7 +19,7 @@ import torch
 
 from aar.audio import write_audio
 from aar.evaluation.compare import fad_warning, paired_kl
-from aar.evaluation.sets import FileError, Report, classify_files, embed_files, list_audio
+from aar.evaluation.sets import FileError, Report, classify_files, embed_file_groups, list_audio, stack
 from aar.metrics.protocols import Protocol, get_protocol
 
 if TYPE_CHECKING:
@@ -191,8 +191,6 @@ def evaluate_generation(
     """
     from tqdm.auto import tqdm
 
-    from aar import metrics
-
     cfgs = _check(cfgs, num_samples, seed)
     protocol = get_protocol(protocol)
     ref_files = list_audio(reference)  # a bad folder fails before any generation
@@ -217,14 +215,17 @@ def evaluate_generation(
     bar.close()
 
     loading = protocol.loading
-    emb_ref, ref_done, errors = embed_files(ref_files, extractor, cache, progress, "embed reference",
-                                             embedder, loading)
+    groups_ref, ref_done, errors = embed_file_groups(ref_files, extractor, cache, progress, "embed reference",
+                                                     embedder, loading)
+    emb_ref = stack(groups_ref, extractor.dim)
     if emb_ref.shape[0] < 2:
         raise ValueError(f"FAD needs at least 2 reference embeddings; {reference} gave {emb_ref.shape[0]}")
     points = []
     for c in cfgs:
         files = [Path(j.path) for j in jobs if j.cfg == c]
-        emb, _, _ = embed_files(files, extractor, cache, progress, f"embed cfg {c:g}", embedder, loading)
+        groups, _, _ = embed_file_groups(files, extractor, cache, progress, f"embed cfg {c:g}", embedder,
+                                         loading)
+        emb = stack(groups, extractor.dim)
         scores: dict[str, Any] = dict(kl_unavailable="no classifier given",
                                       isc_unavailable="no classifier given")
         if classifier is not None:
@@ -239,7 +240,7 @@ def evaluate_generation(
                 scores.update(kl=kl.softmax, kl_sigmoid=kl.sigmoid, kl_unavailable=kl.unavailable)
         points.append(GuidancePoint(
             cfg=c, folder=str(Path(output_dir) / cfg_folder(c)), samples=len(files),
-            fad=metrics.frechet_distance(emb_ref, emb), fad_warning=fad_warning(emb_ref, emb),
+            fad=protocol.frechet_distance(groups_ref, groups), fad_warning=fad_warning(emb_ref, emb),
             **{"inception_score": None, "kl": None, **scores},
         ))
     return GenerationReport(

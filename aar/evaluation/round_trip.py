@@ -197,6 +197,19 @@ def reconstruct_file(tokenizer: SATTokenizer, path, *, extractor: EmbeddingExtra
                       {m: torch.cat([s[m] for s in per_pair]) for m in METRICS}, emb_ref, emb_est)
 
 
+def _window_fad(emb_ref: torch.Tensor, emb_est: torch.Tensor, windows: int,
+                protocol: Protocol) -> tuple[float | None, str | None]:
+    """FAD of the windows' embeddings (N, D), and None or why there is none. Under per-file statistics
+    (``fadtk``) each window is one clip, which needs one embedding per window: true for 1-s windows,
+    which VGGish pads to one example and the other extractors embed whole."""
+    if protocol.statistics == "pooled":
+        return protocol.frechet_distance([emb_ref], [emb_est]), None
+    if emb_ref.shape[0] != windows or emb_est.shape[0] != windows:
+        return None, (f"the {protocol.name} protocol scores each window as a clip and needs one embedding "
+                      f"per window; {windows} windows gave {emb_ref.shape[0]} and {emb_est.shape[0]}")
+    return protocol.frechet_distance(list(emb_ref[:, None]), list(emb_est[:, None])), None
+
+
 def reconstruct_locally(paths, tokenizer: SATTokenizer, extractor: EmbeddingExtractor | None = None,
                         min_tail: int = MIN_TAIL, batch_size: int | None = None,
                         protocol: Protocol | str | None = None):
@@ -253,7 +266,6 @@ def evaluate_reconstruction(
     """
     from tqdm.auto import tqdm
 
-    from aar import metrics
     from aar.evaluation.compare import fad_warning
 
     window, rate = tokenizer.config.window, tokenizer.sample_rate
@@ -284,8 +296,9 @@ def evaluate_reconstruction(
     overall = {name: float(torch.cat(per_window[name]).mean()) for name in METRICS}
     fad, why, warning = None, None if extractor is None else "FAD needs at least 2 scored windows", None
     if extractor is not None and sum(len(e) for e in emb_ref) >= 2:
-        fad, why = metrics.frechet_distance(torch.cat(emb_ref), torch.cat(emb_est)), None
-        warning = fad_warning(torch.cat(emb_ref), torch.cat(emb_est))
+        all_ref, all_est = torch.cat(emb_ref), torch.cat(emb_est)
+        fad, why = _window_fad(all_ref, all_est, sum(f.windows for f in scored), protocol)
+        warning = fad_warning(all_ref, all_est)
     return ReconstructionReport(
         model=None if model is None else str(model), fingerprint=weights_hash(tokenizer), sample_rate=rate,
         window=window, files=tuple(scored), errors=tuple(errors), windows=sum(f.windows for f in scored),

@@ -110,10 +110,10 @@ def embed_locally(paths, extractor: EmbeddingExtractor, cache=None, loading: Aud
             yield FileError(str(path), describe(err))
 
 
-def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
-                desc: str = "embed", embedder=None, loading: AudioLoading = PLAIN
-                ) -> tuple[torch.Tensor, list[Path], list[FileError]]:
-    """Embed every file, skipping (and recording) those that cannot be read.
+def embed_file_groups(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
+                      desc: str = "embed", embedder=None, loading: AudioLoading = PLAIN
+                      ) -> tuple[list[torch.Tensor], list[Path], list[FileError]]:
+    """Embed every file, skipping (and recording) those that cannot be read; one tensor per file.
 
     Args:
         paths: Audio files.
@@ -127,13 +127,13 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
         loading: How each file is prepared for the extractor (the protocol's).
 
     Returns:
-        ``(embeddings (N, D) float64, the files embedded, errors of the files that failed)``. With an
-        extractor that has per-frame embeddings (:func:`uses_frames`), each file gives one row per frame.
+        ``(one (n, D) float64 tensor per file embedded, the files embedded, errors of the files that
+        failed)``; n is 1, or the file's frames for an extractor that has them (:func:`uses_frames`).
     """
     from tqdm.auto import tqdm
 
     paths = list(paths)
-    rows, done, errors = [], [], []
+    groups, done, errors = [], [], []
     results = (embedder or embed_locally)(paths, extractor, cache, loading)
     # the bar first: zip then asks it for one more item, which lets it count the last file and close
     for result, path in zip(tqdm(results, total=len(paths), desc=desc, unit="file", disable=not progress),
@@ -141,10 +141,24 @@ def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool
         if isinstance(result, FileError):
             errors.append(result)
         else:
-            rows.append(result)
+            groups.append(result)
             done.append(Path(path))
-    dim = extractor.dim
-    return (torch.cat(rows) if rows else torch.empty(0, dim, dtype=torch.float64)), done, errors
+    return groups, done, errors
+
+
+def stack(groups: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """Per-file embeddings stacked into one (N, D) float64 matrix (empty when there are none)."""
+    return torch.cat(groups) if groups else torch.empty(0, dim, dtype=torch.float64)
+
+
+def embed_files(paths, extractor: EmbeddingExtractor, cache=None, progress: bool = False,
+                desc: str = "embed", embedder=None, loading: AudioLoading = PLAIN
+                ) -> tuple[torch.Tensor, list[Path], list[FileError]]:
+    """:func:`embed_file_groups` with the files' embeddings stacked: ``(embeddings (N, D) float64, the
+    files embedded, errors)``. With an extractor that has per-frame embeddings (:func:`uses_frames`),
+    each file gives one row per frame."""
+    groups, done, errors = embed_file_groups(paths, extractor, cache, progress, desc, embedder, loading)
+    return stack(groups, extractor.dim), done, errors
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,36 @@ def frechet_distance(emb_a, emb_b) -> float:
     mu_a, mu_b = a_ND.mean(0), b_MD.mean(0)
     cov_a, cov_b = torch.cov(a_ND.T), torch.cov(b_MD.T)
     cov_a, cov_b = cov_a.reshape(mu_a.numel(), -1), cov_b.reshape(mu_b.numel(), -1)  # D == 1 gives 0-d
+    return frechet_distance_from_statistics(mu_a, cov_a, mu_b, cov_b)
+
+
+def frechet_distance_from_statistics(mu_a: torch.Tensor, cov_a: torch.Tensor, mu_b: torch.Tensor,
+                                     cov_b: torch.Tensor) -> float:
+    """:func:`frechet_distance` given the Gaussian fits instead of the embeddings.
+
+    For tools that estimate the mean and covariance their own way (fadtk merges per-file statistics;
+    :mod:`aar.metrics.fadtk`). The same eigenvalue form, in float64, clamped at 0.
+
+    Args:
+        mu_a: (D,) mean of one set.
+        cov_a: (D, D) its covariance (symmetric positive semi-definite).
+        mu_b: (D,) mean of the other set.
+        cov_b: (D, D) its covariance.
+
+    Returns:
+        The distance, >= 0; exactly 0 when both means and both covariances are equal.
+
+    Raises:
+        ValueError: shapes that do not match (D,) and (D, D), or NaN/Inf values.
+    """
+    mu_a, mu_b, cov_a, cov_b = (torch.as_tensor(x).detach().to("cpu", torch.float64)
+                                for x in (mu_a, mu_b, cov_a, cov_b))
+    D = mu_a.numel()
+    if mu_a.shape != (D,) or mu_b.shape != (D,) or cov_a.shape != (D, D) or cov_b.shape != (D, D):
+        raise ValueError(f"expected means (D,) and covariances (D, D) with one D, got {tuple(mu_a.shape)}, "
+                         f"{tuple(cov_a.shape)}, {tuple(mu_b.shape)}, {tuple(cov_b.shape)}")
+    if not all(torch.isfinite(x).all() for x in (mu_a, mu_b, cov_a, cov_b)):
+        raise ValueError("the statistics contain NaN or Inf values")
     if torch.equal(mu_a, mu_b) and torch.equal(cov_a, cov_b):
         return 0.0  # the closed form is exactly 0; the eigenvalue route would leave ~1e-15
     root_a = _psd_sqrt(cov_a)

@@ -17,11 +17,13 @@ report and the table record it. The protocols:
   resampy's ``kaiser_best`` resampling, reimplemented in :mod:`aar.metrics.kaiser_resample`); the
   rest as in ``paper``.
 * ``dac``: the mel distance of DAC's shipped configs; the rest as in ``paper``.
+* ``fadtk``: FAD as fadtk computes it with its ``vggish`` model (its Kaiser-windowed resampling, the
+  16-bit write and read, 1-s padding, float16 frames merged per file; :mod:`aar.metrics.fadtk`);
+  the rest as in ``paper``.
 
-The other protocols resample with torchaudio's sinc resampler (``torchaudio.functional.resample``
-at its defaults), which is what audioldm_eval uses. fadtk resamples with its own Kaiser-windowed sinc;
-no protocol claims its FAD on audio that needs resampling. The report's ``resampler`` field names
-the resampler of the FAD embeddings.
+``paper``, ``audioldm`` and ``dac`` resample with torchaudio's sinc resampler
+(``torchaudio.functional.resample`` at its defaults), which is what audioldm_eval uses. The report's
+``resampler`` field names the resampler of the FAD embeddings.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ import torch
 import torch.nn.functional as F
 
 from aar.audio import load_audio, resample, to_mono
+from aar.metrics.distribution import frechet_distance
+from aar.metrics.fadtk import FADTK, MIN_SAMPLES, fadtk_distance, fadtk_resample, pcm16_round_trip
 from aar.metrics.kaiser_resample import kaiser_resample
 
 #: The resamplers, as reports name them.
 RESAMPLERS = {
     "torchaudio": "torchaudio.functional.resample (sinc interpolation, Hann window, defaults)",
     "resampy": "resampy.resample kaiser_best (reimplemented in aar.metrics.kaiser_resample)",
+    "fadtk": "torchaudio.transforms.Resample with fadtk's settings (sinc_interp_kaiser, lowpass_filter_width "
+             "64, rolloff 0.9475937167399596, beta 14.769656459379492)",
 }
 #: The versions the reference tools were read and run at (see tests/fixtures/reference/README.md).
 AUDIOLDM_EVAL = "audioldm_eval 0.0.5 (haoheliu/audioldm_eval@8dc07ee)"
@@ -60,14 +66,18 @@ class AudioLoading:
         min_samples: Zero-pad at the end, after resampling, to at least this many samples
             (audioldm_eval: 32000).
         resampler: ``"torchaudio"`` (``torchaudio.functional.resample`` at its defaults, as
-            audioldm_eval) or ``"resampy"`` (resampy's ``kaiser_best``, as torchvggish and
-            frechet-audio-distance; :func:`aar.metrics.kaiser_resample.kaiser_resample`).
+            audioldm_eval), ``"resampy"`` (resampy's ``kaiser_best``, as torchvggish and
+            frechet-audio-distance; :func:`aar.metrics.kaiser_resample.kaiser_resample`) or
+            ``"fadtk"`` (:func:`aar.metrics.fadtk.fadtk_resample`).
+        pcm16: After resampling, write and read back as 16-bit PCM
+            (:func:`aar.metrics.fadtk.pcm16_round_trip`, as fadtk does).
     """
 
     channel: str = "mean"
     remove_dc: bool = False
     min_samples: int = 0
     resampler: str = "torchaudio"
+    pcm16: bool = False
 
     def prepare(self, wav_CT: torch.Tensor, rate: int, sample_rate: int) -> torch.Tensor:
         """(C, T) audio at ``rate`` -> (1, 1, T') float32 at ``sample_rate``, as the tool prepares it."""
@@ -76,8 +86,12 @@ class AudioLoading:
             wav_11T = wav_11T - wav_11T.mean()
         if self.resampler == "resampy":
             wav_11T = kaiser_resample(wav_11T, rate, sample_rate)
+        elif self.resampler == "fadtk":
+            wav_11T = fadtk_resample(wav_11T, rate, sample_rate)
         else:
             wav_11T = resample(wav_11T, rate, sample_rate)
+        if self.pcm16:
+            wav_11T = pcm16_round_trip(wav_11T)
         if wav_11T.shape[-1] < self.min_samples:
             wav_11T = F.pad(wav_11T, (0, self.min_samples - wav_11T.shape[-1]))
         return wav_11T
@@ -99,7 +113,8 @@ class AudioLoading:
         """A short tag for cache entries; empty for the plain loading (mean of channels, nothing else)."""
         parts = (["first"] if self.channel == "first" else []) + (["dc"] if self.remove_dc else [])
         parts += [f"pad{self.min_samples}"] if self.min_samples else []
-        parts += ["resampy"] if self.resampler == "resampy" else []
+        parts += [self.resampler] if self.resampler != "torchaudio" else []
+        parts += ["pcm16"] if self.pcm16 else []
         return "-".join(parts)
 
 
@@ -108,6 +123,8 @@ PLAIN = AudioLoading()
 AUDIOLDM_LOADING = AudioLoading(channel="first", remove_dc=True, min_samples=32_000)
 #: torchvggish's ``waveform_to_examples`` (and frechet-audio-distance): channels averaged, resampy.
 TORCHVGGISH_LOADING = AudioLoading(resampler="resampy")
+#: fadtk's ``load_audio`` and ``load_wav`` for VGGish: channels averaged, its resampler, 16-bit PCM, 1 s.
+FADTK_LOADING = AudioLoading(resampler="fadtk", pcm16=True, min_samples=MIN_SAMPLES)
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,9 @@ class Protocol:
         loading: How files and windows are prepared for the extractor (FAD).
         classifier_loading: How files are prepared for the classifier (ISc, KL).
         tools: Metric name -> the reference tool (and version) its number reproduces.
+        statistics: How FAD fits its Gaussians: ``"pooled"`` (mean and covariance of every
+            embedding of the set, :func:`aar.metrics.frechet_distance`) or ``"fadtk"`` (float16 frames
+            merged per file, :func:`aar.metrics.fadtk.fadtk_distance`).
     """
 
     name: str
@@ -137,6 +157,7 @@ class Protocol:
     loading: AudioLoading = field(default=AUDIOLDM_LOADING)
     classifier_loading: AudioLoading = field(default=AUDIOLDM_LOADING)
     tools: tuple[tuple[str, str], ...] = ()
+    statistics: str = "pooled"
 
     def tool(self, metric: str) -> str:
         """The reference tool a metric's number reproduces."""
@@ -149,7 +170,19 @@ class Protocol:
             "isc_splits": self.isc_splits, "isc_seed": self.isc_seed, "kl_eps": self.kl_eps,
             "loading": asdict(self.loading), "classifier_loading": asdict(self.classifier_loading),
             "resampler": RESAMPLERS[self.loading.resampler], "tools": dict(self.tools),
+            "statistics": self.statistics,
         }
+
+    def frechet_distance(self, files_a, files_b) -> float:
+        """FAD between two sets given each file's embeddings, fitted as :attr:`statistics` says.
+
+        Args:
+            files_a: One (n_i, D) tensor per file (or window) of one set.
+            files_b: The same for the other set.
+        """
+        if self.statistics == "fadtk":
+            return fadtk_distance(files_a, files_b)
+        return frechet_distance(torch.cat(list(files_a)), torch.cat(list(files_b)))
 
 
 _GENERATION_TOOLS = (
@@ -195,6 +228,17 @@ PROTOCOLS: dict[str, Protocol] = {
         mel="dac", stft="auraloss",
         tools=(("mel_distance", f"{DAC} MelSpectrogramLoss as conf/final/24khz.yml sets it"), _AURALOSS_STFT)
         + _GENERATION_TOOLS,
+    ),
+    "fadtk": Protocol(
+        name="fadtk",
+        summary="FAD as fadtk computes it with its vggish model (its Kaiser resampling to 16 kHz, 16-bit "
+                "write and read, 1-s padding, float16 frames merged per file); the rest as in 'paper'",
+        mel="official", stft="auraloss", loading=FADTK_LOADING, statistics="fadtk",
+        tools=(_OFFICIAL_MEL, _AURALOSS_STFT, ("fad", f"{FADTK} `fadtk vggish A B`: FrechetAudioDistance."
+               "load_audio (channels averaged, torchaudio Resample sinc_interp_kaiser width 64, 16-bit PCM "
+               "round trip), VGGishModel (torchvggish, no PCA, last ReLU removed, padded to 1 s, float16 "
+               "frames), calculate_embd_statistics_online; Fréchet distance by aar's eigenvalue form"))
+        + _GENERATION_TOOLS[1:],
     ),
 }
 #: The protocol used when none is named.

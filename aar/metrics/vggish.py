@@ -145,10 +145,12 @@ class VGGish(PretrainedNetwork):
         ``n = floor((T - 400) / 160 + 1) // 96`` (at least 1: shorter clips are zero-padded).
         """
         weight = self.embeddings[0].weight
-        wav_B1T = mono_batch(wav).to(weight.device)
-        examples = log_mel_examples(wav_B1T[:, 0])  # (B, n, F, M), float32 whatever the weights
+        wav_B1T = mono_batch(wav)
+        # the frontend in float64 on the CPU, as torchvggish's numpy code computes it (not every device
+        # has float64); the network on the weights' device, in their dtype
+        examples = log_mel_examples(wav_B1T[:, 0].to("cpu", torch.float64))  # (B, n, F, M)
         B, n = examples.shape[:2]
-        flat = rearrange(examples, "b n f m -> (b n) 1 f m").to(weight.dtype)
+        flat = rearrange(examples, "b n f m -> (b n) 1 f m").to(weight.device, weight.dtype)
         out = torch.cat([self(chunk) for chunk in flat.split(self.batch_size)])
         return out.reshape(B, n, self.dim).float()
 
