@@ -125,7 +125,7 @@ def test_adaln_parameters_are_computed_once_per_generation(monkeypatch):
     gen = tiny_generator()
     calls = []
     original = gen.transformer._step_constants
-    monkeypatch.setattr(gen.transformer, "_step_constants", lambda cond: calls.append(1) or original(cond))
+    monkeypatch.setattr(gen.transformer, "_step_constants", lambda *args: calls.append(1) or original(*args))
     gen.generate_codes(torch.randn(2, 512), seed=0)
     assert len(calls) == 1
 
@@ -136,9 +136,9 @@ def test_cfg_zero_runs_the_conditional_branch_only(monkeypatch):
     batches = []
     step = gen.transformer.step
 
-    def counting_step(cache, cond_BC, *args):
+    def counting_step(cache, cond_BC, *args, **kwargs):
         batches.append(cond_BC.shape[0])
-        return step(cache, cond_BC, *args)
+        return step(cache, cond_BC, *args, **kwargs)
 
     monkeypatch.setattr(gen.transformer, "step", counting_step)
     codes = gen.generate_codes(clap, cfg=0.0, top_k=1)

@@ -13,12 +13,22 @@ unchanged):
 
 With a float32 weight and no int8 copy, ``forward`` is ``F.linear``: bit for bit the official
 arithmetic.
+
+Batches of independent requests (``groups``). A row of a float product is not rounded the same
+whatever the rows around it: BLAS picks its kernel, and with it the order of each row's sums, by the
+number of rows. MKL on the AMD EPYC of docs/performance.md rounds a row of a product of 1 to 3 rows
+(on 2 threads also 5 to 7 and 9 to 11) differently from the same row in a larger product.
+``forward(x, groups=G)`` therefore multiplies each of G equal runs of consecutive rows alone, as
+that request would be multiplied without the others, so a request gets the same numbers alone or in
+a batch. int8 products are exact integer sums scaled row by row (``aar.nn.int8``): one product
+serves the whole batch.
 """
 
 from __future__ import annotations
 
 import logging
 
+import torch
 from torch import Tensor, nn
 
 from aar.nn.int8 import Int8Weight
@@ -43,21 +53,26 @@ class Linear(nn.Linear):
 
     int8: Int8Weight | None = None
 
-    def forward(self, x_NK: Tensor, bias: Tensor | None | object = _SAME) -> Tensor:
+    def forward(self, x_NK: Tensor, bias: Tensor | None | object = _SAME, groups: int = 1) -> Tensor:
         """``x_NK @ weight.T + bias``, (..., K) -> (..., M), in ``x_NK``'s dtype.
 
         Args:
             x_NK: Input (..., K).
             bias: A bias (M,) to use instead of the layer's own, or None for none.
+            groups: Independent requests in ``x_NK``, G equal runs of consecutive entries along its
+                first dimension: a float product multiplies each alone (module docstring).
         """
         bias_M = self.bias if bias is _SAME else bias
         if self.int8 is not None:
             if self.int8.source is self.weight:
-                return self.int8(x_NK, bias_M)
+                return self.int8(x_NK, bias_M)  # exact sums: the same for a row in any batch
             logger.warning("the weight of an int8 layer was replaced; the layer runs its new weight "
                            "unquantized (call quantize() to quantize it)")
             self.int8 = None
-        return linear(x_NK, self.weight, bias_M)
+        if groups == 1:
+            return linear(x_NK, self.weight, bias_M)
+        assert x_NK.shape[0] % groups == 0, f"{x_NK.shape[0]} rows do not split into {groups} groups"
+        return torch.cat([linear(_aligned(x_gNK), self.weight, bias_M) for x_gNK in x_NK.chunk(groups)])
 
     def quantize(self, reduce_range: bool | None = None, emulate: bool = False) -> None:
         """Multiply through an int8 copy of the weight from now on (CPU only, see ``aar.nn.int8``).
@@ -77,6 +92,12 @@ class Linear(nn.Linear):
     def dequantize(self) -> None:
         """Drop the int8 copy: products use the float weight again."""
         self.int8 = None
+
+
+def _aligned(x: Tensor) -> Tensor:
+    """``x``, copied to fresh memory unless 64-byte aligned as a tensor of its own is: MKL rounds
+    products of 2 or 3 rows differently when they are not 16-byte aligned."""
+    return x if x.data_ptr() % 64 == 0 else x.clone()
 
 
 def _requantize(layer: Linear, incompatible_keys: object) -> None:
