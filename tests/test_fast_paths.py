@@ -140,9 +140,9 @@ def test_cfg_zero_runs_the_conditional_branch_only(monkeypatch):
     batches = []
     step = gen.transformer.step
 
-    def counting_step(cache, cond_BC, *args):
+    def counting_step(cache, cond_BC, *args, **kwargs):
         batches.append(cond_BC.shape[0])
-        return step(cache, cond_BC, *args)
+        return step(cache, cond_BC, *args, **kwargs)
 
     monkeypatch.setattr(gen.transformer, "step", counting_step)
     codes = gen.generate_codes(clap, cfg=0.0, top_k=1)

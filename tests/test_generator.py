@@ -165,7 +165,7 @@ def test_mismatched_tokenizer_is_refused():
         (dict(clap_emb=torch.zeros(2, 3, 512)), ValueError, "got \\(2, 3, 512\\)"),
         (dict(clap_emb=torch.full((512,), float("nan"))), ValueError, "NaN or Inf"),
         (dict(clap_emb=torch.zeros(512, dtype=torch.long)), TypeError, "floating point"),
-        (dict(clap_emb=[0.0] * 512), TypeError, "tensor or numpy"),
+        (dict(clap_emb=[0.0] * 512), TypeError, "torch.Tensor or numpy array"),
         (dict(), ValueError, "exactly one of"),
         (dict(top_k=-1), ValueError, "top_k"),
         (dict(top_k=1.5), TypeError, "top_k.*got 1.5"),

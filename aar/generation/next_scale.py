@@ -8,6 +8,12 @@ unconditional branches run as one batch of 2B, and their logits are mixed with t
 ``t = cfg * si / (S - 1)``: ``(1 + t) * cond - t * uncond``. The drawn tokens of scale si are
 embedded by the tokenizer's codebook and phi convolution and added to the running latent ``f``
 (B, E, F); ``f`` area-resampled to scale si + 1 is the next step's input.
+
+Each condition is its own request: the batch of 2B holds its rows as B pairs (conditional row,
+unconditional partner), which the transformer computes apart (``groups=B``), and the phi convolution
+runs row by row, so a row's logits are those of a call with its condition alone (B = 1 runs the
+official order, conditional then unconditional). With one random stream per row (``seed=[...]``) a
+batch draws exactly the tokens of its single calls.
 """
 
 from __future__ import annotations
@@ -85,7 +91,9 @@ def sample_scales(
     check_row_generators(generator, B)
     cfg = float(options.cfg)
     guided = cfg != 0  # cfg 0 takes nothing from the unconditional branch: skip running it
-    cond_2BC = model.condition(torch.cat([clap_BD, model.uncond_clap(B)]) if guided else clap_BD)
+    # With guidance the rows are c_0, u_0, c_1, u_1, ...: request b is rows 2b and 2b + 1.
+    clap_2BD = torch.stack([clap_BD, model.uncond_clap(B)], dim=1).flatten(0, 1) if guided else clap_BD
+    cond_2BC = model.condition(clap_2BD, groups=B)
     f_BEF = clap_BD.new_zeros(B, model.config.latent_dim, quantizer.frames)
     x_BlE, levels = None, []
     steps = range(S)
@@ -95,10 +103,11 @@ def sample_scales(
         steps = tqdm(steps, desc="generate", unit="scale")
     with model.kv_cache() as cache:
         for si in steps:
-            x_2BlE = torch.cat([x_BlE, x_BlE]) if guided and x_BlE is not None else x_BlE
-            logits_BlV = model.step(cache, cond_2BC, si, x_2BlE).float()
+            x_2BlE = x_BlE.repeat_interleave(2, dim=0) if guided and x_BlE is not None else x_BlE
+            logits_BlV = model.step(cache, cond_2BC, si, x_2BlE, groups=B).float()
             if guided:
-                logits_BlV = cfg_mix(logits_BlV[:B], logits_BlV[B:], guidance_scale(cfg, si, S))
+                cond_BlV, uncond_BlV = logits_BlV.unflatten(0, (B, 2)).unbind(1)
+                logits_BlV = cfg_mix(cond_BlV, uncond_BlV, guidance_scale(cfg, si, S))
             idx_Bl = sample(logits_BlV, top_k=options.top_k, top_p=options.top_p,
                             temperature=options.temperature, generator=generator)
             if forced is not None:
@@ -106,7 +115,13 @@ def sample_scales(
             levels.append(idx_Bl)
             if callback is not None:
                 callback(ScaleProgress(si, S, tuple(c.clone() for c in levels)))
-            f_BEF = f_BEF + quantizer.scale_residual(si, idx_Bl)
+            f_BEF = f_BEF + scale_residual(quantizer, si, idx_Bl)
             if si + 1 < S:
                 x_BlE = quantizer.next_scale_input(f_BEF, si + 1)
     return levels
+
+
+def scale_residual(quantizer: ScaleQuantizer, si: int, idx_Bl: torch.Tensor) -> torch.Tensor:
+    """``quantizer.scale_residual`` row by row, (B, s_si) -> (B, E, F): a convolution's sums depend on
+    the batch size (oneDNN), and each row must get what it gets alone."""
+    return torch.cat([quantizer.scale_residual(si, idx_1l) for idx_1l in idx_Bl.split(1)])

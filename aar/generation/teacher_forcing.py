@@ -7,12 +7,16 @@ Scale i is predicted from the latent of scales ``0..i-1``: their summed residual
 area-resampled to ``s_i`` positions. Concatenated over scales 1..S-1 these are the (B, L - s_0, E)
 inputs of ``AARTransformer.forward``; scale 0 reads the start token instead. ``TeacherForcing``
 gives ``AARGenerator`` its ``logits`` and ``log_likelihood`` methods.
+
+Each row is scored as if alone: the phi convolutions run row by row and the transformer takes each
+row as its own request (``groups``), so a row's logits do not depend on its batch-mates.
 """
 
 from __future__ import annotations
 
 import torch
 
+from aar.generation.next_scale import scale_residual
 from aar.nn.quantizer import ScaleQuantizer
 
 
@@ -20,7 +24,7 @@ def next_scale_inputs(quantizer: ScaleQuantizer, levels: list[torch.Tensor]) -> 
     """Teacher-forcing input from one window's codes: S tensors (B, s_i) -> (B, L - s_0, E)."""
     f_BEF, inputs = None, []
     for si in range(len(levels) - 1):
-        h_BEF = quantizer.scale_residual(si, levels[si])
+        h_BEF = scale_residual(quantizer, si, levels[si])
         f_BEF = h_BEF if f_BEF is None else f_BEF + h_BEF
         inputs.append(quantizer.next_scale_input(f_BEF, si + 1))
     return torch.cat(inputs, dim=1)
@@ -81,7 +85,7 @@ class TeacherForcing:
             clap_BD = self._check_clap(clap_emb)
             if clap_BD.shape[0] != B:
                 raise ValueError(f"clap_emb has batch {clap_BD.shape[0]}, codes have batch {B}")
-        return model(model.condition(clap_BD), self.next_scale_inputs(levels)).float()
+        return model(model.condition(clap_BD, groups=B), self.next_scale_inputs(levels), groups=B).float()
 
     @torch.no_grad()
     def log_likelihood(self, codes, clap_emb=None) -> torch.Tensor:

@@ -7,6 +7,10 @@ Every block runs the official arithmetic, bit for bit, and nothing else. The ele
 faster variant may fuse are methods (``CosineSelfAttention.unit_queries_keys``, ``AdaLNBlock.modulate``
 and ``AdaLNBlock.add_gated``, ``FeedForward.activation``), so ``aar.precision`` can swap in a
 subclass that overrides them, without a branch here.
+
+``groups`` says how many independent requests a batch holds (equal runs of consecutive rows); the
+products take it (``aar.nn.linear``), so that a request's numbers do not depend on its batch-mates.
+Everything else here already computes each row, or each (row, head), on its own.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ class AdaLN(NamedTuple):
     shift_ffn: Tensor
 
 
-def _ada(ada_lin: nn.Sequential, cond_BC: Tensor, parts: int) -> list[Tensor]:
+def _ada(ada_lin: nn.Sequential, cond_BC: Tensor, parts: int, groups: int = 1) -> list[Tensor]:
     """AdaLN parameters of the condition: SiLU -> Linear, (B, C) -> ``parts`` x (B, 1, C)."""
-    return list(ada_lin[1](F.silu(cond_BC)).unsqueeze(1).chunk(parts, dim=-1))
+    return list(ada_lin[1](F.silu(cond_BC), groups=groups).unsqueeze(1).chunk(parts, dim=-1))
 
 
 def _modulate(x_BLC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor, eps: float) -> Tensor:
@@ -78,7 +82,7 @@ class CosineSelfAttention(nn.Module):
 
     def forward(
         self, x_BlC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None,
-        constants: tuple[Tensor, Tensor] | None = None,
+        constants: tuple[Tensor, Tensor] | None = None, groups: int = 1,
     ) -> Tensor:
         """Attend from ``x_BlC`` to the cached tokens in ``past`` followed by ``x_BlC`` itself.
 
@@ -88,20 +92,22 @@ class CosineSelfAttention(nn.Module):
             past: The block's ``KVSlot``, which holds the keys and values of earlier tokens and takes
                 this step's; None attends within ``x_BlC`` only.
             constants: ``self.constants()`` if already computed.
+            groups: Independent requests in the batch (``aar.nn.linear``).
 
         Returns:
             The output, (B, l, C).
         """
         B, l, C = x_BlC.shape
         bias_3C, scale_21H11 = self.constants() if constants is None else constants
-        qkv_3BHlc = self.mat_qkv(x_BlC, bias_3C).view(B, l, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv_Bl3C = self.mat_qkv(x_BlC, bias_3C, groups)
+        qkv_3BHlc = qkv_Bl3C.view(B, l, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k = self.unit_queries_keys(qkv_3BHlc[:2], scale_21H11.to(x_BlC.dtype))
         v = qkv_3BHlc[2]
         if past is not None:
             k, v = past.append(k, v)  # (B, H, L_seen, c), written in place after the cache
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_lL, scale=1.0)
         out = out.transpose(1, 2).reshape(B, l, C)  # (B, H, l, c) -> (B, l, C)
-        return self.proj(out)
+        return self.proj(out, groups=groups)
 
     @staticmethod
     def unit_queries_keys(qk_2BHlc: Tensor, scale_21H11: Tensor) -> tuple[Tensor, Tensor]:
@@ -119,8 +125,8 @@ class FeedForward(nn.Module):
         self.fc1 = Linear(embed_dim, hidden_dim)
         self.fc2 = Linear(hidden_dim, embed_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.activation(self.fc1(x)))
+    def forward(self, x: Tensor, groups: int = 1) -> Tensor:
+        return self.fc2(self.activation(self.fc1(x, groups=groups)), groups=groups)
 
     @staticmethod
     def activation(h: Tensor) -> Tensor:
@@ -156,24 +162,26 @@ class AdaLNBlock(nn.Module):
         self.ffn = FeedForward(embed_dim, mlp_dim)
         self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 6 * embed_dim))
 
-    def constants(self, cond_BC: Tensor) -> BlockConstants:
+    def constants(self, cond_BC: Tensor, groups: int = 1) -> BlockConstants:
         """What the block needs for condition ``cond_BC`` (B, C) beyond its input: the AdaLN
         parameters and the attention's constants, fixed for a whole generation."""
-        g1, g2, s1, s2, b1, b2 = _ada(self.ada_lin, cond_BC, 6)  # the official order
+        g1, g2, s1, s2, b1, b2 = _ada(self.ada_lin, cond_BC, 6, groups)  # the official order
         return BlockConstants(AdaLN(g1, g2, 1 + s1, 1 + s2, b1, b2), self.attn.constants())
 
     def forward(
         self, x_BlC: Tensor, cond_BC: Tensor, mask_lL: Tensor | None = None, past: KVSlot | None = None,
-        constants: BlockConstants | None = None,
+        constants: BlockConstants | None = None, groups: int = 1,
     ) -> Tensor:
         """Run the block; shapes as in ``CosineSelfAttention.forward``, ``cond_BC`` is (B, C).
 
-        ``constants`` is ``self.constants(cond_BC)`` if already known.
+        ``constants`` is ``self.constants(cond_BC, groups)`` if already known; ``groups`` counts the
+        independent requests in the batch (``aar.nn.linear``).
         """
-        ada, attn_constants = self.constants(cond_BC) if constants is None else constants
-        h_BlC = self.attn(self.modulate(x_BlC, ada.scale_attn, ada.shift_attn), mask_lL, past, attn_constants)
+        ada, attn_constants = self.constants(cond_BC, groups) if constants is None else constants
+        h_BlC = self.attn(self.modulate(x_BlC, ada.scale_attn, ada.shift_attn), mask_lL, past, attn_constants,
+                          groups)
         x_BlC = self.add_gated(x_BlC, h_BlC, ada.gate_attn)
-        h_BlC = self.ffn(self.modulate(x_BlC, ada.scale_ffn, ada.shift_ffn))
+        h_BlC = self.ffn(self.modulate(x_BlC, ada.scale_ffn, ada.shift_ffn), groups)
         return self.add_gated(x_BlC, h_BlC, ada.gate_ffn)
 
     def modulate(self, x_BlC: Tensor, scale_B1C: Tensor, shift_B1C: Tensor) -> Tensor:
@@ -194,13 +202,13 @@ class AdaLNHead(nn.Module):
         self.norm_eps = norm_eps
         self.ada_lin = nn.Sequential(nn.SiLU(), Linear(embed_dim, 2 * embed_dim))
 
-    def adaln(self, cond_BC: Tensor) -> tuple[Tensor, Tensor]:
+    def adaln(self, cond_BC: Tensor, groups: int = 1) -> tuple[Tensor, Tensor]:
         """``(1 + scale, shift)`` of condition ``cond_BC`` (B, C), each (B, 1, C)."""
-        scale, shift = _ada(self.ada_lin, cond_BC, 2)
+        scale, shift = _ada(self.ada_lin, cond_BC, 2, groups)
         return 1 + scale, shift
 
     def forward(
-        self, x_BlC: Tensor, cond_BC: Tensor, ada: tuple[Tensor, Tensor] | None = None
+        self, x_BlC: Tensor, cond_BC: Tensor, ada: tuple[Tensor, Tensor] | None = None, groups: int = 1
     ) -> Tensor:
-        scale_B1C, shift_B1C = self.adaln(cond_BC) if ada is None else ada
+        scale_B1C, shift_B1C = self.adaln(cond_BC, groups) if ada is None else ada
         return _modulate(x_BlC, scale_B1C, shift_B1C, self.norm_eps)

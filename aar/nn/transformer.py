@@ -8,6 +8,10 @@ Teacher forcing (``AARTransformer.forward``) runs all L tokens at once under a b
 a token of scale i sees every token of scales <= i. Generation runs one whole scale per
 ``AARTransformer.step`` against an explicit ``KVCache``, S steps in all, and gets the same logits.
 The blocks are in ``aar.nn.block``.
+
+A batch may hold several independent requests: ``groups=G`` splits its B rows into G equal runs of
+consecutive rows (a conditional row and its unconditional partner make one request of generation
+with guidance), and each request gets the numbers it gets alone (``aar.nn.linear``).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ class ConditionMLP(nn.Module):
         self.fc1 = Linear(cond_dim, embed_dim, bias=False)
         self.fc2 = Linear(embed_dim, embed_dim, bias=False)
 
-    def forward(self, clap_BD: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(clap_BD), approximate="tanh"))
+    def forward(self, clap_BD: Tensor, groups: int = 1) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(clap_BD, groups=groups), approximate="tanh"), groups=groups)
 
 
 class TransformerShape(Protocol):
@@ -116,14 +120,15 @@ class AARTransformer(nn.Module):
         level_L = torch.tensor(levels, device=self.pos_1LC.device)
         self.register_buffer("level_L", level_L, persistent=False)
 
-    def condition(self, clap_BD: Tensor) -> Tensor:
-        """The condition (B, C) of CLAP vectors ``clap_BD`` (B, D)."""
+    def condition(self, clap_BD: Tensor, groups: int = 1) -> Tensor:
+        """The condition (B, C) of CLAP vectors ``clap_BD`` (B, D), in ``groups`` requests."""
         if clap_BD.ndim != 2 or clap_BD.shape[1] != self.config.cond_dim:
             raise ValueError(
                 f"clap embedding must have shape (B, {self.config.cond_dim}), "
                 f"got {tuple(clap_BD.shape)}"
             )
-        return self.class_emb(clap_BD.to(self.activation_dtype))
+        _check_groups(clap_BD.shape[0], groups)
+        return self.class_emb(clap_BD.to(self.activation_dtype), groups)
 
     def uncond_clap(self, batch_size: int) -> Tensor:
         """The stored unconditional CLAP vector repeated ``batch_size`` times, (B, D)."""
@@ -139,51 +144,56 @@ class AARTransformer(nn.Module):
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
         return KVCache(self.config.depth, capacity=self.config.tokens_per_window)
 
-    def _embed(self, cond_BC: Tensor, x_BlLat: Tensor | None, start: int, end: int) -> Tensor:
+    def _embed(self, cond_BC: Tensor, x_BlLat: Tensor | None, start: int, end: int, groups: int = 1
+               ) -> Tensor:
         """Input embeddings of positions ``start:end``: start token and/or word embeddings."""
         parts = []
         if start == 0:
             parts.append(cond_BC.unsqueeze(1) + self.pos_start)  # (B, s_0, C)
         if x_BlLat is not None:
             x_BlLat = x_BlLat.to(self.activation_dtype)
-            parts.append(self.word_embed(x_BlLat))
+            parts.append(self.word_embed(x_BlLat, groups=groups))
         x_BlC = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         lvl_pos_BlC = self.lvl_embed(self.level_L[start:end]) + self.pos_1LC[:, start:end]
         return x_BlC + lvl_pos_BlC  # the official order: level and position summed first
 
-    def _logits(self, x_BlC: Tensor, cond_BC: Tensor, ada: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        return self.head(self.head_nm(x_BlC, cond_BC, ada))
+    def _logits(self, x_BlC: Tensor, cond_BC: Tensor, groups: int, ada: tuple[Tensor, Tensor] | None = None
+                ) -> Tensor:
+        return self.head(self.head_nm(x_BlC, cond_BC, ada, groups), groups=groups)
 
-    def _step_constants(self, cond_BC: Tensor) -> list:
+    def _step_constants(self, cond_BC: Tensor, groups: int) -> list:
         """Every block's ``BlockConstants``, then the head's AdaLN parameters: they depend on the
         condition and the weights only, so generation computes them once."""
-        return [*(block.constants(cond_BC) for block in self.blocks), self.head_nm.adaln(cond_BC)]
+        return [*(block.constants(cond_BC, groups) for block in self.blocks),
+                self.head_nm.adaln(cond_BC, groups)]
 
     def _check_input(self, x: Tensor, batch: int, tokens: int, name: str) -> None:
         want = (batch, tokens, self.config.latent_dim)
         if tuple(x.shape) != want:
             raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
 
-    def forward(self, cond_BC: Tensor, x_BLLat: Tensor) -> Tensor:
+    def forward(self, cond_BC: Tensor, x_BLLat: Tensor, groups: int = 1) -> Tensor:
         """Teacher-forced logits of every token of a window.
 
         Args:
             cond_BC: Condition from ``condition``, (B, C).
             x_BLLat: Next-scale inputs of scales 1..S-1 concatenated, (B, L - s_0, Lat).
+            groups: Independent requests in the batch, each computed as if alone (module docstring).
 
         Returns:
             logits_BLV: (B, L, V); position j is predicted from the scales before its own.
         """
         B, L = cond_BC.shape[0], self.config.tokens_per_window
         self._check_input(x_BLLat, B, L - self.config.scales[0], "x_BLLat")
-        x_BLC = self._embed(cond_BC, x_BLLat, 0, L)
+        _check_groups(B, groups)
+        x_BLC = self._embed(cond_BC, x_BLLat, 0, L, groups)
         mask_LL = self.level_L.unsqueeze(1) >= self.level_L.unsqueeze(0)  # block-causal
         for block in self.blocks:
-            x_BLC = block(x_BLC, cond_BC, mask_LL)
-        return self._logits(x_BLC, cond_BC)
+            x_BLC = block(x_BLC, cond_BC, mask_LL, groups=groups)
+        return self._logits(x_BLC, cond_BC, groups)
 
     def step(
-        self, cache: KVCache, cond_BC: Tensor, si: int, x_BlLat: Tensor | None = None
+        self, cache: KVCache, cond_BC: Tensor, si: int, x_BlLat: Tensor | None = None, groups: int = 1
     ) -> Tensor:
         """Run one whole scale against ``cache`` and append its keys and values.
 
@@ -193,6 +203,8 @@ class AARTransformer(nn.Module):
             si: Scale index, 0..S-1.
             x_BlLat: Next-scale input of scale ``si``, (B, scales[si], Lat); None for ``si == 0``,
                 which runs the start token.
+            groups: Independent requests in the batch, each computed as if alone (module docstring);
+                the same at every step of a generation.
 
         Returns:
             logits_BlV: (B, scales[si], V), equal to ``forward``'s logits of that scale.
@@ -206,6 +218,7 @@ class AARTransformer(nn.Module):
         B = cond_BC.shape[0]
         if cache.batch_size not in (None, B):
             raise ValueError(f"cache holds batch size {cache.batch_size}, got cond of batch {B}")
+        _check_groups(B, groups)
         if si == 0 and x_BlLat is not None:
             raise ValueError("scale 0 runs the start token: pass x_BlLat=None")
         start, end = self.scale_bounds[si]
@@ -213,9 +226,16 @@ class AARTransformer(nn.Module):
             if x_BlLat is None:
                 raise ValueError(f"scale {si} needs its next-scale input x_BlLat, got None")
             self._check_input(x_BlLat, B, end - start, "x_BlLat")
-        x_BlC = self._embed(cond_BC, x_BlLat, start, end)
-        constants = cache.constants(cond_BC, self._step_constants)  # once per generation
+        x_BlC = self._embed(cond_BC, x_BlLat, start, end, groups)
+        constants = cache.constants(cond_BC, lambda c: self._step_constants(c, groups))  # once per generation
         for block, slot, block_constants in zip(self.blocks, cache.slots(), constants):
-            x_BlC = block(x_BlC, cond_BC, past=slot, constants=block_constants)  # itself and the past
+            # attends to itself and the past
+            x_BlC = block(x_BlC, cond_BC, past=slot, constants=block_constants, groups=groups)
         cache.commit(end - start)
-        return self._logits(x_BlC, cond_BC, constants[-1])
+        return self._logits(x_BlC, cond_BC, groups, constants[-1])
+
+
+def _check_groups(batch: int, groups: int) -> None:
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or batch % groups:
+        raise ValueError(f"groups must be a positive int that divides the batch ({batch} rows), "
+                         f"got {groups!r}")

@@ -309,14 +309,18 @@ class Int8Linear(Linear):
         layer.register_parameter("bias", self.bias)
         return layer
 
-    def forward(self, x_NK: Tensor, bias: Tensor | None | object = OWN_BIAS) -> Tensor:
-        """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32."""
+    def forward(self, x_NK: Tensor, bias: Tensor | None | object = OWN_BIAS, groups: int = 1) -> Tensor:
+        """``x_NK @ weight.T + bias`` with int8 products, (..., K) -> (..., M), float32.
+
+        One product serves every request of the batch (``groups`` is not needed): its integer sums
+        are exact and each row is scaled on its own, so a row's result is the same in any batch.
+        """
         bias_M = self.bias if bias is OWN_BIAS else bias
         if self.int8.source is self.weight:
             return self.int8(x_NK, bias_M)
         log_once(logger, logging.WARNING, "stale", "the weight of an int8 layer was replaced; the layer "
                  "multiplies its new weight unquantized (call requantize() to quantize it)")
-        return F.linear(x_NK, self.weight, bias_M)
+        return super().forward(x_NK, bias_M, groups)
 
 
 def _requantize(layer: Int8Linear, incompatible_keys: object) -> None:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aar.errors import log_once
-from aar.nn.linear import OWN_BIAS, Linear
+from aar.nn.linear import OWN_BIAS, Linear, by_request
 from aar.precision import cpu
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,11 @@ class ReducedLinear(Linear):
         reduced.register_parameter("bias", layer.bias)
         return reduced
 
-    def forward(self, x_NK: Tensor, bias: Tensor | None | object = OWN_BIAS) -> Tensor:
-        """``x_NK @ weight.T + bias`` with the product in the weight's dtype, (..., K) -> (..., M)."""
-        return linear(x_NK, self.weight, self.bias if bias is OWN_BIAS else bias)
+    def forward(self, x_NK: Tensor, bias: Tensor | None | object = OWN_BIAS, groups: int = 1) -> Tensor:
+        """``x_NK @ weight.T + bias`` with the product in the weight's dtype, (..., K) -> (..., M);
+        ``groups`` requests multiplied apart (``aar.nn.linear``)."""
+        bias_M = self.bias if bias is OWN_BIAS else bias
+        return by_request(lambda x: linear(x, self.weight, bias_M), x_NK, groups)
 
 
 def cpu_has_matrix_units(dtype: torch.dtype) -> bool:
