@@ -111,8 +111,7 @@ def to_float32(transformer: nn.Module) -> nn.Module:
         if isinstance(module, Int8Linear):
             _replace(transformer, name, module.to_float())
         elif isinstance(module, ReducedLinear):
-            layer = Linear(module.in_features, module.out_features, bias=module.bias is not None,
-                           device=module.weight.device)
+            layer = Linear(module.in_features, module.out_features, bias=False, device="meta")  # no init
             layer.weight = nn.Parameter(module.weight.detach().float(), module.weight.requires_grad)
             layer.register_parameter("bias", module.bias)
             _replace(transformer, name, layer)
