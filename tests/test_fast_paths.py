@@ -152,3 +152,28 @@ def test_cfg_zero_runs_the_conditional_branch_only(monkeypatch):
 
 def test_kv_cache_docstring():
     assert doctest.testmod(kv_cache_module).failed == 0
+
+
+def test_requests_share_a_product_only_where_it_was_seen_to_keep_their_bits(monkeypatch):
+    """``per_request``: the first product of a kind runs per request and over the whole batch, and
+    the batch-wide product serves later calls of that kind only if the two agreed to the bit."""
+    import torch.nn.functional as F
+
+    import aar.nn.linear as linear_module
+
+    x, w = torch.randn(4, 3, 16), torch.randn(8, 16)
+    apart = torch.cat([F.linear(part, w) for part in x.chunk(2)])
+    calls = []
+
+    def counting(shift):  # a product that, over 4 rows, adds ``shift``: a kernel that rounds otherwise
+        return lambda x, w, b: calls.append(x.shape[0]) or F.linear(x, w, b) + shift * (x.shape[0] == 4)
+
+    for shift, later in ((1.0, [2, 2]), (0.0, [4])):
+        monkeypatch.setattr(linear_module, "_POOLING", {})
+        monkeypatch.setattr(linear_module, "linear", counting(shift))
+        calls.clear()
+        assert torch.equal(linear_module.per_request(x, w, None, 2), apart)
+        assert sorted(calls) == [2, 2, 4] and list(linear_module._POOLING.values()) == [shift == 0]
+        calls.clear()
+        assert torch.equal(linear_module.per_request(x, w, None, 2), apart)
+        assert calls == later

@@ -18,10 +18,18 @@ Batches of independent requests (``groups``). A row of a float product is not ro
 whatever the rows around it: BLAS picks its kernel, and with it the order of each row's sums, by the
 number of rows. MKL on the AMD EPYC of docs/performance.md rounds a row of a product of 1 to 3 rows
 (on 2 threads also 5 to 7 and 9 to 11) differently from the same row in a larger product.
-``forward(x, groups=G)`` therefore multiplies each of G equal runs of consecutive rows alone, as
-that request would be multiplied without the others, so a request gets the same numbers alone or in
-a batch. int8 products are exact integer sums scaled row by row (``aar.nn.int8``): one product
-serves the whole batch.
+``forward(x, groups=G)`` therefore gives each of G equal runs of consecutive rows the numbers it gets
+multiplied alone, so a request gets the same numbers alone or in a batch. int8 products are exact
+integer sums scaled row by row (``aar.nn.int8``): one product serves the whole batch.
+
+Multiplying the requests one by one costs what batching saves (fp32 at batch 4: 20 to 35 % more time,
+docs/performance.md), and most products do not need it: above a few rows a BLAS kernel rounds a row
+the same whatever the rows around it. So the first time a product of a given kind runs (its shapes,
+strides, dtypes, memory alignment and the thread count), it runs both ways and the two are compared;
+where every request got its own bits from the product over the whole batch, that product serves every
+later call of that kind (``_POOLING``). A kernel chooses its blocking from those properties, never
+from the values, so one agreement stands for every input; and the answer returned is always one that
+equals the requests multiplied apart.
 """
 
 from __future__ import annotations
@@ -71,8 +79,7 @@ class Linear(nn.Linear):
             self.int8 = None
         if groups == 1:
             return linear(x_NK, self.weight, bias_M)
-        assert x_NK.shape[0] % groups == 0, f"{x_NK.shape[0]} rows do not split into {groups} groups"
-        return torch.cat([linear(_aligned(x_gNK), self.weight, bias_M) for x_gNK in x_NK.chunk(groups)])
+        return per_request(x_NK, self.weight, bias_M, groups)
 
     def quantize(self, reduce_range: bool | None = None, emulate: bool = False) -> None:
         """Multiply through an int8 copy of the weight from now on (CPU only, see ``aar.nn.int8``).
@@ -92,6 +99,37 @@ class Linear(nn.Linear):
     def dequantize(self) -> None:
         """Drop the int8 copy: products use the float weight again."""
         self.int8 = None
+
+
+#: For each kind of product (``_kind``): whether one product over the whole batch gave every request
+#: the bits it gets alone (module docstring). Filled by ``per_request``; it never changes a result.
+_POOLING: dict[tuple, bool] = {}
+
+
+def per_request(x_NK: Tensor, weight_MK: Tensor, bias_M: Tensor | None, groups: int) -> Tensor:
+    """``linear(x_NK, weight_MK, bias_M)`` with each of ``groups`` requests getting the numbers it gets
+    alone: G equal runs of consecutive entries along the first dimension of ``x_NK``, (..., K).
+
+    Runs one product over the whole batch where that was seen to give each request its own bits for
+    products of this kind, else one product per request (module docstring).
+    """
+    assert x_NK.shape[0] % groups == 0, f"{x_NK.shape[0]} rows do not split into {groups} groups"
+    kind = (groups, *_kind(x_NK, weight_MK, bias_M))
+    pools = _POOLING.get(kind)
+    if pools:
+        return linear(x_NK, weight_MK, bias_M)
+    apart_NM = torch.cat([linear(_aligned(x_gNK), weight_MK, bias_M) for x_gNK in x_NK.chunk(groups)])
+    if pools is None:
+        _POOLING[kind] = torch.equal(linear(x_NK, weight_MK, bias_M), apart_NM)
+    return apart_NM
+
+
+def _kind(x_NK: Tensor, weight_MK: Tensor, bias_M: Tensor | None) -> tuple:
+    """What a kernel may choose its blocking by: shapes, strides, dtypes, device, 64-byte alignment and
+    the thread count."""
+    return (tuple(x_NK.shape), x_NK.stride(), x_NK.dtype, x_NK.device, x_NK.data_ptr() % 64,
+            tuple(weight_MK.shape), weight_MK.stride(), weight_MK.dtype, weight_MK.data_ptr() % 64,
+            None if bias_M is None else (bias_M.dtype, bias_M.data_ptr() % 64), torch.get_num_threads())
 
 
 def _aligned(x: Tensor) -> Tensor:

@@ -144,7 +144,8 @@ class AARTransformer(nn.Module):
         """A fresh, empty ``KVCache`` for ``step``; use it in a ``with`` block."""
         return KVCache(self.config.depth, capacity=self.config.tokens_per_window)
 
-    def _embed(self, cond_BC: Tensor, x_BlLat: Tensor | None, start: int, end: int, groups: int) -> Tensor:
+    def _embed(self, cond_BC: Tensor, x_BlLat: Tensor | None, start: int, end: int, groups: int = 1
+               ) -> Tensor:
         """Input embeddings of positions ``start:end``: start token and/or word embeddings."""
         parts = []
         if start == 0:
