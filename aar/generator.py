@@ -258,8 +258,9 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
     def generate(self, clap_emb=None, *, prompt: str | list[str] | None = None, audio=None,
                  sample_rate: int | None = None, seconds: float | None = None, overlap: float | None = None,
                  cfg: float = DEFAULT_CFG, top_k: int | None = DEFAULT_TOP_K,
-                 top_p: float | None = DEFAULT_TOP_P, temperature: float = 1.0, seed: int | None = None,
-                 generator: torch.Generator | None = None, progress: bool = False,
+                 top_p: float | None = DEFAULT_TOP_P, temperature: float = 1.0,
+                 seed: int | Sequence[int] | None = None,
+                 generator: torch.Generator | Sequence[torch.Generator] | None = None, progress: bool = False,
                  callback: Callable[[ScaleProgress], object] | None = None, prefix=None,
                  keep_scales: int | None = None, forced: editing.ForcedTokens | None = None) -> torch.Tensor:
         """Generate one second of audio per condition, or ``seconds`` of it.
@@ -267,14 +268,13 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         The condition, sampling and kept-token arguments (one window only) are those of
         :meth:`generate_codes`. One seed draws every row of a batch from one random stream: row b
         of ``generate(stack([v, w]), seed=s)`` is not ``generate(v, seed=s)``; ``seed=[s, t]``
-        gives each row its own. The ``aar`` command seeds output j with ``seed + j``, one call per
-        output, so any file can be reproduced alone by a call with batch 1.
+        gives each row its own, and row b is then ``generate(v_b, seed=s_b)`` to the bit, in every
+        precision (docs/generation.md); the ``aar`` command batches outputs so (output j: ``seed + j``).
 
         Args:
             seconds: Output length in seconds, made of windows chained by inpainting their overlap
                 (``aar.long_generation``); the same seed gives the same audio. None: one window.
-            overlap: Seconds each window shares with the previous one, in [0, 1); default 0.25.
-                Each seam is crossfaded over it.
+            overlap: Seconds each window shares with the previous one (crossfaded), in [0, 1); 0.25.
 
         With ``seconds``, ``progress=True`` shows a bar over the windows, and ``callback`` receives a
         ``ScaleProgress`` after every scale of every window (``window``, ``num_windows`` set).
@@ -291,7 +291,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             if overlap is not None:
                 raise ValueError(f"overlap= belongs to long generation: pass seconds= too (got "
                                  f"overlap={overlap!r})")
-            return self.tokenizer.decode(self.generate_codes(clap_emb, **knobs, **kept))
+            codes = self.generate_codes(clap_emb, **knobs, **kept)
+            return self.tokenizer.decode(codes, batch_size=1)  # a row per pass: convolutions vary by batch
         return long_generation.generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **knobs,
                                              **kept).audio
 
