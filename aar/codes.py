@@ -93,6 +93,13 @@ class AudioCodes(Sequence):
         """A copy on ``device``."""
         return AudioCodes(tuple(c.to(device) for c in self.codes), self.length, self.sample_rate)
 
+    def item(self, index: int) -> AudioCodes:
+        """The codes of item ``index`` alone: batch 1, its windows, length and rate."""
+        if not -self.batch_size <= index < self.batch_size:
+            raise IndexError(f"item {index} out of range for a batch of {self.batch_size}")
+        rows = slice(index, index + 1 or None)  # -1 reaches the end
+        return AudioCodes(tuple(c[rows] for c in self.codes), self.length, self.sample_rate)
+
     def window(self, index: int) -> list[torch.Tensor]:
         """The codes of one window as S tensors shaped (B, s_i)."""
         if not -self.num_windows <= index < self.num_windows:

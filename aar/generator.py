@@ -12,7 +12,7 @@ loop in ``next_scale``, the sampling options, editing, long generation, teacher 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from aar.errors import CheckpointError
 from aar.generation import editing, long_generation
 from aar.generation.next_scale import ScaleProgress, sample_scales
 from aar.generation.options import DEFAULT_CFG, DEFAULT_TOP_K, DEFAULT_TOP_P, SamplingOptions, check_callback
-from aar.generation.sampling import make_generator
+from aar.generation.sampling import RandomStreams, Seed, make_generator
 from aar.generation.teacher_forcing import TeacherForcing
 from aar.loading import hub
 from aar.loading.hub import HubKwargs, Unpack
@@ -197,8 +197,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         top_k: int | None = DEFAULT_TOP_K,
         top_p: float | None = DEFAULT_TOP_P,
         temperature: float = 1.0,
-        seed: int | Sequence[int] | None = None,
-        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        seed: Seed = None,
+        generator: RandomStreams = None,
         progress: bool = False,
         callback: Callable[[ScaleProgress], object] | None = None,
         prefix=None,
@@ -258,8 +258,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
     def generate(self, clap_emb=None, *, prompt: str | list[str] | None = None, audio=None,
                  sample_rate: int | None = None, seconds: float | None = None, overlap: float | None = None,
                  cfg: float = DEFAULT_CFG, top_k: int | None = DEFAULT_TOP_K,
-                 top_p: float | None = DEFAULT_TOP_P, temperature: float = 1.0, seed: int | None = None,
-                 generator: torch.Generator | None = None, progress: bool = False,
+                 top_p: float | None = DEFAULT_TOP_P, temperature: float = 1.0, seed: Seed = None,
+                 generator: RandomStreams = None, progress: bool = False,
                  callback: Callable[[ScaleProgress], object] | None = None, prefix=None,
                  keep_scales: int | None = None, forced: editing.ForcedTokens | None = None) -> torch.Tensor:
         """Generate one second of audio per condition, or ``seconds`` of it.
@@ -267,8 +267,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
         The condition, sampling and kept-token arguments (one window only) are those of
         :meth:`generate_codes`. One seed draws every row of a batch from one random stream: row b
         of ``generate(stack([v, w]), seed=s)`` is not ``generate(v, seed=s)``; ``seed=[s, t]``
-        gives each row its own. The ``aar`` command seeds output j with ``seed + j``, one call per
-        output, so any file can be reproduced alone by a call with batch 1.
+        gives each row its own, and row b is then ``generate(v_b, seed=s_b)`` to the bit, in every
+        precision (docs/generation.md); the ``aar`` command batches outputs so (output j: ``seed + j``).
 
         Args:
             seconds: Output length in seconds, made of windows chained by inpainting their overlap
@@ -291,7 +291,8 @@ class AARGenerator(GeneratorPlacement, TeacherForcing, nn.Module):
             if overlap is not None:
                 raise ValueError(f"overlap= belongs to long generation: pass seconds= too (got "
                                  f"overlap={overlap!r})")
-            return self.tokenizer.decode(self.generate_codes(clap_emb, **knobs, **kept))
+            codes = self.generate_codes(clap_emb, **knobs, **kept)  # decoded a row per pass, as alone:
+            return self.tokenizer.decode(codes, batch_size=1)  # the convolutions' sums vary by batch size
         return long_generation.generate_long(self, clap_emb, seconds=seconds, overlap=overlap, **knobs,
                                              **kept).audio
 

@@ -19,8 +19,10 @@ three times: on the random weights (nearly flat logits), on the same weights wit
 that fp32's mean entropy per token equals that of the trained-like test fixture (logits as peaked as
 a trained model's), and on the fixture itself (``tests/fixtures/official_small``, teacher forcing on
 the codes the official code sampled).
-``--kernels`` times one linear layer of the model's width per precision by rows per product,
-with torchao's int8 dynamic quantization beside aar's int8 where torchao is installed.
+``--pooled`` also times every batch above 1 with each product over the whole batch (``NAME pooled``),
+as aar multiplied before it computed each request apart (``groups``, ``aar.nn.linear``): what batch
+invariance costs. ``--kernels`` times one linear layer of the model's width per precision by rows per
+product, with torchao's int8 dynamic quantization beside aar's int8 where torchao is installed.
 ``--spread SECONDS`` then lets the last precision listed and the official-kind loop take turns
 (batch 1, cfg 4) for that long, and reports best, median and worst of each and of their ratio: on
 a shared machine the load moves both. ``--profile`` lists the operators that take the time of one
@@ -35,6 +37,7 @@ The table goes to stdout; the last line is one JSON object.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import sys
@@ -56,6 +59,7 @@ from _common import (
 from _spread import operator_profile, spread
 
 from aar.generation.sampling import cfg_mix, guidance_scale, make_generator, sample
+from aar.nn.linear import Linear
 from aar.precision.int8 import Int8Weight, rounding_bound
 from aar.precision.policy import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
 
@@ -206,6 +210,29 @@ def fixture_accuracy(precisions: list[str]) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def pooled_products():
+    """Every ``Linear`` multiplies the whole batch at once, its ``groups`` ignored (a timing variant)."""
+    forward = Linear.forward
+
+    def pooled(self, x, *args, groups: int = 1, **kwargs):
+        return forward(self, x, *args[:1], **kwargs)  # args[1:] holds groups when passed by position
+
+    Linear.forward = pooled
+    try:
+        yield
+    finally:
+        Linear.forward = forward
+
+
+def pooled_run(run):
+    """``run`` under ``pooled_products``."""
+    def call():
+        with pooled_products():
+            return run()
+    return call
+
+
 def official_run(gen, clap_BD, cfg: float, knobs: dict) -> torch.Tensor:
     """The official-kind loop and the decode: the audio (B, 1, T) of one call."""
     return gen.tokenizer.decode(baseline_codes(gen, clap_BD, cfg, knobs, seed=0))
@@ -313,6 +340,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", type=int, help="timed runs per point, best kept (default 2; 1 quick/tiny)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (teacher forcing)")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain loop of the official kind")
+    p.add_argument("--pooled", action="store_true",
+                   help="also time batches with each product over the whole batch (what invariance costs)")
     p.add_argument("--kernels", action="store_true",
                    help="also time one linear layer per precision (and torchao's int8) by rows")
     p.add_argument("--spread", type=float, metavar="SECONDS",
@@ -336,6 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
         for cfg in (CFG, 0.0):
             runners = {name: functools.partial(gen.generate, clap, cfg=cfg, seed=0, **knobs)
                        for name, gen in gens.items()}
+            if args.pooled and batch > 1:
+                runners.update({f"{name} pooled": pooled_run(run) for name, run in list(runners.items())})
             if not args.no_baseline:
                 runners["official"] = functools.partial(official_run, base, clap, cfg, knobs)
             for run in runners.values():

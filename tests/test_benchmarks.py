@@ -88,9 +88,10 @@ def test_tokenizer(run_in_process):
 
 def test_generate(run_in_process):
     precisions = ["fp32", "bf16", "int8"]
-    report, _ = run_in_process("generate", "--precision", ",".join(precisions), "--kernels")
+    report, _ = run_in_process("generate", "--precision", ",".join(precisions), "--kernels", "--pooled")
     points = {(r["precision"], r["cfg"], r["batch"]) for r in report["results"]}
-    assert points == {(p, c, b) for p in [*precisions, "official"] for c in (4.0, 0.0) for b in (1, 2)}
+    plain = {(p, c, b) for p in [*precisions, "official"] for c in (4.0, 0.0) for b in (1, 2)}
+    assert points == plain | {(f"{p} pooled", c, 2) for p in precisions for c in (4.0, 0.0)}
     assert {"seconds", "s_per_generated_s"} <= set(report["results"][0])
     assert report["baseline"]["tokens_identical"] is True
     assert {"library_tokens_s", "baseline_tokens_s", "ratio"} <= set(report["baseline"])

@@ -165,6 +165,29 @@ def test_generate_samples_and_codes(work, official_generator, tmp_path, capsys):
     for j in (1, 2):  # output j: condition j // 2, seed 7 + j
         expected = official_generator.generate_codes(clap[j // 2], seed=7 + j, top_k=0, top_p=None)
         assert load_codes(tmp_path / f"g_{j}.codes", official_generator.tokenizer).equal(expected)
+    # The four outputs were drawn as one batch; one call per output writes the same codes and samples
+    # (not the same bytes: a float WAV holds the second it was written, in its PEAK chunk, and
+    # safetensors writes its metadata in any order).
+    alone = tmp_path / "alone"
+    assert main(["generate", "--clap", str(tmp_path / "two.npy"), "-o", str(alone / "g.wav"), "--model",
+                 str(work / "gen"), "--num-samples", "2", "--seed", "7", "--save-codes", "--top-k", "0",
+                 "--top-p", "1", "--batch-size", "1", "-q"]) == 0
+    for j in range(4):
+        codes = load_codes(alone / f"g_{j}.codes", official_generator.tokenizer)
+        assert codes.equal(load_codes(tmp_path / f"g_{j}.codes", official_generator.tokenizer)), j
+        assert np.array_equal(sf.read(alone / f"g_{j}.wav")[0], sf.read(tmp_path / f"g_{j}.wav")[0]), j
+
+
+def test_long_generation_batches_write_what_single_calls_write(work, tmp_path):
+    """--seconds: outputs in batches of 2 (the last one alone) are the files of one call per output."""
+    common = ["generate", "--clap", str(work / "clap.npy"), "--model", str(work / "gen"), "--seed", "4",
+              "--num-samples", "3", "--seconds", "1.5", "--precision", "int8", "-q"]
+    assert main([*common, "-o", str(tmp_path / "batched" / "l.wav"), "--batch-size", "2"]) == 0
+    assert main([*common, "-o", str(tmp_path / "alone" / "l.wav"), "--batch-size", "1"]) == 0
+    for j in range(3):
+        batched, rate = sf.read(tmp_path / "batched" / f"l_{j}.wav", dtype="float32")
+        assert rate == 24000 and batched.shape == (36000,)
+        assert np.array_equal(batched, sf.read(tmp_path / "alone" / f"l_{j}.wav", dtype="float32")[0]), j
 
 
 @pytest.mark.parametrize("condition", ["prompt", "audio"])

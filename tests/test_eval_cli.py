@@ -240,10 +240,10 @@ def test_ray_generation_uses_the_device_and_precision_asked_for(monkeypatch):
     monkeypatch.setattr(runners, "ray_session", lambda address: contextlib.nullcontext())
     monkeypatch.setattr(distributed, "ray_runner", lambda *a, **k: seen.setdefault("runner", k))
     monkeypatch.setattr(distributed, "ray_embedder", lambda address: None)
-    args = SimpleNamespace(ray="local", device="cpu", precision="bf16")
+    args = SimpleNamespace(ray="local", device="cpu", precision="bf16", batch_size=3)
     with command._engines(args, "model.pth", None):
         pass
-    assert seen["runner"] == {"device": "cpu", "precision": "bf16"}
+    assert seen["runner"] == {"device": "cpu", "precision": "bf16", "batch_size": 3}
     monkeypatch.setattr(AARGenerator, "from_pretrained",
                         classmethod(lambda cls, model, **k: seen.setdefault("actor", k)))
     distributed.GeneratorActor("model.pth", None, {}, threads=torch.get_num_threads(), device="cpu",

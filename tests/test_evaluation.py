@@ -15,7 +15,7 @@ from eval_stand_ins import TinyClassifier, TinyExtractor, TinyFramesExtractor, w
 from aar import SATTokenizer, metrics
 from aar.audio import load_audio, resample, to_mono
 from aar.evaluation import compare_sets, evaluate_generation, evaluate_reconstruction
-from aar.evaluation.guidance_sweep import plan_jobs
+from aar.evaluation.guidance_sweep import generate_rows, plan_jobs
 from aar.evaluation.plot import plot_guidance_sweep
 from aar.evaluation.round_trip import MIN_TAIL
 from aar.evaluation.sets import list_audio
@@ -232,7 +232,7 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
     job = jobs[3]  # cfg 3, condition 1
     wav, rate = load_audio(job.path)
     expected = gen.generate(clap[1:2], cfg=3.0, seed=8)
-    assert rate == 24_000 and torch.allclose(wav, expected[0], atol=1e-6)
+    assert rate == 24_000 and torch.equal(wav, expected[0])  # drawn in a batch, as alone
 
     ref_files = sorted(p for k, p in folder.items() if k != "broken")
     ref_emb = torch.cat([extractor.embed(_at_16k(p)) for p in ref_files]).double()
@@ -259,6 +259,18 @@ def test_generation_sweep_scores_each_set(official_generator, folder, tmp_path):
     # the default protocol's 10 splits need 10 clips
     assert unpaired.points[0].inception_score is None
     assert "needs at least 10 clips, got 2" in unpaired.points[0].isc_unavailable
+
+
+def test_generated_rows_do_not_depend_on_the_batch_size(official_generator):
+    """``generate_rows`` batches runs of one guidance value; every row is its single call's audio."""
+    clap = torch.randn(3, 512, generator=torch.Generator().manual_seed(2))
+    clap = clap / clap.norm(dim=-1, keepdim=True)
+    cfgs, seeds, knobs = [2.0, 2.0, 0.0], [5, 6, 7], dict(top_k=50, top_p=0.9)
+    batched = list(generate_rows(official_generator, clap, cfgs, seeds, knobs, batch_size=4))
+    assert len(batched) == 3 and all(w.shape == (1, 24000) for w in batched)
+    for k in range(3):
+        alone = official_generator.generate(clap[k:k + 1], cfg=cfgs[k], seed=seeds[k], **knobs)[0]
+        assert torch.equal(batched[k], alone), k
 
 
 @pytest.mark.slow

@@ -156,3 +156,43 @@ def test_cfg_zero_runs_the_conditional_branch_only(monkeypatch):
 
 def test_kv_cache_docstring():
     assert doctest.testmod(kv_cache_module).failed == 0
+
+
+def test_requests_share_a_product_only_where_it_was_seen_to_keep_their_bits():
+    """``by_request`` with operands: the first product of a kind is tried both ways on random values
+    of that kind; one product over the whole batch serves later calls only where it gave every request
+    its own bits, and the answer is always the requests' own bits."""
+    import torch.nn.functional as F
+
+    from aar.nn.linear import by_request
+
+    x, w = torch.randn(4, 3, 16), torch.randn(8, 16)
+    apart = torch.cat([F.linear(part, w) for part in x.chunk(2)])
+
+    calls = []
+    # Three kernels (a kind is the operation's code and its operands): two round a 4-row product
+    # otherwise than a 2-row one, the third does not.
+    def rounds_otherwise(v):
+        calls.append(v.shape[0])
+        return F.linear(v, w) + 1e-3 * (v.shape[0] == 4)
+
+    def keeps_bits(v):
+        calls.append(v.shape[0])
+        return F.linear(v, w)
+
+    for product, first, later in ((rounds_otherwise, [4, 2, 2, 2, 2], [2, 2]),
+                                  (keeps_bits, [4, 2, 2, 4], [4])):
+        calls.clear()
+        assert torch.equal(by_request(product, x, 2, (w,)), apart)
+        assert calls == first  # tried on random values (4, then 2 and 2), then the answer
+        calls.clear()
+        assert torch.equal(by_request(product, x + 1, 2, (w,)),
+                           torch.cat([F.linear(part, w) for part in (x + 1).chunk(2)]))
+        assert calls == later
+    # The trial runs on random values, not the caller's: zeros, equal either way, decide nothing.
+    def also_rounds_otherwise(v):
+        return F.linear(v, w) + 1e-3 * (v.shape[0] == 4)
+
+    zeros = torch.zeros(4, 3, 16)
+    assert torch.equal(by_request(also_rounds_otherwise, zeros, 2, (w,)), torch.zeros(4, 3, 8))
+    assert torch.equal(by_request(also_rounds_otherwise, x, 2, (w,)), apart)

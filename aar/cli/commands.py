@@ -187,39 +187,40 @@ def generate(args) -> int:
     _require_clap(args, needed=clap is None)
     gen = _load_generator(args)
     clap_BD = _condition(args, gen, clap, audio)
-    paths, plan = _sample_plan(args, clap_BD, "generate")
-    for path, clap_1D, knobs in plan:
-        if args.seconds is not None:
-            wav = gen.generate(clap_1D, seconds=args.seconds, overlap=args.overlap,
-                               progress=show_progress(args) and len(paths) == 1, **knobs)
-            _write(args, path, wav[0], gen.sample_rate)
-            continue
-        codes = gen.generate_codes(clap_1D, **knobs)
-        _write(args, path, gen.tokenizer.decode(codes)[0], gen.sample_rate)
-        if args.save_codes:
-            save_codes(path.with_suffix(".codes"), codes, gen.tokenizer, model=str(args.model))
+    paths, plan = _sample_plan(args, clap_BD, "generate", args.batch_size)
+    for group, clap_nD, knobs in plan:  # each output as a call with it alone would draw it
+        if args.seconds is None:
+            codes = gen.generate_codes(clap_nD, **knobs)
+            wav_n1T = gen.tokenizer.decode(codes, batch_size=1)  # one window per pass, as alone
+        else:
+            wav_n1T = gen.generate(clap_nD, seconds=args.seconds, overlap=args.overlap,
+                                   progress=show_progress(args) and len(paths) == 1, **knobs)
+        for b, path in enumerate(group):
+            _write(args, path, wav_n1T[b], gen.sample_rate)
+            if args.save_codes:
+                save_codes(path.with_suffix(".codes"), codes.item(b), gen.tokenizer, model=str(args.model))
     _say(args, f"wrote {', '.join(map(str, paths))}")
     return 0
 
 
-def _sample_plan(args, clap_BD: torch.Tensor, desc: str):
-    """The outputs of ``generate`` and ``vary``: ``--num-samples`` per condition, output j seeded
-    ``--seed + j``.
-
-    Returns:
-        The output paths, and an iterator (with a progress bar) of ``(path, condition (1, D),
-        sampling keyword arguments including seed)``.
-    """
+def _sample_plan(args, clap_BD: torch.Tensor, desc: str, batch_size: int = 1):
+    """The outputs of ``generate`` and ``vary``, and an iterator (with a progress bar) over batches of up
+    to ``batch_size`` of them: ``(paths, conditions (n, D), sampling keywords)``. ``--num-samples`` per
+    condition; output j is seeded ``--seed + j`` (``seed``: a list, or None without --seed)."""
     from tqdm.auto import tqdm
 
     paths = numbered_paths(args.output, clap_BD.shape[0] * args.num_samples)
     knobs = dict(cfg=args.cfg, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature)
 
     def plan():
-        bar = tqdm(paths, desc=desc, unit="sample", disable=not show_progress(args) or len(paths) == 1)
-        for j, path in enumerate(bar):
-            b = j // args.num_samples
-            yield path, clap_BD[b : b + 1], dict(knobs, seed=None if args.seed is None else args.seed + j)
+        with tqdm(total=len(paths), desc=desc, unit="sample",
+                  disable=not show_progress(args) or len(paths) == 1) as bar:
+            for start in range(0, len(paths), batch_size):
+                js = range(start, min(start + batch_size, len(paths)))
+                seeds = None if args.seed is None else [args.seed + j for j in js]
+                rows = clap_BD[[j // args.num_samples for j in js]]
+                yield [paths[j] for j in js], rows, dict(knobs, seed=seeds)
+                bar.update(len(js))
 
     return paths, plan()
 
@@ -250,10 +251,10 @@ def vary(args) -> int:
         raise UsageError(f"--keep-scales must lie in [0, {S}] for this model, got {args.keep_scales}")
     clap_BD = _condition(args, gen, clap, (wav, rate))
     paths, plan = _sample_plan(args, clap_BD, "vary")
-    for path, clap_1D, knobs in plan:
+    for (path,), clap_1D, knobs in plan:
+        knobs["seed"] = knobs["seed"] and knobs["seed"][0]  # one output per call: its seed, or None
         out = gen.vary(wav, rate, keep_scales=args.keep_scales, clap_emb=clap_1D,
-                       progress=show_progress(args) and len(paths) == 1,  # one bar at a time
-                       **knobs)
+                       progress=show_progress(args) and len(paths) == 1, **knobs)  # one bar at a time
         _write(args, path, out[0], gen.sample_rate)
     _say(args, f"wrote {', '.join(map(str, paths))}: {out.shape[-1] / gen.sample_rate:.2f} s, "
                f"first {args.keep_scales} of {S} scales kept")

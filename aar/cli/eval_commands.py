@@ -88,7 +88,8 @@ def _engines(args, model=None, tokenizer=None):
     with ray_session(args.ray):
         runner = None
         if model is not None:
-            runner = ray_runner(model, tokenizer, args.ray, device=args.device, precision=args.precision)
+            runner = ray_runner(model, tokenizer, args.ray, device=args.device, precision=args.precision,
+                                batch_size=args.batch_size)
         yield runner, ray_embedder(args.ray)
 
 
@@ -295,6 +296,7 @@ def generate(args) -> int:
             num_samples=args.num_samples, seed=args.seed, classifier=classifier, condition_audio=sources,
             cache=_cache(args), top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
             runner=runner, embedder=embedder, progress=show_progress(args), protocol=args.protocol,
+            batch_size=args.batch_size,
         )
     print_table(["cfg", "clips", "FAD", "ISc", "ISc_std", "KL", "KL_sigmoid"],
                 [[f"{p.cfg:g}", p.samples, p.fad, p.inception_score, p.inception_score_std, p.kl,

@@ -96,6 +96,9 @@ def add_eval_parser(sub, common: argparse.ArgumentParser, types: dict) -> None:
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default OUTPUT/guidance.png)")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
                    help="the generator's precision (as for aar generate; default fp32)")
+    p.add_argument("--batch-size", type=t.positive_int, default=4,
+                   help="samples generated together, each with its own seed: faster, and the audio is "
+                        "the same for any value (default 4)")
     ray_option(p, "generate and embed")
     scoring_options(p, needed=True)
 

@@ -10,7 +10,9 @@ a log too); ``--quiet`` turns them off together with the status lines.
 
 Outputs: ``--num-samples N`` (or a codes file holding a batch) writes ``OUT_0.wav``, ``OUT_1.wav``, ...
 beside ``OUT.wav``, the index zero-padded to the width of the largest. With ``--seed S``, output ``j``
-is drawn with seed ``S + j``, so any one of them can be reproduced alone.
+is drawn with seed ``S + j``, so any one of them can be reproduced alone. ``aar generate`` draws its
+outputs ``--batch-size`` at a time, each with its own seed, and writes exactly what one call per
+output writes.
 """
 
 from __future__ import annotations
@@ -204,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=_audio_out, required=True, help="audio file to write")
     generator_options(p, samples="samples per condition")
     p.add_argument("--save-codes", action="store_true", help="also write each sample's codes (OUT.codes)")
+    p.add_argument("--batch-size", type=_positive_int, default=4,
+                   help="outputs generated together, each with its own seed: faster, and the files are "
+                        "the same for any value")
     p.add_argument("--clap-model", default=None, help=f"for --prompt/--audio: {clap_model_help}")
     p.add_argument("--clap-backend", choices=("laion-clap", "transformers"), default="laion-clap",
                    help="CLAP implementation for --prompt/--audio")

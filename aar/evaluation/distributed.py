@@ -1,12 +1,13 @@
 """Generation, embedding and reconstruction of evaluation sets across a Ray cluster, with the engine
 ``aar tokenize --ray`` uses (``ray_session``, ``ActorPoolStrategy``, order preserved).
 
-Generation jobs become a Ray dataset; an actor pool, each actor loading the generator once, draws every
-job alone with its own seed (exactly what the local run does). Embedding ships the extractor (and the
-cache, whose folder every worker must be able to reach) to an actor pool that runs the local code on
-each file. Reconstruction ships the extractor to an actor pool whose actors load the tokenizer once and
-run the local code on each file; per-window scores and embeddings come back as float64 and the driver
-aggregates them exactly as the local run does. Results come back in input order, equal to the local run's.
+Generation jobs become a Ray dataset; an actor pool, each actor loading the generator once, draws its
+jobs a few at a time with one seed per job (``generate_rows``: each job exactly as alone, which is what
+the local run writes too). Embedding ships the extractor (and the cache, whose folder every worker must
+be able to reach) to an actor pool that runs the local code on each file. Reconstruction ships the
+extractor to an actor pool whose actors load the tokenizer once and run the local code on each file;
+per-window scores and embeddings come back as float64 and the driver aggregates them exactly as the
+local run does. Results come back in input order, equal to the local run's.
 
 Every actor runs torch with the driver's thread count (``torch.get_num_threads()`` when the runner
 runs): float32 sums are split by thread, so another count rounds differently, and a draw on the edge
@@ -28,6 +29,7 @@ import torch
 from aar.data.batch import model_location
 from aar.data.ray import actor_pool
 from aar.data.runners import FILES_PER_TASK, ray_session
+from aar.evaluation.guidance_sweep import DEFAULT_BATCH_SIZE, generate_rows
 from aar.evaluation.round_trip import METRICS, FileResult, reconstruct_locally
 from aar.evaluation.sets import FileError, embed_locally
 from aar.loading.digest import weights_digest
@@ -43,30 +45,30 @@ class GeneratorActor:
         knobs: top_k, top_p and temperature.
         device: Where the actor runs the generator (None: the CPU).
         precision: The generator's precision (``AARGenerator.from_pretrained``'s option).
+        batch_size: Jobs generated together (``generate_rows``); the audio does not depend on it.
     """
 
     def __init__(self, model: str, tokenizer: str | None, knobs: dict, threads: int,
-                 device: str | None = None, precision: str = "fp32") -> None:
+                 device: str | None = None, precision: str = "fp32",
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         from aar.generator import AARGenerator
 
         torch.set_num_threads(threads)  # the driver's: float sums, and so draws, follow thread count
         self.generator = AARGenerator.from_pretrained(model, tokenizer=tokenizer, device=device,
                                                       precision=precision)
         self.knobs = knobs
+        self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        audio = [
-            self.generator.generate(
-                torch.from_numpy(np.asarray(clap, dtype=np.float32))[None], cfg=float(cfg), seed=int(seed),
-                **self.knobs)[0, 0].float().cpu().numpy()
-            for clap, cfg, seed in zip(batch["clap"], batch["cfg"], batch["seed"])
-        ]
-        return {"index": batch["index"], "audio": np.stack(audio)}
+        clap_nD = torch.from_numpy(np.stack(batch["clap"]).astype(np.float32))
+        audio = generate_rows(self.generator, clap_nD, list(batch["cfg"]), list(batch["seed"]), self.knobs,
+                              self.batch_size)
+        return {"index": batch["index"], "audio": np.stack([wav_1T[0].float().numpy() for wav_1T in audio])}
 
 
 def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, address: str,
                concurrency: int | tuple[int, int] | None = None, *, device: str | None = None,
-               precision: str = "fp32"):
+               precision: str = "fp32", batch_size: int = DEFAULT_BATCH_SIZE):
     """A ``runner`` for :func:`aar.evaluation.evaluate_generation` that generates on Ray.
 
     Args:
@@ -78,6 +80,7 @@ def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, ad
         device: Where each actor runs the generator (``--device``; None: the CPU), so a Ray run draws
             what a local run on that device draws.
         precision: The generator's precision (``--precision``).
+        batch_size: Jobs each actor generates together (``--batch-size``).
 
     Returns:
         ``runner(jobs, clap_ND, knobs)``, yielding each job's (1, T) audio in job order.
@@ -94,7 +97,7 @@ def ray_runner(model: str | os.PathLike, tokenizer: str | os.PathLike | None, ad
                 GeneratorActor, fn_constructor_kwargs=dict(model=location, tokenizer=pair, knobs=knobs,
                                                      threads=torch.get_num_threads(),
                                                      device=None if device is None else str(device),
-                                                     precision=precision),
+                                                     precision=precision, batch_size=batch_size),
                 batch_size=FILES_PER_TASK, batch_format="numpy", compute=actor_pool(concurrency),
             )
             at = 0

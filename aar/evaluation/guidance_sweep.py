@@ -4,6 +4,8 @@ The paper sweeps classifier-free guidance and plots FAD and KL against the Incep
 guidance value gets the same conditions and the same seeds, so the sweep compares like with like:
 sample ``j`` of condition ``i`` is drawn with seed ``seed + i * num_samples + j`` (what
 ``aar generate --seed`` would use for it), and its audio goes to ``cfg_<value>/<i>_<j>.wav``.
+Samples are drawn ``batch_size`` at a time, one seed per row, which writes exactly the audio of one
+call per sample (``generate_rows``).
 
 Legend: N conditions, D condition size, C classes.
 """
@@ -11,6 +13,7 @@ Legend: N conditions, D condition size, C classes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +28,9 @@ from aar.metrics.protocols import Protocol, get_protocol
 if TYPE_CHECKING:
     from aar.generator import AARGenerator
     from aar.metrics import AudioClassifier, EmbeddingCache, EmbeddingExtractor
+
+#: Samples drawn together by default; any value writes the same audio.
+DEFAULT_BATCH_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -118,18 +124,33 @@ def plan_jobs(num_conditions: int, cfgs, num_samples: int, seed: int, output_dir
     ]
 
 
-def run_job(generator: AARGenerator, clap_1D: torch.Tensor, job: GenerationJob, knobs: dict) -> torch.Tensor:
-    """The (1, T) audio of one job at the generator's rate."""
-    return generator.generate(clap_1D, cfg=job.cfg, seed=job.seed, **knobs)[0].cpu()
+def generate_rows(generator: AARGenerator, clap_ND: torch.Tensor, cfgs, seeds, knobs: dict,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[torch.Tensor]:
+    """The (1, T) audio of each row, in order: condition ``clap_ND[k]``, guidance ``cfgs[k]``, seed
+    ``seeds[k]``.
+
+    Runs of rows with one guidance value are drawn together, up to ``batch_size`` per call, each row
+    with its own seed: every row is what ``generator.generate`` returns for it alone, to the bit.
+    """
+    k = 0
+    while k < len(cfgs):
+        n = 1
+        while n < batch_size and k + n < len(cfgs) and cfgs[k + n] == cfgs[k]:
+            n += 1
+        wav_n1T = generator.generate(clap_ND[k:k + n], cfg=float(cfgs[k]),
+                                     seed=[int(s) for s in seeds[k:k + n]], **knobs)
+        yield from wav_n1T.cpu().unbind(0)
+        k += n
 
 
-def _check(cfgs, num_samples, seed) -> list[float]:
+def _check(cfgs, num_samples, seed, batch_size) -> list[float]:
     cfgs = [cfgs] if isinstance(cfgs, (int, float)) else list(cfgs)
     if not cfgs or any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in cfgs):
         raise ValueError(f"cfgs must be one or more numbers, got {cfgs!r}")
     if len(set(cfgs)) != len(cfgs):
         raise ValueError(f"cfgs must not repeat a value, got {cfgs!r}")
-    for name, value, least in (("num_samples", num_samples, 1), ("seed", seed, 0)):
+    for name, value, least in (("num_samples", num_samples, 1), ("seed", seed, 0),
+                               ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     return [float(c) for c in cfgs]
@@ -155,6 +176,7 @@ def evaluate_generation(
     embedder=None,
     progress: bool = False,
     protocol: Protocol | str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> GenerationReport:
     """Generate ``num_samples`` clips per condition at each guidance value and score each set.
 
@@ -181,6 +203,8 @@ def evaluate_generation(
         progress: Show progress bars.
         protocol: An ``aar.metrics.protocols`` protocol or its name (default ``"paper"``): how clips
             are prepared for the networks, ISc's splits and seed, KL's eps.
+        batch_size: Samples generated together in this process (``generate_rows``); the audio is the
+            same for any value, only the speed changes.
 
     Returns:
         A :class:`GenerationReport`.
@@ -191,7 +215,7 @@ def evaluate_generation(
     """
     from tqdm.auto import tqdm
 
-    cfgs = _check(cfgs, num_samples, seed)
+    cfgs = _check(cfgs, num_samples, seed, batch_size)
     protocol = get_protocol(protocol)
     ref_files = list_audio(reference)  # a bad folder fails before any generation
     clap_ND = generator.clap_vectors(conditions)
@@ -206,8 +230,9 @@ def evaluate_generation(
     jobs = plan_jobs(N, cfgs, num_samples, seed, output_dir)
     if runner is None:
         def runner(jobs, clap_ND, knobs):
-            for job in jobs:
-                yield run_job(generator, clap_ND[job.condition : job.condition + 1], job, knobs)
+            rows = torch.tensor([job.condition for job in jobs], device=clap_ND.device)
+            return generate_rows(generator, clap_ND[rows], [j.cfg for j in jobs], [j.seed for j in jobs],
+                                 knobs, batch_size)
     bar = tqdm(total=len(jobs), desc="generate", unit="clip", disable=not progress)
     for job, wav_1T in zip(jobs, runner(jobs, clap_ND, knobs)):
         write_audio(job.path, wav_1T, generator.sample_rate)

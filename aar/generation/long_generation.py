@@ -10,6 +10,10 @@ Only the new N - O samples are appended; over the overlap the two windows are cr
 raised-cosine ramp. Re-encoding the decoded audio, rather than reusing window w - 1's tokens, is
 needed because the token grids of the two windows do not line up: a shift of ``hop`` samples is a
 whole number of tokens at almost no scale.
+
+Rows are independent requests: the tokenizer decodes and encodes them one at a time (its
+convolutions' sums depend on the batch size), and with one seed per row (``seed=[...]``) each row of
+a batch is exactly what a call with that row alone returns.
 """
 
 from __future__ import annotations
@@ -308,10 +312,10 @@ def inpaint_long(gen: WindowGenerator, wav_B1T: Tensor, known_BT: Tensor, clap_B
         start = min(max(pos - layout.overlap, 0), T - N)
         t_N = torch.arange(start, start + N, device=tok.device)
         known_BN = known_BT[:, start:start + N] | (t_N < pos)  # filled before counts as known
-        levels = tok.encode(work_B1T[..., start:start + N], tok.sample_rate).window(0)
+        levels = encode_rows(tok, work_B1T[..., start:start + N])
         plan = ForcedTokens.from_known(levels, known_BN)
         codes = gen.generate_codes(clap_BD.expand(B, -1), forced=plan, generator=rng, **sampling)
-        new_B1N = tok.decode(codes).to(work_B1T.device)
+        new_B1N = tok.decode(codes, batch_size=1).to(work_B1T.device)
         window = work_B1T[..., start:start + N]
         work_B1T[..., start:start + N] = torch.where(known_BN[:, None], window, new_B1N)
         if bar is not None:
@@ -343,11 +347,11 @@ def _chain(gen, clap_BD, rng, layout: WindowLayout, out_B1T: Tensor, prev_B1N: T
         if joined:
             head_B1N = torch.zeros_like(prev_B1N)
             head_B1N[..., :O] = prev_B1N[..., N - O:]
-            known = tok.encode_windows(head_B1N)
+            known = encode_rows(tok, head_B1N)
             plan = ForcedTokens(tuple(m.expand(B, -1) for m in overlap_mask), tuple(known))
         codes = gen.generate_codes(clap_BD, generator=rng, forced=plan, **sampling,
                                    callback=_in_window(callback, w, layout.num_windows))
-        wav_B1N = tok.decode(codes).to(out_B1T.device)
+        wav_B1N = tok.decode(codes, batch_size=1).to(out_B1T.device)
         start = layout.offset + w * hop
         if joined:
             mixed = out_B1T[..., start:start + O] * (1 - fade_O) + wav_B1N[..., :O] * fade_O
@@ -357,6 +361,12 @@ def _chain(gen, clap_BD, rng, layout: WindowLayout, out_B1T: Tensor, prev_B1N: T
         plans.append(plan)
         prev_B1N = wav_B1N
     return LongGeneration(out_B1T[..., :layout.length], tuple(windows), tuple(plans), layout)
+
+
+def encode_rows(tok, wav_B1N: Tensor) -> list[Tensor]:
+    """The tokens of B one-window clips, S tensors (B, s_i), encoded one clip at a time (as alone)."""
+    rows = [tok.encode_windows(wav_11N) for wav_11N in wav_B1N.split(1)]
+    return [torch.cat(scale) for scale in zip(*rows)]
 
 
 def _in_window(callback, window: int, num_windows: int):

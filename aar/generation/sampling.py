@@ -191,9 +191,15 @@ def validate_sampling(top_k: int | None, top_p: float | None, temperature: float
         raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
 
 
+#: ``seed=``: one seed for the batch, one per row, or None for fresh randomness.
+Seed = int | Sequence[int] | None
+#: ``generator=``: one random stream for the batch, one per row, or None.
+RandomStreams = torch.Generator | Sequence[torch.Generator] | None
+
+
 def make_generator(
-    seed: int | Sequence[int] | None = None,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    seed: Seed = None,
+    generator: RandomStreams = None,
     device: torch.device | str = "cpu",
 ) -> torch.Generator | list[torch.Generator]:
     """The generator that sampling draws from, or one per row.

@@ -71,7 +71,7 @@ class ReducedLinear(Linear):
         """``x_NK @ weight.T + bias`` with the product in the weight's dtype, (..., K) -> (..., M);
         ``groups`` requests multiplied apart (``aar.nn.linear``)."""
         bias_M = self.bias if bias is OWN_BIAS else bias
-        return by_request(lambda x: linear(x, self.weight, bias_M), x_NK, groups)
+        return by_request(lambda x: linear(x, self.weight, bias_M), x_NK, groups, (self.weight, bias_M))
 
 
 def cpu_has_matrix_units(dtype: torch.dtype) -> bool:
