@@ -175,3 +175,16 @@ def test_load(run_in_process):
     assert {"load_s", "load_and_touch_s"} <= set(report["results"][0])
     assert set(report["random_init_s"]) == {"tokenizer", "generator"}
     assert set(report["file_mb"]) == {"official .pth", "native safetensors"}
+
+
+def test_eval_time(run_in_process):
+    report, lines = run_in_process("eval_time", "--clips", "10", "--cfgs", "2")
+    steps = {"sat", "sat_d1024", "window_scores", "vggish_windows", "reconstruct", "vggish_file",
+             "cnn14_file", "vggish_generated", "cnn14_generated", "generate_fp32", "generate_int8",
+             "generate_10s_fp32", "generate_10s_int8"}
+    per_clip = report["seconds_per_clip"]
+    assert set(per_clip) == steps and all(v > 0 for v in per_clip.values())
+    assert (report["clips"], report["cfgs"]) == (10, 2)
+    hours = {"sat_d128_hours", "sat_d1024_hours", "aar_fp32_hours", "aar_int8_hours"}
+    assert hours <= set(report["totals"])
+    assert any("for 10 clips and 2 guidance values" in line for line in lines)
