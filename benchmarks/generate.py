@@ -324,6 +324,22 @@ def plot(results: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def per_scale_times(gen, knobs: dict, runs: int) -> dict:
+    """Seconds of each scale of one generation (batch 1, cfg 4) and of its decode, best of ``runs``:
+    where a generated second's time goes, scale by scale."""
+    best = None
+    for _ in range(runs + 1):  # the first is a warm-up
+        marks = [time.perf_counter()]
+        codes = gen.generate_codes(clap_vectors(1), cfg=CFG, seed=0, callback=lambda p: marks.append(
+            time.perf_counter()), **knobs)
+        start = time.perf_counter()
+        gen.tokenizer.decode(codes, batch_size=1)
+        steps = [b - a for a, b in zip(marks, marks[1:])] + [time.perf_counter() - start]
+        best = steps if best is None else [min(a, b) for a, b in zip(best, steps)]
+    scales = list(gen.config.scales)
+    return {"tokens": scales, "seconds": [round(t, 4) for t in best[:-1]], "decode_s": round(best[-1], 4)}
+
+
 def precision_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in PRECISIONS]
@@ -348,6 +364,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also let the last precision and the official loop take turns this long")
     p.add_argument("--profile", action="store_true",
                    help="also list the operators that take the time of one generation (last precision)")
+    p.add_argument("--per-scale", action="store_true",
+                   help="also time each scale of one generation and its decode, per precision")
     p.add_argument("--plot", help="write a PNG of the curves here (needs matplotlib)")
     args = p.parse_args(argv)
     setup(args)
@@ -410,6 +428,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.profile:
         report["profile"] = {"precision": args.precision[-1], "batch": 1, "cfg": CFG,
                              "operators": operator_profile(one_second)}
+    if args.per_scale:
+        report["per_scale"] = {name: per_scale_times(gen, knobs, max(runs, 3)) for name, gen in gens.items()}
     if args.kernels:
         width = base.config.embed_dim
         report["kernels"] = kernel_sweep(width, [2, 16] if args.tiny else [2, 32, 150, 512], max(runs, 5))
@@ -449,6 +469,14 @@ def main(argv: list[str] | None = None) -> dict:
                          for k in (name, "official", "ratio"))
         print(f"{name} and the official loop in turns for {s['seconds']:g} s ({s['turns']} turns, batch 1, "
               f"cfg 4), seconds per generated second and official over {name}: {line}")
+    if "per_scale" in report:
+        names = list(report["per_scale"])
+        first = report["per_scale"][names[0]]
+        print("milliseconds per scale of one generation (batch 1, cfg 4) and of its decode:")
+        rows = [[k, tokens, *(round(1000 * report["per_scale"][n]["seconds"][k], 1) for n in names)]
+                for k, tokens in enumerate(first["tokens"])]
+        rows.append(["decode", "", *(round(1000 * report["per_scale"][n]["decode_s"], 1) for n in names)])
+        table(["scale", "tokens", *names], rows)
     if "profile" in report:
         print(f"operators of one generation, {report['profile']['precision']}, batch 1, cfg 4:")
         table(["operator", "calls", "ms", "share"],

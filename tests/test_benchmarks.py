@@ -88,7 +88,8 @@ def test_tokenizer(run_in_process):
 
 def test_generate(run_in_process):
     precisions = ["fp32", "bf16", "int8"]
-    report, _ = run_in_process("generate", "--precision", ",".join(precisions), "--kernels", "--pooled")
+    report, lines = run_in_process("generate", "--precision", ",".join(precisions), "--kernels", "--pooled",
+                                   "--per-scale")
     points = {(r["precision"], r["cfg"], r["batch"]) for r in report["results"]}
     plain = {(p, c, b) for p in [*precisions, "official"] for c in (4.0, 0.0) for b in (1, 2)}
     assert points == plain | {(f"{p} pooled", c, 2) for p in precisions for c in (4.0, 0.0)}
@@ -105,6 +106,11 @@ def test_generate(run_in_process):
     assert report["auto_precision"] in ("fp32", "bf16", "int8")
     assert isinstance(report["machine"]["cpu_flags"], list)
     assert [k["rows"] for k in report["kernels"]] == [2, 16]
+    assert set(report["per_scale"]) == set(precisions)
+    for times in report["per_scale"].values():  # 16 scales, each timed, and the decode
+        assert len(times["seconds"]) == len(times["tokens"]) == 16 and times["tokens"][-1] == 75
+        assert all(t > 0 for t in times["seconds"]) and times["decode_s"] > 0
+    assert any(line.startswith("milliseconds per scale") for line in lines)
     # within the worst case of the int8 arithmetic on every CPU class (aar.precision.int8.rounding_bound)
     assert all(k["int8_within_bound"] and k["int8_max_abs_err"] > 0 for k in report["kernels"])
     assert report["kernels"][0]["int8_gflops"] > 0

@@ -22,7 +22,7 @@ from aar import SATTokenizer
 from aar.audio import load_audio
 from aar.cli import main
 from aar.conditioning.clap import ClapEncoder
-from aar.loading.codes_file import CodesFileError, load_codes, save_codes
+from aar.loading.codes_file import CodesFileError, load_codes, read_codes_header, save_codes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,6 +164,7 @@ def test_generate_samples_and_codes(work, official_generator, tmp_path, capsys):
     for j in (1, 2):  # output j: condition j // 2, seed 7 + j
         expected = official_generator.generate_codes(clap[j // 2], seed=7 + j, top_k=0, top_p=None)
         assert load_codes(tmp_path / f"g_{j}.codes", official_generator.tokenizer).equal(expected)
+    assert read_codes_header(tmp_path / "g_0.codes").precision == "fp32"
     # The four outputs were drawn as one batch; one call per output writes the same codes and samples
     # (not the same bytes: a float WAV holds the second it was written, in its PEAK chunk, and
     # safetensors writes its metadata in any order).
@@ -175,6 +176,21 @@ def test_generate_samples_and_codes(work, official_generator, tmp_path, capsys):
         codes = load_codes(alone / f"g_{j}.codes", official_generator.tokenizer)
         assert codes.equal(load_codes(tmp_path / f"g_{j}.codes", official_generator.tokenizer)), j
         assert np.array_equal(sf.read(alone / f"g_{j}.wav")[0], sf.read(tmp_path / f"g_{j}.wav")[0]), j
+
+
+def test_codes_files_record_the_precision_that_made_them(work, tmp_path, capsys):
+    """Generated codes carry the generator's precision (int8 here), encoded ones the tokenizer's, and
+    ``aar info`` shows it."""
+    assert main(["generate", "--clap", str(work / "clap.npy"), "-o", str(tmp_path / "g.wav"), "--model",
+                 str(work / "gen"), "--seed", "1", "--save-codes", "--precision", "int8", "-q"]) == 0
+    assert main(["encode", str(work / "tone.wav"), str(tmp_path / "tone.codes"), "--model", str(SAT_PTH),
+                 "-q"]) == 0
+    assert read_codes_header(tmp_path / "g.codes").precision == "int8"
+    assert read_codes_header(tmp_path / "tone.codes").precision == "fp32"
+    assert main(["info", str(tmp_path / "g.codes"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "int8"
+    assert main(["info", str(work / "other.codes")]) == 0  # written by save_codes: the tokenizer's
+    assert "fp32" in capsys.readouterr().out
 
 
 def test_long_generation_batches_write_what_single_calls_write(work, tmp_path):

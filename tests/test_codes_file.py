@@ -84,6 +84,24 @@ def test_metadata_and_storage(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["x.codes"]  # no temporary leftovers
 
 
+def test_the_precision_that_made_the_codes_is_recorded(tmp_path):
+    """Encoded codes: the tokenizer's weight dtype; generated ones: what the caller passes; a file
+    that does not say (written before aar recorded it) reads as ``""``, and ``aar info`` says so."""
+    from aar.cli.reports import codes_file_report
+
+    tok = _tok()
+    codes = _random_codes(tok)
+    assert read_codes_header(save_codes(tmp_path / "a.codes", codes, tok)).precision == "fp32"
+    assert read_codes_header(save_codes(tmp_path / "b.codes", codes, tok.to(torch.bfloat16))).precision == "bf16"
+    assert read_codes_header(save_codes(tmp_path / "c.codes", codes, tok, precision="int8")).precision == "int8"
+    meta = _metadata(tmp_path / "a.codes")
+    del meta["precision"]
+    save_file(safetensors.torch.load_file(str(tmp_path / "a.codes")), str(tmp_path / "old.codes"), metadata=meta)
+    assert read_codes_header(tmp_path / "old.codes").precision == ""
+    assert codes_file_report(tmp_path / "old.codes")["precision"] == "not recorded"
+    assert load_codes(tmp_path / "old.codes", tok.float()).equal(codes)
+
+
 def test_large_codebooks_use_int32(tmp_path):
     tok = _tok(SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=40000, scales=(1, 75)))
     codes = _random_codes(tok, batch=1, windows=1)

@@ -198,7 +198,8 @@ def generate(args) -> int:
         for b, path in enumerate(group):
             _write(args, path, wav_n1T[b], gen.sample_rate)
             if args.save_codes:
-                save_codes(path.with_suffix(".codes"), codes.item(b), gen.tokenizer, model=str(args.model))
+                save_codes(path.with_suffix(".codes"), codes.item(b), gen.tokenizer, model=str(args.model),
+                           precision=gen.precision)
     _say(args, f"wrote {', '.join(map(str, paths))}")
     return 0
 

@@ -99,6 +99,7 @@ def codes_file_report(path: str | os.PathLike) -> dict[str, Any]:
         "codebook_size": h.codebook_size,
         "tokenizer_fingerprint": h.fingerprint,
         "model": h.model,
+        "precision": h.precision or "not recorded",
     }
 
 

@@ -92,7 +92,7 @@ class Handlers:
             files += [str(wav), str(write_audio(wav.with_suffix(".flac"), audio, rate))]
             if with_codes and codes is not None:
                 files.append(str(save_codes(wav.with_suffix(".codes"), codes, self.engine.gen.tokenizer,
-                                            model=self.engine.model)))
+                                            model=self.engine.model, precision=self.engine.gen.precision)))
             players.append(str(wav))
         most = self.engine.settings.max_samples
         updates = [gr.update(value=p, visible=True) for p in players]

@@ -13,6 +13,10 @@ codebooks larger than 32768) shaped (B, W, s_i); the string metadata is::
     codebook_size         V: every id lies in [0, V)
     tokenizer_fingerprint ``SATTokenizer.fingerprint()`` of the tokenizer that wrote them
     model                 the model's name or path, if known ("" otherwise)
+    precision             the arithmetic that produced the codes: the generator's ``precision``
+                          ("fp32", "bf16", "int8") for generated codes, the tokenizer's weight
+                          dtype ("fp32", "bf16", "fp16") for encoded ones; absent from files
+                          written before aar recorded it
     aar_version           the library version that wrote the file
 
 Reading checks the file against itself (version, tensor names and shapes, id range) and, given a
@@ -43,6 +47,15 @@ FORMAT_VERSION = 1
 _INT16_MAX = 32767
 
 
+#: Names of the weight dtypes a tokenizer runs in, as ``precision=`` spells them.
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}
+
+
+def _tokenizer_precision(tokenizer: SATTokenizer) -> str:
+    dtype = next(tokenizer.parameters()).dtype
+    return _DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
 class CodesFileError(ValueError):
     """A codes file that is corrupt, of another format or version, or that does not fit the model."""
 
@@ -63,6 +76,8 @@ class CodesHeader:
         fingerprint: ``SATTokenizer.fingerprint()`` of the tokenizer that wrote the file.
         model: Name or path of that model, or ``""``.
         shapes: Shape (B, W, s_i) of each stored scale.
+        precision: The arithmetic that produced the codes (module docstring), or ``""`` where the
+            file does not say.
     """
 
     path: Path
@@ -76,6 +91,7 @@ class CodesHeader:
     fingerprint: str
     model: str
     shapes: tuple[tuple[int, ...], ...]
+    precision: str = ""
 
 
 def save_codes(
@@ -84,6 +100,7 @@ def save_codes(
     tokenizer: SATTokenizer,
     *,
     model: str | os.PathLike | None = None,
+    precision: str | None = None,
 ) -> Path:
     """Write codes to a codes file, atomically.
 
@@ -93,6 +110,9 @@ def save_codes(
         tokenizer: The tokenizer the codes belong to; they are checked against it and its
             fingerprint is recorded.
         model: Name or path of the model, recorded for people reading the file.
+        precision: The arithmetic that produced the codes, recorded: pass ``gen.precision`` for
+            generated codes. None: the tokenizer's weight dtype ("fp32" unless it was loaded in
+            bfloat16 or float16), what encoded codes come from.
 
     Returns:
         The written path.
@@ -131,6 +151,7 @@ def save_codes(
         "codebook_size": str(config.codebook_size),
         "tokenizer_fingerprint": tokenizer.fingerprint(),
         "model": "" if model is None else str(model),
+        "precision": _tokenizer_precision(tokenizer) if precision is None else str(precision),
         "aar_version": __version__,
     }
     from safetensors.torch import save_file
@@ -185,6 +206,7 @@ def read_codes_header(path: str | os.PathLike) -> CodesHeader:
         fingerprint=meta.get("tokenizer_fingerprint", ""),
         model=meta.get("model", ""),
         shapes=tuple(shapes.get(f"codes.{i}", ()) for i in range(len(scales))),
+        precision=meta.get("precision", ""),
     )
     _check_self_consistent(header, set(shapes))
     return header
