@@ -324,14 +324,17 @@ def plot(results: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _mark_into(marks: list[float]):
+    return lambda progress: marks.append(time.perf_counter())
+
+
 def per_scale_times(gen, knobs: dict, runs: int) -> dict:
     """Seconds of each scale of one generation (batch 1, cfg 4) and of its decode, best of ``runs``:
     where a generated second's time goes, scale by scale."""
     best = None
     for _ in range(runs + 1):  # the first is a warm-up
         marks = [time.perf_counter()]
-        codes = gen.generate_codes(clap_vectors(1), cfg=CFG, seed=0, callback=lambda p: marks.append(
-            time.perf_counter()), **knobs)
+        codes = gen.generate_codes(clap_vectors(1), cfg=CFG, seed=0, callback=_mark_into(marks), **knobs)
         start = time.perf_counter()
         gen.tokenizer.decode(codes, batch_size=1)
         steps = [b - a for a, b in zip(marks, marks[1:])] + [time.perf_counter() - start]

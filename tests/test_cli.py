@@ -77,7 +77,8 @@ def work(tmp_path_factory, official_generator):
 
 # ------------------------------------------------------------------------------------- main flows
 def test_encode_then_decode(work, official_tokenizer, tmp_path, capsys):
-    assert main(["encode", str(work / "tone.wav"), str(tmp_path / "tone.codes"), "--model", str(SAT_PTH)]) == 0
+    tone, codes_file = str(work / "tone.wav"), str(tmp_path / "tone.codes")
+    assert main(["encode", tone, codes_file, "--model", str(SAT_PTH)]) == 0
     assert "wrote" in (out := capsys.readouterr().out) and "2 window(s)" in out
     wav, rate = load_audio(work / "tone.wav")
     expected = official_tokenizer.encode(wav, rate)

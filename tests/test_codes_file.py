@@ -91,12 +91,16 @@ def test_the_precision_that_made_the_codes_is_recorded(tmp_path):
 
     tok = _tok()
     codes = _random_codes(tok)
-    assert read_codes_header(save_codes(tmp_path / "a.codes", codes, tok)).precision == "fp32"
-    assert read_codes_header(save_codes(tmp_path / "b.codes", codes, tok.to(torch.bfloat16))).precision == "bf16"
-    assert read_codes_header(save_codes(tmp_path / "c.codes", codes, tok, precision="int8")).precision == "int8"
+    def recorded(name, tokenizer, **kwargs):
+        return read_codes_header(save_codes(tmp_path / name, codes, tokenizer, **kwargs)).precision
+
+    assert recorded("a.codes", tok) == "fp32"
+    assert recorded("b.codes", tok.to(torch.bfloat16)) == "bf16"
+    assert recorded("c.codes", tok, precision="int8") == "int8"
     meta = _metadata(tmp_path / "a.codes")
     del meta["precision"]
-    save_file(safetensors.torch.load_file(str(tmp_path / "a.codes")), str(tmp_path / "old.codes"), metadata=meta)
+    tensors = safetensors.torch.load_file(str(tmp_path / "a.codes"))
+    save_file(tensors, str(tmp_path / "old.codes"), metadata=meta)
     assert read_codes_header(tmp_path / "old.codes").precision == ""
     assert codes_file_report(tmp_path / "old.codes")["precision"] == "not recorded"
     assert load_codes(tmp_path / "old.codes", tok.float()).equal(codes)
