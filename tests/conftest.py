@@ -119,7 +119,9 @@ def tiny_tokenizer() -> SATTokenizer:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A local Ray of 2 CPUs for the tests of one module (skipped where Ray Data is not installed)."""
+    """A local Ray of 2 CPUs for the tests of one module (skipped where Ray Data is not installed);
+    ``aar``'s ``ray_session`` uses a Ray already running as it is. Module-scoped: an idle Ray's own
+    processes would slow every later test."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

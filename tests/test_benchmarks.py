@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -159,15 +158,12 @@ def test_generate_spread_and_profile(run_in_process):
     assert any("in turns for 0 s" in line for line in lines)
 
 
-@pytest.mark.slow  # torch.compile's first call builds C++ kernels: 40-50 s on 2 cores
-@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on the CPU needs a C++ compiler")
-def test_generate_compile(tmp_path):
-    # Its own inductor cache: a shared one written by other processes at the same time has been
-    # seen to hold a library that crashes the next reader (malloc: "unaligned tcache chunk").
-    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile",
-                        env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
+@pytest.mark.slow  # a process of its own: dynamo's caches and settings stay out of the other tests
+def test_generate_compile():
+    report, lines = run("generate", "--batch-sizes", "1", "--no-baseline", "--compile")
     check = report["compile"]
     assert {"first_call_s", "eager_s", "compiled_s", "speedup"} <= set(check)
+    assert check["backend"] == "aot_eager"  # --tiny: graph capture without inductor's C++ build
     assert check["logits_max_abs_diff"] < 1e-4  # the compiled graph computes the same logits
     assert any("torch.compile" in line for line in lines)
 

@@ -314,7 +314,7 @@ def test_readme_evaluation_lines_run(work, stand_ins, tmp_path, monkeypatch, cap
 
 
 @pytest.mark.slow
-def test_compare_on_ray_equals_the_local_run(work, stand_ins, tmp_path, capsys):
+def test_compare_on_ray_equals_the_local_run(local_ray, work, stand_ins, tmp_path, capsys):
     pytest.importorskip("ray.data")
     import eval_stand_ins
     from ray import cloudpickle
@@ -331,7 +331,7 @@ def test_compare_on_ray_equals_the_local_run(work, stand_ins, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_reconstruct_on_ray_equals_the_local_run(work, tmp_path, monkeypatch, capsys):
+def test_reconstruct_on_ray_equals_the_local_run(local_ray, work, tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray.data")
     few = tmp_path / "few"
     few.mkdir()

@@ -294,7 +294,7 @@ def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, f
                                 **options)
     remote = evaluate_generation(official_generator, clap, reference, tmp_path / "ray", TinyExtractor(),
                                  runner=ray_runner(model, None, "local", concurrency=2),
-                                 embedder=ray_embedder("local", concurrency=2), **options)
+                                 embedder=ray_embedder("local", concurrency=1), **options)
     for job in plan_jobs(2, (0.0, 2.0), 1, 3, "."):
         a, _ = load_audio(tmp_path / "local" / job.path)
         b, _ = load_audio(tmp_path / "ray" / job.path)
@@ -304,7 +304,7 @@ def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, f
     # a cache shared with the workers: they fill it, and a local run reads it back without embedding
     cache = metrics.EmbeddingCache(tmp_path / "cache")
     on_ray = compare_sets(reference, tmp_path / "ray" / "cfg_2", TinyExtractor(), cache=cache,
-                          embedder=ray_embedder("local", concurrency=2))
+                          embedder=ray_embedder("local", concurrency=1))
     counting = TinyExtractor()
     here = compare_sets(reference, tmp_path / "ray" / "cfg_2", counting, cache=cache)
     assert counting.calls == 0 and same_scores(here.fad, on_ray.fad) and here.errors == on_ray.errors

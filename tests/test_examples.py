@@ -55,13 +55,37 @@ def _run(script, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+def _run_here(script, *args, cwd):
+    """``script`` run in this process as ``__main__`` (one torch thread, as ``_run`` gives it), its
+    exit status and printed output in ``_run``'s form."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, threads, here = sys.argv, torch.get_num_threads(), os.getcwd()
+    sys.argv = [str(EXAMPLES / script), *map(str, args)]
+    torch.set_num_threads(1)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+        code = 0
+    except SystemExit as end:  # the scripts end in sys.exit(run_script(main))
+        code = end.code
+    finally:
+        sys.argv = argv
+        torch.set_num_threads(threads)
+        os.chdir(here)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
 @pytest.fixture(scope="module")
 def runs(inputs, tmp_path_factory):
-    """Every script once, as a user would start it, two at a time."""
+    """Every script once: the round trip started as a user would (a process of its own), the others
+    in this process while it runs."""
     out = tmp_path_factory.mktemp("outputs")
-    jobs = {
-        "roundtrip_file": ("roundtrip.py", inputs / "clip.wav", "--model", SAT_PTH,
-                           "--out", out / "clip.wav"),
+    in_process = {
         "coarse_to_fine": ("coarse_to_fine.py", inputs / "clip.wav", "--model", SAT_PTH,
                            "--out-dir", out / "previews", "--scales", "1", "4", "16"),
         "text_to_audio": ("text_to_audio.py", "a cat", "--model", AAR_PTH, "--tokenizer", SAT_PTH,
@@ -71,9 +95,12 @@ def runs(inputs, tmp_path_factory):
                       "--out-dir", out / "variations"),
         "tokenize_folder": ("tokenize_folder.py", inputs / "tree", out / "codes", "--model", SAT_PTH),
     }
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_run, *job, cwd=out) for name, job in jobs.items()}
-        return out, {name: f.result() for name, f in futures.items()}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        roundtrip = pool.submit(_run, "roundtrip.py", inputs / "clip.wav", "--model", SAT_PTH,
+                                "--out", out / "clip.wav", cwd=out)
+        results = {name: _run_here(*job, cwd=out) for name, job in in_process.items()}
+        results["roundtrip_file"] = roundtrip.result()
+    return out, results
 
 
 def _ok(result):
