@@ -292,22 +292,20 @@ def test_generation_on_ray_equals_the_local_run(local_ray, official_generator, f
     options = dict(cfgs=(0.0, 2.0), seed=3)
     local = evaluate_generation(official_generator, clap, reference, tmp_path / "local", TinyExtractor(),
                                 **options)
+    cache = metrics.EmbeddingCache(tmp_path / "cache")  # shared with the workers, who fill it
     remote = evaluate_generation(official_generator, clap, reference, tmp_path / "ray", TinyExtractor(),
                                  runner=ray_runner(model, None, "local", concurrency=2),
-                                 embedder=ray_embedder("local", concurrency=1), **options)
+                                 embedder=ray_embedder("local", concurrency=1), cache=cache, **options)
     for job in plan_jobs(2, (0.0, 2.0), 1, 3, "."):
         a, _ = load_audio(tmp_path / "local" / job.path)
         b, _ = load_audio(tmp_path / "ray" / job.path)
         assert torch.equal(a, b), job
     assert same_scores([p.fad for p in remote.points], [p.fad for p in local.points])
     assert remote.errors == local.errors and [e.path for e in local.errors] == [str(folder["broken"])]
-    # a cache shared with the workers: they fill it, and a local run reads it back without embedding
-    cache = metrics.EmbeddingCache(tmp_path / "cache")
-    on_ray = compare_sets(reference, tmp_path / "ray" / "cfg_2", TinyExtractor(), cache=cache,
-                          embedder=ray_embedder("local", concurrency=1))
+    # the workers filled the cache: a local run reads it back without embedding, to the same FAD
     counting = TinyExtractor()
     here = compare_sets(reference, tmp_path / "ray" / "cfg_2", counting, cache=cache)
-    assert counting.calls == 0 and same_scores(here.fad, on_ray.fad) and here.errors == on_ray.errors
+    assert counting.calls == 0 and same_scores(here.fad, remote.points[1].fad)
 
 
 @pytest.mark.slow
