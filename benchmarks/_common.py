@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -57,6 +58,16 @@ def clap_vectors(batch: int, seed: int = 0) -> torch.Tensor:
     """Unit-norm stand-ins for CLAP embeddings, (batch, 512)."""
     v = torch.randn(batch, 512, generator=torch.Generator().manual_seed(seed))
     return v / v.norm(dim=1, keepdim=True)
+
+
+def tone_audio(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
+    """Deterministic test audio (1, 1, T) at ``rate``: three decaying tones over low noise."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * rate)) / rate
+    wav = 0.02 * torch.randn(t.shape, generator=g)
+    for f in (110.0, 440.0, 1800.0):
+        wav += 0.2 * torch.sin(2 * math.pi * f * t) * torch.exp(-(t % 2.0))
+    return wav.view(1, 1, -1)
 
 
 def timed(fn: Callable[[], object], runs: int) -> float:

@@ -38,14 +38,13 @@ goes to stdout; the last line is one JSON object.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _common import build_generator, clap_vectors, emit, machine, parser, setup, sizes, table
+from _common import build_generator, clap_vectors, emit, machine, parser, setup, sizes, table, tone_audio
 
 from aar import SATConfig, SATTokenizer
 from aar.audio import write_audio
@@ -61,16 +60,6 @@ FILE_RATE = 48_000
 AUDIOSET_EVAL_CLIPS = 17_142
 #: The paper's guidance sweep: 2, 4, ..., 18.
 PAPER_CFGS = 9
-
-
-def clip(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
-    """(1, 1, T) test audio: tones over noise."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(int(seconds * rate)) / rate
-    wav = 0.02 * torch.randn(t.shape, generator=g)
-    for f in (110.0, 440.0, 1800.0):
-        wav += 0.2 * torch.sin(2 * math.pi * f * t) * torch.exp(-(t % 2.0))
-    return wav.view(1, 1, -1)
 
 
 #: The 1-minute load average after each step (the machine may be shared: it says what a step competed with).
@@ -93,8 +82,8 @@ def measure(tiny: bool, runs: int, folder: Path) -> dict:
     protocol = get_protocol("paper")
     files = [folder / f"clip_{i}.wav" for i in range(2)]
     for i, path in enumerate(files):
-        write_audio(path, clip(seconds, FILE_RATE, seed=i)[0], FILE_RATE)
-    wav = clip(seconds, RATE)
+        write_audio(path, tone_audio(seconds, FILE_RATE, seed=i)[0], FILE_RATE)
+    wav = tone_audio(seconds, RATE)
     torch.manual_seed(0)
     sat_config, _ = sizes(tiny)
     tok = SATTokenizer(sat_config).eval()

@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import resource
 import subprocess
 import sys
 import time
 
 import torch
-from _common import emit, machine, parser, setup, sizes, table
+from _common import emit, machine, parser, setup, sizes, table, tone_audio
 
 from aar import SATTokenizer
 from aar.tokenizer import DEFAULT_WINDOW_BATCH
@@ -43,13 +42,8 @@ RATE = 24000
 
 
 def audio(seconds: float, seed: int = 0) -> torch.Tensor:
-    """Deterministic test audio (1, 1, T): three decaying tones over low noise."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(int(seconds * RATE)) / RATE
-    wav = 0.02 * torch.randn(t.shape, generator=g)
-    for f in (110.0, 440.0, 1800.0):
-        wav += 0.2 * torch.sin(2 * math.pi * f * t) * torch.exp(-(t % 2.0))
-    return wav.view(1, 1, -1)
+    """Deterministic test audio (1, 1, T) at 24 kHz."""
+    return tone_audio(seconds, RATE, seed)
 
 
 def build(tiny: bool) -> SATTokenizer:
