@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from aar import AARConfig, AARGenerator, SATConfig, SATTokenizer
+from aar.precision.cpu import cpu_features
 
 # The writer of the official checkpoint layout lives with the tests that prove it inverts
 # aar.loading.official; benchmarks run from a source checkout and use that one copy.
@@ -25,6 +26,9 @@ TINY_SAT = SATConfig(n_filters=4, dimension=8, latent_dim=8, codebook_size=64)
 TINY_AAR = AARConfig(depth=1, embed_dim=64, num_heads=1, latent_dim=8, codebook_size=64)
 RELEASED = "SATConfig() + AARConfig() (SAT_d128_lat128 + AAR_d16_bs2048 sizes, random weights)"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: /proc/cpuinfo flags that decide the fast paths, reported with the machine.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_int8")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -113,7 +117,8 @@ def gemm_rates(n: int = 1024, k: int = 4096, repeats: int = 5) -> dict:
 
 
 def machine(tiny: bool = False) -> dict:
-    """CPU model, cores, memory and versions, as the JSON reports them (and GEMM rates unless tiny)."""
+    """CPU model and flags, cores, memory and versions, as the JSON reports them (and GEMM rates
+    unless tiny)."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -126,7 +131,8 @@ def machine(tiny: bool = False) -> dict:
         mem = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return {
-        "cpu": model, "cpu_count": os.cpu_count(), "memory_gib": mem,
+        "cpu": model, "cpu_flags": sorted(set(CPU_FLAGS) & cpu_features().flags),
+        "cpu_count": os.cpu_count(), "memory_gib": mem,
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "amx_bf16": bool(amx), "load_average_1min": round(os.getloadavg()[0], 2),

@@ -61,12 +61,9 @@ from _spread import operator_profile, spread
 from aar.generation.sampling import cfg_mix, guidance_scale, make_generator, sample
 from aar.nn.linear import Linear
 from aar.precision.int8 import Int8Weight, rounding_bound
-from aar.precision.policy import PRECISIONS, apply_precision, auto_precision, cpu_features, measured_speedups
+from aar.precision.policy import PRECISIONS, apply_precision, auto_precision, measured_speedups
 
 CFG = 4.0
-#: /proc/cpuinfo flags that decide the fast paths, reported in the JSON.
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512_fp16",
-             "amx_tile", "amx_bf16", "amx_int8")
 
 
 def _ln(x_BlC, scale_B1C, shift_B1C, eps: float):
@@ -447,7 +444,6 @@ def main(argv: list[str] | None = None) -> dict:
         **{name: accuracy(sharp, apply_precision(copy.deepcopy(sharp), name))
            for name in args.precision if name != "fp32"}}
     report["machine"] = machine(args.tiny)
-    report["machine"]["cpu_flags"] = sorted(set(CPU_FLAGS) & cpu_features().flags)
     report["auto_precision"] = auto_precision("cpu")
     report["measured_speedups"] = {k: round(v, 2) for k, v in measured_speedups().items()}
 

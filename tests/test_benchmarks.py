@@ -16,7 +16,7 @@ import torch
 import aar.precision.int8 as int8
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-MACHINE = {"cpu", "cpu_count", "torch", "torch_threads", "amx_bf16", "load_average_1min"}
+MACHINE = {"cpu", "cpu_flags", "cpu_count", "torch", "torch_threads", "amx_bf16", "load_average_1min"}
 
 
 def _parse(stdout: str, name: str) -> tuple[dict, list[str]]:
@@ -190,3 +190,20 @@ def test_eval_time(run_in_process):
     hours = {"sat_d128_hours", "sat_d1024_hours", "aar_fp32_hours", "aar_int8_hours"}
     assert hours <= set(report["totals"])
     assert any("for 10 clips and 2 guidance values" in line for line in lines)
+
+
+def test_step_backends(run_in_process):
+    report, lines = run_in_process("step_backends", "--backends", "fp32,aar,ort", "--runs", "1")
+    scales = report["config"]["scales"]
+    assert report["exported_step_vs_fp32"] < 1e-5  # what the exporters get is aar's float32 step
+    errors = report["max_abs_error_vs_fp32"]
+    assert errors["fp32"] == 0.0 and 0.0 < errors["aar"] < 0.05  # int8 rounds, but computes the block
+    for name in ("fp32", "aar"):
+        assert len(report["per_scale_ms"][name]) == len(scales)
+        assert report["blocks_s"][name] > 0
+    if "ort" in report["skipped"]:  # onnxruntime is not part of any extra
+        assert report["skipped"]["ort"].startswith("not installed")
+    else:  # one int8 product per attention and FFN layer of every block
+        assert report["quantize_nodes"]["ort"] == 4 * report["config"]["depth"]
+        assert 0.0 < errors["ort"] < 0.05
+    assert any(line.split()[:2] == ["all", str(sum(scales))] for line in lines)
