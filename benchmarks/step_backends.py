@@ -1,8 +1,7 @@
 """The transformer blocks of one generation, scale by scale, in aar's int8 and on other int8 backends.
 
-    python benchmarks/step_backends.py                             # every backend that is installed
-    python benchmarks/step_backends.py --backends fp32,aar,ort     # a subset
-    python benchmarks/step_backends.py --depth 1                   # one block (inductor compiles fast)
+    python benchmarks/step_backends.py                             # fp32, aar and ort (if installed)
+    python benchmarks/step_backends.py --depth 1 --backends fp32,aar,ort,inductor   # one block
     python benchmarks/step_backends.py --tiny                      # a tiny model (for tests)
 
 Most of a guided second is the 16 blocks run once per scale (16 steps). This benchmark times the
@@ -22,13 +21,16 @@ run by run so that they share the machine's load:
 - ``inductor``: the same step quantized with PT2E (torchao's ``X86InductorQuantizer``, dynamic
   per-tensor activations, int8 per-channel weights) and compiled by ``torch.compile`` (inductor,
   freezing on), one static graph per scale (16 shapes), compile time reported apart. Needs
-  ``pip install torchao`` and a C++ compiler; the 16-block graphs need much memory and time to
-  compile, ``--depth 1`` does not.
+  ``pip install torchao`` and a C++ compiler. Only when named: on a 2-core machine the 16-block graphs
+  did not finish compiling in 13 minutes and took over 12 GB; ``--depth 1`` compiles in about a
+  minute.
 
 The JSON holds how far ``FloatStep`` is from aar's float32 blocks (what the exporters get), each
 backend's max abs error against float32 at the last scale, and how many int8 products each
 exporter made, so that a backend that skipped a product shows. Time per scale is the best of
-``--runs``. The table goes to stdout; the last line is one JSON object with the machine.
+``--runs``; aar's include its cache writes, the exported step's only the call (the appending of
+its new keys and values to the past it is given next is not timed). The table goes to stdout; the
+last line is one JSON object with the machine.
 """
 
 from __future__ import annotations
@@ -227,7 +229,8 @@ def inductor_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig):
 
 def main(argv: list[str] | None = None) -> dict:
     p = parser(__doc__)
-    p.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated, from {BACKENDS}")
+    p.add_argument("--backends", default="fp32,aar,ort",
+                   help=f"comma-separated, from {BACKENDS} (default: fp32,aar,ort)")
     p.add_argument("--runs", type=int, default=5, help="timed passes over the scales (best per scale)")
     p.add_argument("--depth", type=int, help="blocks (default: the released 16; --tiny: 2)")
     args = p.parse_args(argv)
