@@ -18,6 +18,8 @@ run by run so that they share the machine's load:
   to ONNX (``torch.onnx.export``), quantized by onnxruntime's ``quantize_dynamic`` (int8
   per-channel weights; activations per tensor, so a row's numbers depend on its batch-mates) and run
   by onnxruntime on the same threads. Needs ``pip install onnxruntime onnx onnxscript``.
+- ``ort-rows``: the same export with aar's int8 arithmetic written into the ONNX graph
+  (``per_row_int8``: per-row activation scales, ``MatMulInteger``), batch-invariant like aar's.
 - ``inductor``: the same step quantized with PT2E (torchao's ``X86InductorQuantizer``, dynamic
   per-tensor activations, int8 per-channel weights) and compiled by ``torch.compile`` (inductor,
   freezing on), one static graph per scale (16 shapes), compile time reported apart. Needs
@@ -26,8 +28,10 @@ run by run so that they share the machine's load:
   minute.
 
 The JSON holds how far ``FloatStep`` is from aar's float32 blocks (what the exporters get), each
-backend's max abs error against float32 at the last scale, and how many int8 products each
-exporter made, so that a backend that skipped a product shows. Time per scale is the best of
+backend's max abs error against float32 at the last scale, how many int8 products each exporter
+made (so that a backend that skipped a product shows), and how much the conditional row's output
+moves when the unconditional row beside it is 50 times larger (0 where a row's numbers do not depend
+on its batch-mates). Time per scale is the best of
 ``--runs``; aar's include its cache writes, the exported step's only the call (the appending of
 its new keys and values to the past it is given next is not timed). The table goes to stdout; the
 last line is one JSON object with the machine.
@@ -53,7 +57,7 @@ from aar.nn.transformer import AARTransformer
 from aar.precision.cpu import cpu_features
 from aar.precision.swaps import to_int8
 
-BACKENDS = ("fp32", "aar", "ort", "inductor")
+BACKENDS = ("fp32", "aar", "ort", "ort-rows", "inductor")
 TINY = AARConfig(depth=2, embed_dim=64, num_heads=2, scales=(1, 2, 4))
 
 
@@ -149,8 +153,64 @@ def aar_runner(model: AARTransformer, cond_BC: torch.Tensor):
     return run
 
 
-def ort_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig, threads: int):
-    """Export ``step`` to ONNX and quantize it dynamically: a runner, setup seconds, int8 products."""
+def per_row_int8(model) -> int:
+    """Rewrite every product of an ONNX ``model`` with a weight, in place, as aar's int8 arithmetic:
+    symmetric per-output-channel int8 weights, and each activation row quantized on its own largest
+    magnitude (127 steps), multiplied by ``MatMulInteger`` into int32 and scaled back, so that a row's
+    result does not depend on the other rows. Returns how many products it rewrote."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+
+    def constant(name: str, value: np.ndarray) -> str:
+        graph.initializer.append(numpy_helper.from_array(value, name))
+        return name
+
+    c127 = constant("rows_127", np.array(127.0, np.float32))
+    tiny = constant("rows_tiny", np.array(1e-30, np.float32))
+    c128 = constant("rows_128", np.array(128.0, np.float32))
+    zero = constant("rows_zero", np.array(128, np.uint8))
+    last = constant("rows_last_axis", np.array([-1], np.int64))
+    nodes, count = [], 0
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in weights:
+            nodes.append(node)
+            continue
+        w_KM = numpy_helper.to_array(weights[node.input[1]])
+        scale_M = np.abs(w_KM).max(axis=0) / 127.0
+        scale_M[scale_M == 0] = 1.0
+        p, x = f"rows{count}_", node.input[0]
+        wq = constant(p + "wq", np.round(w_KM / scale_M).astype(np.int8))
+        ws = constant(p + "ws", scale_M.astype(np.float32))
+        make = helper.make_node
+        nodes += [
+            make("Abs", [x], [p + "abs"]),
+            make("ReduceMax", [p + "abs", last], [p + "max"], keepdims=1),
+            make("Max", [p + "max", tiny], [p + "max1"]),  # an all-zero row keeps a nonzero scale
+            make("Div", [p + "max1", c127], [p + "step"]),
+            make("Div", [x, p + "step"], [p + "unit"]),
+            make("Round", [p + "unit"], [p + "round"]),
+            make("Add", [p + "round", c128], [p + "shifted"]),  # uint8 codes around 128: the fast u8s8 kernel
+            make("Cast", [p + "shifted"], [p + "q"], to=TensorProto.UINT8),
+            make("MatMulInteger", [p + "q", wq, zero], [p + "acc"]),
+            make("Cast", [p + "acc"], [p + "accf"], to=TensorProto.FLOAT),
+            make("Mul", [p + "accf", p + "step"], [p + "rows"]),
+            make("Mul", [p + "rows", ws], [node.output[0]]),
+        ]
+        count += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return count
+
+
+def ort_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig, threads: int, per_row: bool):
+    """Export ``step`` to ONNX and make it int8: onnxruntime's ``quantize_dynamic`` (per-tensor
+    activations) or, with ``per_row``, ``per_row_int8``. A runner, setup seconds, int8 products."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -167,7 +227,12 @@ def ort_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig, threads: i
         torch.onnx.export(step, (scale_inputs(config)[1], past, past.clone(), ada), float_path,
                           input_names=["x", "k_past", "v_past", "ada"], output_names=["y", "k", "v"],
                           dynamic_axes=axes, dynamo=False)
-        quantize_dynamic(float_path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
+        if per_row:
+            model = onnx.load(float_path)
+            per_row_int8(model)
+            onnx.save(model, int8_path)
+        else:
+            quantize_dynamic(float_path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
         int8_ops = sum(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")
                        for node in onnx.load(int8_path).graph.node)
         session = ort.InferenceSession(int8_path, options, providers=["CPUExecutionProvider"])
@@ -258,7 +323,9 @@ def main(argv: list[str] | None = None) -> dict:
         runners["fp32"] = aar_runner(float_model, cond_BC)
     if "aar" in backends:
         runners["aar"] = aar_runner(int8_model, cond_BC)
-    for name, build in (("ort", lambda: ort_runner(step, ada, config, torch.get_num_threads())),
+    threads = torch.get_num_threads()
+    for name, build in (("ort", lambda: ort_runner(step, ada, config, threads, per_row=False)),
+                        ("ort-rows", lambda: ort_runner(step, ada, config, threads, per_row=True)),
                         ("inductor", lambda: inductor_runner(step, ada, config))):
         if name in backends:
             try:
@@ -280,6 +347,10 @@ def main(argv: list[str] | None = None) -> dict:
                     reference = outs
                 if reference is not None:
                     errors[name] = float((outs[-1] - reference[-1]).abs().max())
+        # Batch-mates: the unconditional row 50 times larger; a per-row int8 keeps row 0 as it was.
+        louder = [torch.stack((x[0], 50 * x[1])) for x in inputs]
+        mates = {name: float((run(louder)[1][-1][0] - run(inputs)[1][-1][0]).abs().max())
+                 for name, run in runners.items()}
     rows = [[si, s, *(round(best[n][si] * 1e3, 2) for n in runners)] for si, s in enumerate(config.scales)]
     totals = {n: sum(best[n]) for n in runners}
     rows.append(["all", sum(config.scales), *(round(totals[n] * 1e3, 1) for n in runners)])
@@ -288,7 +359,8 @@ def main(argv: list[str] | None = None) -> dict:
               "config": dataclasses.asdict(config), "runs": args.runs, "exported_step_vs_fp32": step_error,
               "per_scale_ms": {n: [round(t * 1e3, 3) for t in best[n]] for n in runners},
               "blocks_s": {n: round(t, 4) for n, t in totals.items()},
-              "max_abs_error_vs_fp32": errors, "setup_s": {n: round(t, 1) for n, t in setup_s.items()},
+              "max_abs_error_vs_fp32": errors, "row_change_when_its_mate_is_50x": mates,
+              "setup_s": {n: round(t, 1) for n, t in setup_s.items()},
               "quantize_nodes": quantize_nodes, "skipped": skipped, "machine": machine(args.tiny)}
     return emit(result)
 

@@ -193,17 +193,22 @@ def test_eval_time(run_in_process):
 
 
 def test_step_backends(run_in_process):
-    report, lines = run_in_process("step_backends", "--backends", "fp32,aar,ort", "--runs", "1")
+    report, lines = run_in_process("step_backends", "--backends", "fp32,aar,ort,ort-rows", "--runs", "1")
     scales = report["config"]["scales"]
     assert report["exported_step_vs_fp32"] < 1e-5  # what the exporters get is aar's float32 step
-    errors = report["max_abs_error_vs_fp32"]
-    assert errors["fp32"] == 0.0 and 0.0 < errors["aar"] < 0.05  # int8 rounds, but computes the block
+    errors, mates = report["max_abs_error_vs_fp32"], report["row_change_when_its_mate_is_50x"]
+    assert errors["fp32"] == 0.0 and 0.0 < errors["aar"] < 0.05  # int8 rounds, but computes the blocks
+    assert mates["fp32"] == 0.0 and mates["aar"] == 0.0  # a row does not depend on its batch-mate
     for name in ("fp32", "aar"):
         assert len(report["per_scale_ms"][name]) == len(scales)
         assert report["blocks_s"][name] > 0
     if "ort" in report["skipped"]:  # onnxruntime is not part of any extra
         assert report["skipped"]["ort"].startswith("not installed")
+        assert report["skipped"]["ort-rows"].startswith("not installed")
     else:  # one int8 product per attention and FFN layer of every block
-        assert report["quantize_nodes"]["ort"] == 4 * report["config"]["depth"]
-        assert 0.0 < errors["ort"] < 0.05
+        for name in ("ort", "ort-rows"):
+            assert report["quantize_nodes"][name] == 4 * report["config"]["depth"]
+            assert 0.0 < errors[name] < 0.05
+        assert mates["ort"] > 1e-4  # one activation scale per tensor: the mate moves the row
+        assert mates["ort-rows"] == 0.0  # aar's per-row arithmetic in the graph: it does not
     assert any(line.split()[:2] == ["all", str(sum(scales))] for line in lines)
