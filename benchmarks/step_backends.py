@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> dict:
     setup(args)
     backends = [b for b in args.backends.split(",") if b]
     unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown or not backends:
-        p.error(f"unknown backend(s) {unknown or args.backends!r}; choose from {BACKENDS}")
+    if unknown:
+        p.error(f"unknown backend(s) {unknown}; choose from {BACKENDS}")
+    if not backends:
+        p.error(f"--backends names no backend (got {args.backends!r}); choose from {BACKENDS}")
     if args.runs < 1:
         p.error(f"--runs must be at least 1, got {args.runs}")
     config = TINY if args.tiny else AARConfig()
