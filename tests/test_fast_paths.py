@@ -196,3 +196,22 @@ def test_requests_share_a_product_only_where_it_was_seen_to_keep_their_bits():
     zeros = torch.zeros(4, 3, 16)
     assert torch.equal(by_request(also_rounds_otherwise, zeros, 2, (w,)), torch.zeros(4, 3, 8))
     assert torch.equal(by_request(also_rounds_otherwise, x, 2, (w,)), apart)
+
+
+def test_trying_a_product_leaves_the_global_random_stream_alone():
+    """The random values of ``by_request``'s first trial of a kind come from a stream of their own:
+    a caller's ``torch.manual_seed`` draws the same numbers whether or not a trial ran in between."""
+    import torch.nn.functional as F
+
+    from aar.nn.linear import by_request
+
+    x, w = torch.randn(6, 5, 24), torch.randn(7, 24)
+
+    def product(v):  # a kind of its own: no earlier call has tried it
+        return F.linear(v, w)
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    by_request(product, x, 3, (w,))  # the first call of the kind: tried both ways
+    assert torch.equal(torch.rand(3), expected)

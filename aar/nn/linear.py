@@ -82,10 +82,14 @@ def _kind(x: Tensor | None) -> tuple | None:
 
 
 def _random_like(x: Tensor) -> Tensor:
-    """Standard normal values with ``x``'s shape, strides, dtype, device and 64-byte alignment."""
+    """Standard normal values with ``x``'s shape, strides, dtype, device and 64-byte alignment.
+
+    They come from a random stream of their own, so probing a product leaves the global one (which a
+    caller may have seeded for its own draws) as it was."""
     span = 1 + sum((size - 1) * stride for size, stride in zip(x.shape, x.stride()))
     step = 64 // x.element_size()
-    buffer = torch.randn(span + step, dtype=x.dtype, device=x.device)
+    stream = torch.Generator(device=x.device).manual_seed(0)
+    buffer = torch.randn(span + step, dtype=x.dtype, device=x.device, generator=stream)
     shift = (x.data_ptr() - buffer.data_ptr()) % 64 // x.element_size()
     return buffer.as_strided(x.shape, x.stride(), shift)
 
