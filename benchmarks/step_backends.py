@@ -117,21 +117,29 @@ def _empty_past(config: AARConfig, seen: int = 0) -> torch.Tensor:
     return torch.zeros(config.depth, 2, H, seen, config.embed_dim // H)
 
 
+def run_steps(call, inputs: list, past, cat) -> tuple[list[float], list[torch.Tensor]]:
+    """Every scale through an exported step ``call(si, x, k_past, v_past) -> (y, k, v)``, the keys
+    and values it returns appended (``cat``) to the past it is given next: per-scale seconds of each
+    call, and the outputs as tensors."""
+    times, outs = [], []
+    ks = vs = past
+    for si, x in enumerate(inputs):
+        start = time.perf_counter()
+        y, kn, vn = call(si, x, ks, vs)
+        times.append(time.perf_counter() - start)
+        ks, vs = cat(ks, kn), cat(vs, vn)
+        outs.append(torch.as_tensor(y))
+    return times, outs
+
+
+def _cat_tokens(past: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    return torch.cat((past, new), 3)
+
+
 def eager_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig):
     """``step`` itself, eagerly, with a concatenated cache: what the exporters are given."""
-
-    def run(inputs):
-        times, outs = [], []
-        ks = vs = _empty_past(config)
-        for x in inputs:
-            start = time.perf_counter()
-            y, kn, vn = step(x, ks, vs, ada)
-            times.append(time.perf_counter() - start)
-            ks, vs = torch.cat((ks, kn), 3), torch.cat((vs, vn), 3)
-            outs.append(y)
-        return times, outs
-
-    return run
+    return lambda inputs: run_steps(lambda si, x, k, v: step(x, k, v, ada), inputs, _empty_past(config),
+                                    _cat_tokens)
 
 
 def aar_runner(model: AARTransformer, cond_BC: torch.Tensor):
@@ -240,17 +248,11 @@ def ort_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig, threads: i
         session = ort.InferenceSession(int8_path, options, providers=["CPUExecutionProvider"])
     ada_np = ada.numpy()
 
+    def call(si, x, k_past, v_past):
+        return session.run(None, {"x": x.numpy(), "k_past": k_past, "v_past": v_past, "ada": ada_np})
+
     def run(inputs):
-        times, outs = [], []
-        ks = vs = _empty_past(config).numpy()
-        for x in inputs:
-            feed = {"x": x.numpy(), "k_past": ks, "v_past": vs, "ada": ada_np}
-            start = time.perf_counter()
-            y, kn, vn = session.run(None, feed)
-            times.append(time.perf_counter() - start)
-            ks, vs = np.concatenate((ks, kn), 3), np.concatenate((vs, vn), 3)
-            outs.append(torch.from_numpy(y))
-        return times, outs
+        return run_steps(call, inputs, _empty_past(config).numpy(), lambda a, b: np.concatenate((a, b), 3))
 
     return run, time.perf_counter() - started, int8_ops
 
@@ -281,15 +283,8 @@ def inductor_runner(step: FloatStep, ada: torch.Tensor, config: AARConfig):
         seen += x.shape[1]
 
     def run(inputs):
-        times, outs = [], []
-        ks = vs = _empty_past(config)
-        for module, x in zip(compiled, inputs):
-            start = time.perf_counter()
-            y, kn, vn = module(x, ks, vs, ada)
-            times.append(time.perf_counter() - start)
-            ks, vs = torch.cat((ks, kn), 3), torch.cat((vs, vn), 3)
-            outs.append(y)
-        return times, outs
+        return run_steps(lambda si, x, k, v: compiled[si](x, k, v, ada), inputs, _empty_past(config),
+                         _cat_tokens)
 
     return run, time.perf_counter() - started, int8_ops
 
